@@ -21,6 +21,8 @@
 
 pub mod error;
 pub mod float;
+pub mod linalg;
+pub mod network;
 
 pub use error::{Error, Result};
 pub use float::Float;
