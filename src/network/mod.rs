@@ -41,3 +41,56 @@ impl<T: Float> Network<T> {
         s
     }
 }
+
+/// dJ/dW^l and dJ/db^l for every weight layer, shaped like the network's layers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradients<T> {
+    /// dJ/dW^l, one matrix per layer, shaped like `layers[i].weights`.
+    pub weights: Vec<Matrix<T>>,
+    /// dJ/db^l, one vector per layer, shaped like `layers[i].biases`.
+    pub biases: Vec<Vec<T>>,
+}
+
+impl<T: Float> Gradients<T> {
+    /// Zero gradients shaped like `net`.
+    pub fn zeros_like(net: &Network<T>) -> Self {
+        Gradients {
+            weights: net
+                .layers
+                .iter()
+                .map(|l| Matrix::zeros(l.weights.rows(), l.weights.cols()))
+                .collect(),
+            biases: net
+                .layers
+                .iter()
+                .map(|l| vec![T::zero(); l.biases.len()])
+                .collect(),
+        }
+    }
+}
+
+impl<T: Float> Network<T> {
+    /// Every parameter tensor paired with its gradient, in a fixed order (for each layer:
+    /// weights, then biases). Optimizers key their per-tensor state by the position in
+    /// this order.
+    ///
+    /// # Panics
+    /// If `grads` is not shaped like the network.
+    pub fn params_and_grads<'a>(
+        &'a mut self,
+        grads: &'a Gradients<T>,
+    ) -> impl Iterator<Item = (&'a mut [T], &'a [T])> + 'a {
+        assert_eq!(self.layers.len(), grads.weights.len(), "gradient shape");
+        self.layers
+            .iter_mut()
+            .zip(grads.weights.iter().zip(&grads.biases))
+            .flat_map(|(layer, (gw, gb))| {
+                assert_eq!(layer.weights.as_slice().len(), gw.as_slice().len());
+                assert_eq!(layer.biases.len(), gb.len());
+                [
+                    (layer.weights.as_mut_slice(), gw.as_slice()),
+                    (layer.biases.as_mut_slice(), gb.as_slice()),
+                ]
+            })
+    }
+}
