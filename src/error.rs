@@ -11,6 +11,12 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A scalar-graph error.
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
+    /// A `diff` program error.
+    #[error(transparent)]
+    Program(#[from] crate::program::ProgramError),
 }
 
 /// `Result` with the crate's [`Error`].

@@ -21,8 +21,10 @@
 
 pub mod error;
 pub mod float;
+pub mod graph;
 pub mod linalg;
 pub mod network;
+pub mod program;
 
 pub use error::{Error, Result};
 pub use float::Float;

@@ -1,5 +1,8 @@
 //! The `backprop` command: thin over the library; it parses flags, calls, and prints.
 
+mod demo;
+mod diff;
+
 use clap::{Parser, Subcommand};
 
 /// Derivatives by backpropagation: differentiate expressions, train and explain networks.
@@ -11,11 +14,19 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Differentiate a program in forward and reverse mode.
+    Diff(diff::Args),
+    /// Walk through the seed's Figure 1.
+    Demo(demo::Args),
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Diff(args) => diff::run(args),
+        Command::Demo(args) => demo::run(args),
+    };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,56 @@
+//! `backprop demo`: the seed's Figure 1, walked through as the post does.
+
+use backprop::program::{figure_1_inputs, Mode, Program, FIGURE_1, PATH_LIMIT};
+
+use crate::diff::render_paths;
+
+/// Walk through the seed's Figure 1: c = a + b, d = a b, o = c d / 2 at a = 2, b = 3.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print one JSON object (the keys of `diff --json`) instead of the walk-through.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let program = Program::compile(FIGURE_1, &figure_1_inputs())?;
+    let a = program.analyse(Mode::Both);
+    if args.json {
+        println!("{}", serde_json::to_string(&a)?);
+        return Ok(());
+    }
+    let (forward, reverse) = (a.forward.as_ref(), a.reverse.as_ref());
+    let (Some(forward), Some(reverse)) = (forward, reverse) else {
+        anyhow::bail!("both modes were asked for");
+    };
+    let tape = program.tape();
+    println!("The seed's Figure 1, a = 2, b = 3:");
+    for line in FIGURE_1.lines() {
+        println!("  {line}");
+    }
+    println!("\n1. Move forward (feed-forward): every node's value.");
+    for (name, v) in &a.values {
+        println!("  {name} = {v}");
+    }
+    println!("\n2. Forward-mode differentiation: one pass from each variable to o.");
+    for (name, id) in program.variables() {
+        let t = tape.forward_mode(id);
+        println!(
+            "  from {name}: do/d{name} = {}   ({} multiply-adds)",
+            t[program.output().node],
+            t.work()
+        );
+    }
+    println!("  total: {} multiply-adds; the derivatives of o with respect to c and d are recomputed in every pass that reaches them.", forward.work);
+    println!("\n3. Reverse-mode differentiation (backpropagation): one pass from o, do/do = 1.");
+    for (name, d) in &reverse.gradient {
+        println!("  do/d{name} = {d}");
+    }
+    println!(
+        "  total: {} multiply-adds; each derivative is computed once and stored.",
+        reverse.work
+    );
+    println!("\n4. Sum over paths: the derivative is the sum, over every path, of the product of local derivatives.");
+    print!("{}", render_paths(&a.output, &program.paths(PATH_LIMIT)?));
+    Ok(())
+}

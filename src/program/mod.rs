@@ -1,0 +1,524 @@
+//! The small language of `backprop diff`, parsed into a [`Tape`], and what the command
+//! reports about it.
+//!
+//! A program is statements separated by `;` or newlines, each `name = expr` in the seed's
+//! style; a bare `expr` may end it. The last statement is the output. Names used but never
+//! assigned are the inputs, and take their values from the bindings (`--at`).
+//!
+//! ```
+//! use backprop::program::{Mode, Program};
+//! let at = [("a".to_string(), 2.0), ("b".to_string(), 3.0)];
+//! let p = Program::compile("c = a + b; d = a * b; o = 0.5 * c * d", &at).unwrap();
+//! let r = p.analyse(Mode::Both);
+//! assert_eq!(r.value, 15.0);
+//! let reverse = r.reverse.unwrap();
+//! assert_eq!(reverse.gradient, vec![
+//!     ("a".to_string(), 10.5), ("b".to_string(), 8.0),
+//!     ("c".to_string(), 3.0), ("d".to_string(), 2.5),
+//! ]);
+//! // Forward mode repeats work that reverse mode does once.
+//! assert!(r.forward.unwrap().work > reverse.work);
+//! ```
+
+mod lexer;
+mod parser;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::graph::{Adjoints, GraphError, NodeId, Tape};
+
+pub use parser::MAX_DEPTH;
+
+/// The seed's Figure 1 as a program.
+pub const FIGURE_1: &str = "c = a + b\nd = a * b\no = 0.5 * c * d";
+
+/// The seed's input values for Figure 1: a = 2, b = 3.
+pub fn figure_1_inputs() -> Vec<(String, f64)> {
+    vec![("a".to_string(), 2.0), ("b".to_string(), 3.0)]
+}
+
+/// How many paths `--paths` lists before it refuses.
+pub const PATH_LIMIT: u64 = 1000;
+
+/// A position in the program text: line and column, both from 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pos {
+    /// The line, from 1.
+    pub line: usize,
+    /// The column (in characters), from 1.
+    pub column: usize,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)
+    }
+}
+
+/// What can be wrong with a program or its bindings. Each message is one line and names the
+/// position.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProgramError {
+    /// A character the language does not use.
+    #[error("{pos}: unexpected character '{found}'")]
+    UnexpectedChar {
+        /// Where.
+        pos: Pos,
+        /// The character.
+        found: char,
+    },
+    /// A malformed number such as `1.2.3`.
+    #[error("{pos}: malformed number '{text}'")]
+    BadNumber {
+        /// Where.
+        pos: Pos,
+        /// Its text.
+        text: String,
+    },
+    /// A token where another was needed.
+    #[error("{pos}: expected {expected}, found {found}")]
+    Unexpected {
+        /// Where.
+        pos: Pos,
+        /// What would have been valid.
+        expected: &'static str,
+        /// What was there.
+        found: String,
+    },
+    /// `name(...)` for a function the language does not have.
+    #[error("{pos}: unknown function '{name}' (known: exp, ln, log, sqrt, sin, cos, tan, tanh, sigmoid, relu, abs)")]
+    UnknownFunction {
+        /// Where.
+        pos: Pos,
+        /// The name.
+        name: String,
+    },
+    /// A name assigned a second time.
+    #[error("{pos}: '{name}' is assigned twice (first at {first}); a name may be assigned once")]
+    Reassigned {
+        /// The second assignment.
+        pos: Pos,
+        /// The name.
+        name: String,
+        /// The first assignment.
+        first: Pos,
+    },
+    /// A name used before the statement that assigns it.
+    #[error("{pos}: '{name}' is used before it is assigned")]
+    UsedBeforeAssigned {
+        /// The use.
+        pos: Pos,
+        /// The name.
+        name: String,
+    },
+    /// An input with no value.
+    #[error("{pos}: input '{name}' has no value (give it with --at {name}=...)")]
+    MissingInput {
+        /// Its first use.
+        pos: Pos,
+        /// The name.
+        name: String,
+    },
+    /// A binding for a name the program computes.
+    #[error("{pos}: '{name}' is assigned by the program, so it cannot also be given a value")]
+    AtAssigned {
+        /// The assignment.
+        pos: Pos,
+        /// The name.
+        name: String,
+    },
+    /// A bare expression that is not the last statement.
+    #[error("{pos}: a bare expression must be the last statement (write 'name = ...')")]
+    BareNotLast {
+        /// Where it starts.
+        pos: Pos,
+    },
+    /// Nesting past [`MAX_DEPTH`].
+    #[error("{pos}: expression nested deeper than {limit} levels")]
+    TooDeep {
+        /// Where the limit was hit.
+        pos: Pos,
+        /// The limit.
+        limit: usize,
+    },
+    /// A program with no statement.
+    #[error("the program is empty")]
+    Empty,
+    /// The graph refused a node (e.g. it is full).
+    #[error("{pos}: {source}")]
+    Graph {
+        /// Where.
+        pos: Pos,
+        /// Why.
+        source: GraphError,
+    },
+    /// A malformed binding in `name=value,...`.
+    #[error("binding '{text}': {reason}")]
+    BadBinding {
+        /// The binding's text.
+        text: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Too many paths to list, for one variable.
+    #[error("paths from '{name}': {source}")]
+    Paths {
+        /// The variable.
+        name: String,
+        /// The refusal.
+        source: GraphError,
+    },
+}
+
+/// One statement `name = expr`: the name, the node holding its value, where it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Statement {
+    /// The name (for a bare last expression: `output`).
+    pub name: String,
+    /// Its node on the tape.
+    pub node: NodeId,
+    /// Where the statement starts.
+    pub pos: Pos,
+}
+
+/// Parses `name=value,name=value` (the `--at` flag). Names must be distinct.
+///
+/// ```
+/// use backprop::program::parse_bindings;
+/// assert_eq!(parse_bindings("a=-4, b=2e0").unwrap(),
+///            vec![("a".to_string(), -4.0), ("b".to_string(), 2.0)]);
+/// assert!(parse_bindings("a=1,a=2").is_err());
+/// ```
+pub fn parse_bindings(s: &str) -> Result<Vec<(String, f64)>, ProgramError> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = |reason| ProgramError::BadBinding {
+            text: part.to_string(),
+            reason,
+        };
+        let (name, value) = part.split_once('=').ok_or(bad("expected name=value"))?;
+        let name = name.trim();
+        let valid_name = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(bad("the name is not a valid identifier"));
+        }
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| bad("the value is not a number"))?;
+        if !value.is_finite() {
+            return Err(bad("the value is not finite"));
+        }
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(bad("the name is given twice"));
+        }
+        out.push((name.to_string(), value));
+    }
+    Ok(out)
+}
+
+/// A compiled program: its tape, inputs and statements.
+///
+/// ```
+/// use backprop::program::Program;
+/// let p = Program::compile("y = x^2 + 5*x + 4", &[("x".to_string(), 3.0)]).unwrap();
+/// assert_eq!(p.output().name, "y");
+/// assert_eq!(p.tape().value(p.output().node), 28.0);
+/// ```
+#[derive(Debug)]
+pub struct Program {
+    tape: Tape<f64>,
+    inputs: Vec<(String, NodeId)>,
+    statements: Vec<Statement>,
+}
+
+/// Which differentiation modes to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Forward mode only: one pass per variable.
+    Forward,
+    /// Reverse mode only: one pass from the output.
+    Reverse,
+    /// Both, to compare.
+    Both,
+}
+
+/// The result of one mode: d(output)/d(variable) for each input and named intermediate, and
+/// the local-derivative multiply-adds it took.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModeReport {
+    /// (name, derivative of the output with respect to it), inputs first, in program order.
+    pub gradient: Vec<(String, f64)>,
+    /// Local-derivative multiply-adds performed.
+    pub work: u64,
+}
+
+/// Everything `backprop diff` reports; serializes to the JSON of `--json`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Analysis {
+    /// The output's name.
+    pub output: String,
+    /// The output's value.
+    pub value: f64,
+    /// Every named value: inputs, then statements, in program order.
+    pub values: Vec<(String, f64)>,
+    /// Forward mode's result, if it ran.
+    pub forward: Option<ModeReport>,
+    /// Reverse mode's result, if it ran.
+    pub reverse: Option<ModeReport>,
+}
+
+/// One path from a variable to the output, through named nodes; the unnamed nodes between
+/// two names are folded into one factor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedPath {
+    /// The names along the path, from the variable to the output.
+    pub names: Vec<String>,
+    /// `factors[k]` = the product of local derivatives from `names[k]` to `names[k+1]`.
+    pub factors: Vec<f64>,
+    /// The product of all factors.
+    pub product: f64,
+}
+
+/// All paths from one variable to the output; their products sum to the derivative.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VariablePaths {
+    /// The variable.
+    pub name: String,
+    /// Its paths.
+    pub paths: Vec<NamedPath>,
+    /// The sum of the paths' products.
+    pub sum: f64,
+}
+
+impl Program {
+    /// Parses `source` into a tape, taking input values from `at`. Names in `at` that the
+    /// program never uses become inputs too (their derivative is 0).
+    ///
+    /// ```
+    /// use backprop::program::{Program, ProgramError};
+    /// let at = [("a".to_string(), 1.0), ("b".to_string(), 2.0)];
+    /// let err = Program::compile("o = a +* b", &at).unwrap_err();
+    /// assert_eq!(err.to_string(), "line 1, column 8: expected a number, a name or '(', found '*'");
+    /// ```
+    pub fn compile(source: &str, at: &[(String, f64)]) -> Result<Program, ProgramError> {
+        let toks = lexer::lex(source)?;
+        let tape = Tape::new();
+        let parsed = parser::Parser::new(toks, &tape, at).program()?;
+        let mut inputs = parsed.inputs;
+        for (name, value) in at {
+            if !inputs.iter().any(|(n, _)| n == name) {
+                let node = tape.input(*value);
+                tape.set_name(node, name);
+                inputs.push((name.clone(), node));
+            }
+        }
+        Ok(Program {
+            tape,
+            inputs,
+            statements: parsed.statements,
+        })
+    }
+
+    /// The tape the program was compiled into.
+    pub fn tape(&self) -> &Tape<f64> {
+        &self.tape
+    }
+
+    /// The inputs (name, node), in order of first use, then unused bindings.
+    pub fn inputs(&self) -> &[(String, NodeId)] {
+        &self.inputs
+    }
+
+    /// The statements, in order.
+    pub fn statements(&self) -> &[Statement] {
+        &self.statements
+    }
+
+    /// The last statement: the output.
+    pub fn output(&self) -> &Statement {
+        self.statements
+            .last()
+            .expect("a compiled program has a statement")
+    }
+
+    /// The variables derivatives are reported for: inputs and every statement but the last.
+    pub fn variables(&self) -> Vec<(String, NodeId)> {
+        let n = self.statements.len() - 1;
+        self.inputs
+            .iter()
+            .cloned()
+            .chain(
+                self.statements[..n]
+                    .iter()
+                    .map(|s| (s.name.clone(), s.node)),
+            )
+            .collect()
+    }
+
+    /// Every named value: inputs, then statements.
+    pub fn values(&self) -> Vec<(String, f64)> {
+        self.inputs
+            .iter()
+            .cloned()
+            .chain(self.statements.iter().map(|s| (s.name.clone(), s.node)))
+            .map(|(n, id)| (n, self.tape.value(id)))
+            .collect()
+    }
+
+    /// Reverse mode from the output (the adjoints of every node).
+    pub fn backward(&self) -> Adjoints<f64> {
+        self.tape.backward(self.output().node)
+    }
+
+    /// Values and derivatives of the output with respect to every variable, by the chosen
+    /// mode(s), with each mode's work.
+    pub fn analyse(&self, mode: Mode) -> Analysis {
+        let out = self.output().node;
+        let vars = self.variables();
+        let forward = (mode != Mode::Reverse).then(|| {
+            let mut work = 0;
+            let gradient = vars
+                .iter()
+                .map(|(name, id)| {
+                    let t = self.tape.forward_mode(*id);
+                    work += t.work();
+                    (name.clone(), t[out])
+                })
+                .collect();
+            ModeReport { gradient, work }
+        });
+        let reverse = (mode != Mode::Forward).then(|| {
+            let adjoints = self.backward();
+            ModeReport {
+                gradient: vars
+                    .iter()
+                    .map(|(n, id)| (n.clone(), adjoints[*id]))
+                    .collect(),
+                work: adjoints.work(),
+            }
+        });
+        Analysis {
+            output: self.output().name.clone(),
+            value: self.tape.value(out),
+            values: self.values(),
+            forward,
+            reverse,
+        }
+    }
+
+    /// For every variable, every path to the output (named nodes only; the unnamed nodes in
+    /// between are folded into the factors). Refuses above `limit` paths per variable.
+    ///
+    /// ```
+    /// use backprop::program::{figure_1_inputs, Program, FIGURE_1, PATH_LIMIT};
+    /// let p = Program::compile(FIGURE_1, &figure_1_inputs()).unwrap();
+    /// let paths = p.paths(PATH_LIMIT).unwrap();
+    /// // do/da = 1 · 3 (a -> c -> o) + 3 · 2.5 (a -> d -> o) = 10.5
+    /// assert_eq!(paths[0].paths[0].names, ["a", "c", "o"]);
+    /// assert_eq!(paths[0].paths[0].factors, [1.0, 3.0]);
+    /// assert_eq!(paths[0].sum, 10.5);
+    /// ```
+    pub fn paths(&self, limit: u64) -> Result<Vec<VariablePaths>, ProgramError> {
+        let out = self.output();
+        let mut names: HashMap<NodeId, &str> = HashMap::new();
+        for (n, id) in self.inputs.iter().map(|(n, id)| (n, *id)) {
+            names.entry(id).or_insert(n);
+        }
+        for s in &self.statements {
+            names.entry(s.node).or_insert(&s.name);
+        }
+        self.variables()
+            .into_iter()
+            .map(|(name, id)| {
+                let raw =
+                    self.tape
+                        .paths(id, out.node, limit)
+                        .map_err(|source| ProgramError::Paths {
+                            name: name.clone(),
+                            source,
+                        })?;
+                let paths: Vec<NamedPath> = raw
+                    .iter()
+                    .map(|p| {
+                        let mut path = NamedPath {
+                            names: vec![name.clone()],
+                            factors: Vec::new(),
+                            product: p.product,
+                        };
+                        let mut factor = 1.0;
+                        let last = p.nodes.len() - 1;
+                        for (k, node) in p.nodes.iter().enumerate().skip(1) {
+                            factor *= p.partials[k - 1];
+                            let label = if k == last {
+                                Some(out.name.as_str())
+                            } else {
+                                names.get(node).copied()
+                            };
+                            if let Some(label) = label {
+                                path.names.push(label.to_string());
+                                path.factors.push(factor);
+                                factor = 1.0;
+                            }
+                        }
+                        path
+                    })
+                    .collect();
+                let sum = paths.iter().map(|p| p.product).sum();
+                Ok(VariablePaths { name, paths, sum })
+            })
+            .collect()
+    }
+
+    /// The graph in Graphviz DOT with every node's value and reverse-mode derivative.
+    pub fn to_dot(&self) -> String {
+        self.tape.to_dot(Some(&self.backward()))
+    }
+}
+
+/// Serializes pairs as a JSON object, in their order.
+struct OrderedMap<'a>(&'a [(String, f64)]);
+
+impl Serialize for OrderedMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for ModeReport {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("gradient", &OrderedMap(&self.gradient))?;
+        map.serialize_entry("work", &self.work)?;
+        map.end()
+    }
+}
+
+/// `{"output", "value", "values", "forward", "reverse"}`, the last two only for the modes
+/// that ran.
+impl Serialize for Analysis {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("output", &self.output)?;
+        map.serialize_entry("value", &self.value)?;
+        map.serialize_entry("values", &OrderedMap(&self.values))?;
+        if let Some(f) = &self.forward {
+            map.serialize_entry("forward", f)?;
+        }
+        if let Some(r) = &self.reverse {
+            map.serialize_entry("reverse", r)?;
+        }
+        map.end()
+    }
+}
