@@ -1,0 +1,220 @@
+//! Random expression graphs: forward mode == reverse mode (1e-12 relative), both == central
+//! differences; once through the `Real` API (f64, Dual, Var, and the tape's own forward
+//! mode), once through the `diff` language.
+
+use backprop::graph::{central_difference, grad_forward, value_and_grad, Real, Tape};
+use backprop::program::{Mode, Program};
+use proptest::prelude::*;
+
+/// One instruction; its arguments index earlier values (inputs first). Each is built to stay
+/// inside its domain and bounded, so the derivative exists and differences are accurate.
+#[derive(Clone, Debug)]
+enum Instr {
+    Add(usize, usize),
+    Sub(usize, usize),
+    /// x · sin(y)
+    Mul(usize, usize),
+    /// x / (1 + y^2)
+    Div(usize, usize),
+    /// (1 + x^2)^sin(y)
+    Pow(usize, usize),
+    /// (1 + x^2)^0.7
+    Powf(usize),
+    Neg(usize),
+    /// exp(tanh(x))
+    Exp(usize),
+    /// ln(1 + x^2)
+    Ln(usize),
+    /// sqrt(1 + x^2)
+    Sqrt(usize),
+    Sin(usize),
+    Cos(usize),
+    /// tan(0.5 tanh(x))
+    Tan(usize),
+    Tanh(usize),
+    Sigmoid(usize),
+    /// relu(x - 0.1234567)
+    Relu(usize),
+    /// |x - 0.1234567|
+    Abs(usize),
+}
+
+const KINK: f64 = 0.1234567;
+
+fn eval<T: Real>(prog: &[Instr], inputs: &[T]) -> T {
+    let mut v: Vec<T> = inputs.to_vec();
+    for ins in prog {
+        let one_plus_sq = |x: T| x.powi(2) + 1.0;
+        let r = match *ins {
+            Instr::Add(i, j) => v[i] + v[j],
+            Instr::Sub(i, j) => v[i] - v[j],
+            Instr::Mul(i, j) => v[i] * v[j].sin(),
+            Instr::Div(i, j) => v[i] / one_plus_sq(v[j]),
+            Instr::Pow(i, j) => one_plus_sq(v[i]).pow(v[j].sin()),
+            Instr::Powf(i) => one_plus_sq(v[i]).powf(0.7),
+            Instr::Neg(i) => -v[i],
+            Instr::Exp(i) => v[i].tanh().exp(),
+            Instr::Ln(i) => one_plus_sq(v[i]).ln(),
+            Instr::Sqrt(i) => one_plus_sq(v[i]).sqrt(),
+            Instr::Sin(i) => v[i].sin(),
+            Instr::Cos(i) => v[i].cos(),
+            Instr::Tan(i) => (v[i].tanh() * 0.5).tan(),
+            Instr::Tanh(i) => v[i].tanh(),
+            Instr::Sigmoid(i) => v[i].sigmoid(),
+            Instr::Relu(i) => (v[i] - KINK).relu(),
+            Instr::Abs(i) => (v[i] - KINK).abs(),
+        };
+        v.push(r);
+    }
+    *v.last().expect("at least one value")
+}
+
+/// The same program in the `diff` language: inputs x0.., results n0...
+fn render(prog: &[Instr], n_inputs: usize) -> String {
+    let name = |k: usize| {
+        if k < n_inputs {
+            format!("x{k}")
+        } else {
+            format!("n{}", k - n_inputs)
+        }
+    };
+    let mut s = String::new();
+    for (k, ins) in prog.iter().enumerate() {
+        let e = match *ins {
+            Instr::Add(i, j) => format!("{} + {}", name(i), name(j)),
+            Instr::Sub(i, j) => format!("{} - {}", name(i), name(j)),
+            Instr::Mul(i, j) => format!("{} * sin({})", name(i), name(j)),
+            Instr::Div(i, j) => format!("{} / ({}^2 + 1)", name(i), name(j)),
+            Instr::Pow(i, j) => format!("({}^2 + 1)^sin({})", name(i), name(j)),
+            Instr::Powf(i) => format!("({}**2 + 1)^0.7", name(i)),
+            Instr::Neg(i) => format!("-{}", name(i)),
+            Instr::Exp(i) => format!("exp(tanh({}))", name(i)),
+            Instr::Ln(i) => format!("log({}^2 + 1)", name(i)),
+            Instr::Sqrt(i) => format!("sqrt({}^2 + 1)", name(i)),
+            Instr::Sin(i) => format!("sin({})", name(i)),
+            Instr::Cos(i) => format!("cos({})", name(i)),
+            Instr::Tan(i) => format!("tan(tanh({}) * 0.5)", name(i)),
+            Instr::Tanh(i) => format!("tanh({})", name(i)),
+            Instr::Sigmoid(i) => format!("sigmoid({})", name(i)),
+            Instr::Relu(i) => format!("relu({} - {KINK})", name(i)),
+            Instr::Abs(i) => format!("abs({} - {KINK})", name(i)),
+        };
+        s += &format!("n{k} = {e}\n");
+    }
+    s
+}
+
+/// A random program over `n_inputs` inputs with 1..=max_len instructions.
+fn program(n_inputs: usize, max_len: usize) -> impl Strategy<Value = Vec<Instr>> {
+    // Each instruction picks its arguments as fractions of the values available so far.
+    let one = (0usize..17, 0.0f64..1.0, 0.0f64..1.0);
+    prop::collection::vec(one, 1..=max_len).prop_map(move |raw| {
+        raw.into_iter()
+            .enumerate()
+            .map(|(k, (tag, fi, fj))| {
+                let avail = n_inputs + k;
+                // Prefer recent values, so graphs are deep as well as wide.
+                let i = avail - 1 - ((fi * fi * avail as f64) as usize).min(avail - 1);
+                let j = ((fj * avail as f64) as usize).min(avail - 1);
+                match tag {
+                    0 => Instr::Add(i, j),
+                    1 => Instr::Sub(i, j),
+                    2 => Instr::Mul(i, j),
+                    3 => Instr::Div(i, j),
+                    4 => Instr::Pow(i, j),
+                    5 => Instr::Powf(i),
+                    6 => Instr::Neg(i),
+                    7 => Instr::Exp(i),
+                    8 => Instr::Ln(i),
+                    9 => Instr::Sqrt(i),
+                    10 => Instr::Sin(i),
+                    11 => Instr::Cos(i),
+                    12 => Instr::Tan(i),
+                    13 => Instr::Tanh(i),
+                    14 => Instr::Sigmoid(i),
+                    15 => Instr::Relu(i),
+                    _ => Instr::Abs(i),
+                }
+            })
+            .collect()
+    })
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Central differences, skipping coordinates where the kink of relu/abs is within reach.
+fn check_fd(prog: &[Instr], x: &[f64], g: &[f64]) -> Result<(), TestCaseError> {
+    let h = 1e-6;
+    let fd = central_difference(|x| eval(prog, x), x, h);
+    for (k, (fd, g)) in fd.iter().zip(g).enumerate() {
+        // A one-sided kink makes the difference quotient meaningless: detect it by comparing
+        // with a step half as large, and skip only then.
+        let fd_half = central_difference(|x| eval(prog, x), x, h / 2.0)[k];
+        if !close(*fd, fd_half, 1e-4) {
+            continue;
+        }
+        prop_assert!(
+            close(*fd, *g, 1e-5),
+            "x{k}: difference {fd} vs derivative {g}"
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn forward_equals_reverse_equals_differences(
+        prog in program(3, 14),
+        x in prop::collection::vec(-2.0f64..2.0, 3),
+    ) {
+        let (value, reverse) = value_and_grad(|v| eval(&prog, v), &x);
+        let forward = grad_forward(|v| eval(&prog, v), &x);
+        prop_assert_eq!(value, eval(&prog, &x));
+        for (f, r) in forward.iter().zip(&reverse) {
+            prop_assert!(close(*f, *r, 1e-12), "forward {} vs reverse {}", f, r);
+        }
+        // The tape's own forward mode agrees too.
+        let tape = Tape::new();
+        let vars: Vec<_> = x.iter().map(|&xi| tape.var(xi)).collect();
+        let out = eval(&prog, &vars);
+        for (var, r) in vars.iter().zip(&reverse) {
+            let t = tape.forward_mode(var.id())[out.id()];
+            prop_assert!(close(t, *r, 1e-12), "tape forward {} vs reverse {}", t, r);
+        }
+        check_fd(&prog, &x, &reverse)?;
+    }
+
+    #[test]
+    fn programs_agree_with_the_api(
+        prog in program(2, 10),
+        x in prop::collection::vec(-2.0f64..2.0, 2),
+    ) {
+        let src = render(&prog, 2);
+        let at: Vec<(String, f64)> = x.iter().enumerate().map(|(k, v)| (format!("x{k}"), *v)).collect();
+        let p = Program::compile(&src, &at).map_err(|e| TestCaseError::fail(format!("{e}\n{src}")))?;
+        let r = p.analyse(Mode::Both);
+        let (api_value, api_grad) = value_and_grad(|v| eval(&prog, v), &x);
+        prop_assert!(close(r.value, api_value, 1e-12));
+        let (fwd, rev) = (r.forward.unwrap(), r.reverse.unwrap());
+        for (k, g) in api_grad.iter().enumerate() {
+            // Inputs are listed in order of first use, then the unused ones.
+            let name = format!("x{k}");
+            let d = rev.gradient.iter().find(|(n, _)| *n == name).map(|(_, d)| *d);
+            prop_assert!(d.is_some_and(|d| close(d, *g, 1e-12)), "{}: {:?} vs {}", name, d, g);
+        }
+        // Every intermediate's derivative in both modes; and the sum over paths.
+        for (f, r) in fwd.gradient.iter().zip(&rev.gradient) {
+            prop_assert!(close(f.1, r.1, 1e-12), "{}: {} vs {}", f.0, f.1, r.1);
+        }
+        if let Ok(paths) = p.paths(10_000) {
+            for (vp, r) in paths.iter().zip(&rev.gradient) {
+                prop_assert!(close(vp.sum, r.1, 1e-10), "{}: paths {} vs {}", vp.name, vp.sum, r.1);
+            }
+        }
+        check_fd(&prog, &x, &api_grad)?;
+    }
+}
