@@ -11,6 +11,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A network of inconsistent shape, or a batch that does not fit it.
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 /// `Result` with the crate's [`Error`].
