@@ -6,7 +6,9 @@ use crate::Float;
 /// The outcome of [`gradcheck`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct GradCheck {
-    /// max over parameters of |backprop - finite difference| / max(|backprop|, |fd|, 1e-6).
+    /// max over parameters of |backprop - finite difference| / max(|backprop|, |fd|, 1e-4):
+    /// relative for gradients above 1e-4, absolute (scaled by 1e4) below, where the
+    /// difference's own rounding error (~1e-12) would otherwise dominate.
     pub max_rel_error: f64,
     /// max over parameters of |backprop - finite difference|.
     pub max_abs_error: f64,
@@ -82,7 +84,7 @@ pub fn gradcheck<T: Float>(
                     grads.weights[li].as_slice()[p]
                 };
                 let abs = (bp - fd).abs();
-                let rel = abs / bp.abs().max(fd.abs()).max(1e-6);
+                let rel = abs / bp.abs().max(fd.abs()).max(REL_FLOOR);
                 out.parameters += 1;
                 out.max_abs_error = out.max_abs_error.max(abs);
                 if rel > out.max_rel_error || out.worst.is_empty() {
@@ -98,6 +100,9 @@ pub fn gradcheck<T: Float>(
     }
     Ok(out)
 }
+
+/// Gradients smaller than this are compared absolutely (see [`GradCheck::max_rel_error`]).
+const REL_FLOOR: f64 = 1e-4;
 
 fn get(net: &Network<f64>, li: usize, p: usize, is_bias: bool) -> f64 {
     if is_bias {
