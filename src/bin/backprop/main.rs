@@ -1,5 +1,7 @@
 //! The `backprop` command: thin over the library; it parses flags, calls, and prints.
 
+mod gradcheck;
+
 use clap::{Parser, Subcommand};
 
 /// Derivatives by backpropagation: differentiate expressions, train and explain networks.
@@ -11,11 +13,16 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Check backpropagation against finite differences on a random network.
+    Gradcheck(gradcheck::Args),
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Gradcheck(args) => gradcheck::run(args),
+    };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
