@@ -17,6 +17,9 @@ pub enum Error {
     /// A `diff` program error.
     #[error(transparent)]
     Program(#[from] crate::program::ProgramError),
+    /// A network of inconsistent shape, or a batch that does not fit it.
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 /// `Result` with the crate's [`Error`].

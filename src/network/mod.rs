@@ -2,10 +2,18 @@
 //! w^l_jk, biases b^l_j, activation F, a cost C that depends only on a^L.
 
 mod activation;
+mod backprop;
 mod cost;
+mod gradcheck;
+mod init;
+mod per_example;
+mod sgd;
 
-pub use activation::Activation;
+pub use activation::{Activation, LEAKY_SLOPE};
+pub use backprop::{general_output_delta, Workspace};
 pub use cost::Cost;
+pub use gradcheck::{gradcheck, GradCheck};
+pub use init::Init;
 
 use crate::linalg::Matrix;
 use crate::Float;
@@ -30,7 +38,261 @@ pub struct Network<T> {
     pub cost: Cost,
 }
 
+/// What is wrong with a network's shape or with a batch handed to it.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum NetworkError {
+    /// Fewer than two layer sizes (a network needs an input and an output layer).
+    #[error("a network needs at least 2 layer sizes (input and output), got {got}")]
+    TooFewLayers {
+        /// How many sizes were given.
+        got: usize,
+    },
+    /// A layer with no neurons.
+    #[error("layer {layer} has size 0")]
+    ZeroSize {
+        /// The layer, numbered l = 1..L as in the seed.
+        layer: usize,
+    },
+    /// Not one activation per weight layer.
+    #[error("{expected} weight layers need {expected} activations, got {got}")]
+    ActivationCount {
+        /// The number of weight layers, L - 1.
+        expected: usize,
+        /// The number of activations given.
+        got: usize,
+    },
+    /// Softmax on a hidden layer.
+    #[error("softmax is for the output layer only, but layer {layer} of {layers} uses it")]
+    SoftmaxNotOutput {
+        /// The offending layer l.
+        layer: usize,
+        /// L.
+        layers: usize,
+    },
+    /// A cost paired with an output activation it is not defined for.
+    #[error("cost {cost} needs a {needs} output layer, got {got}")]
+    CostNeedsOutput {
+        /// The cost.
+        cost: Cost,
+        /// The output activation it needs.
+        needs: Activation,
+        /// The output activation given.
+        got: Activation,
+    },
+    /// W^l's columns do not match the previous layer's size.
+    #[error("layer {layer}: weights are {rows}x{cols}, but layer {} has {expected} neurons", layer - 1)]
+    SizesDontChain {
+        /// The layer l of the weights.
+        layer: usize,
+        /// N^l as the weights claim it.
+        rows: usize,
+        /// N^(l-1) as the weights claim it.
+        cols: usize,
+        /// N^(l-1) as the previous layer has it.
+        expected: usize,
+    },
+    /// b^l's length differs from the number of rows of W^l.
+    #[error("layer {layer}: {biases} biases for {rows} neurons")]
+    BiasLength {
+        /// The layer l.
+        layer: usize,
+        /// N^l, the rows of W^l.
+        rows: usize,
+        /// The length of b^l.
+        biases: usize,
+    },
+    /// A batch of zero examples (J = (1/n) sum C_x is undefined).
+    #[error("empty batch: n must be at least 1")]
+    EmptyBatch,
+    /// Inputs or targets of the wrong length for n examples.
+    #[error("{what} has {got} values, expected {n} examples x {width} = {expected}")]
+    BatchShape {
+        /// `"inputs"` or `"targets"`.
+        what: &'static str,
+        /// The number of examples claimed.
+        n: usize,
+        /// Values per example.
+        width: usize,
+        /// n * width.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// A `Gradients` not shaped like the network.
+    #[error("gradients are not shaped like the network")]
+    GradientShape,
+    /// A mini-batch size of zero.
+    #[error("mini-batch size must be at least 1")]
+    ZeroBatchSize,
+}
+
 impl<T: Float> Network<T> {
+    /// A new network with layer sizes `sizes` = N^1..N^L, one activation per weight layer,
+    /// the cost `cost`, and weights drawn by `init` from the stream seeded by `seed`.
+    ///
+    /// Checked: at least two sizes, none zero, `sizes.len() - 1` activations, softmax only on
+    /// the output layer, log-likelihood only with a softmax output and cross-entropy only with
+    /// a sigmoid output (the costs are defined on probabilities of those shapes).
+    ///
+    /// ```
+    /// use backprop::network::{Activation, Cost, Init, Network, NetworkError};
+    /// use Activation::*;
+    /// // The seed's Figure 2.
+    /// let net = Network::<f64>::new(&[2, 4, 4, 3], &[Sigmoid, Sigmoid, Softmax],
+    ///                               Cost::LogLikelihood, Init::Scaled, 7).unwrap();
+    /// assert_eq!(net.sizes(), [2, 4, 4, 3]);
+    /// let bad = Network::<f64>::new(&[2, 0, 3], &[Relu, Softmax], Cost::LogLikelihood, Init::He, 7);
+    /// assert_eq!(bad.unwrap_err(), NetworkError::ZeroSize { layer: 2 });
+    /// ```
+    pub fn new(
+        sizes: &[usize],
+        activations: &[Activation],
+        cost: Cost,
+        init: Init,
+        seed: u64,
+    ) -> Result<Self, NetworkError> {
+        if sizes.len() < 2 {
+            return Err(NetworkError::TooFewLayers { got: sizes.len() });
+        }
+        if let Some(i) = sizes.iter().position(|&s| s == 0) {
+            return Err(NetworkError::ZeroSize { layer: i + 1 });
+        }
+        if activations.len() != sizes.len() - 1 {
+            return Err(NetworkError::ActivationCount {
+                expected: sizes.len() - 1,
+                got: activations.len(),
+            });
+        }
+        check_activations(activations, cost)?;
+        let mut rng = Init::rng(seed);
+        let layers = sizes
+            .windows(2)
+            .zip(activations)
+            .map(|(w, &activation)| {
+                let (weights, biases) = init.draw(w[0], w[1], &mut rng);
+                Layer {
+                    weights: Matrix::from_vec(
+                        w[1],
+                        w[0],
+                        weights.into_iter().map(T::from_f64).collect(),
+                    )
+                    .expect("drawn to size"),
+                    biases: biases.into_iter().map(T::from_f64).collect(),
+                    activation,
+                }
+            })
+            .collect();
+        Ok(Network { layers, cost })
+    }
+
+    /// A network from given layers, checking that their sizes chain (W^l is N^l x N^(l-1)),
+    /// that each b^l has N^l entries, and the activation and cost rules of [`Network::new`].
+    ///
+    /// ```
+    /// use backprop::linalg::Matrix;
+    /// use backprop::network::{Activation, Cost, Layer, Network, NetworkError};
+    /// let layer = |rows, cols| Layer { weights: Matrix::<f64>::zeros(rows, cols),
+    ///                                  biases: vec![0.0; rows], activation: Activation::Sigmoid };
+    /// assert!(Network::from_layers(vec![layer(4, 2), layer(3, 4)], Cost::Quadratic).is_ok());
+    /// let err = Network::from_layers(vec![layer(4, 2), layer(3, 5)], Cost::Quadratic).unwrap_err();
+    /// assert_eq!(err, NetworkError::SizesDontChain { layer: 3, rows: 3, cols: 5, expected: 4 });
+    /// ```
+    pub fn from_layers(layers: Vec<Layer<T>>, cost: Cost) -> Result<Self, NetworkError> {
+        if layers.is_empty() {
+            return Err(NetworkError::TooFewLayers { got: 0 });
+        }
+        for (i, l) in layers.iter().enumerate() {
+            let (rows, cols) = (l.weights.rows(), l.weights.cols());
+            if i == 0 && cols == 0 {
+                return Err(NetworkError::ZeroSize { layer: 1 });
+            }
+            if rows == 0 {
+                return Err(NetworkError::ZeroSize { layer: i + 2 });
+            }
+            if i > 0 {
+                let expected = layers[i - 1].weights.rows();
+                if cols != expected {
+                    return Err(NetworkError::SizesDontChain {
+                        layer: i + 2,
+                        rows,
+                        cols,
+                        expected,
+                    });
+                }
+            }
+            if l.biases.len() != rows {
+                return Err(NetworkError::BiasLength {
+                    layer: i + 2,
+                    rows,
+                    biases: l.biases.len(),
+                });
+            }
+        }
+        let acts: Vec<Activation> = layers.iter().map(|l| l.activation).collect();
+        check_activations(&acts, cost)?;
+        Ok(Network { layers, cost })
+    }
+
+    /// The same network in another precision (f32 -> f64 is exact).
+    ///
+    /// ```
+    /// use backprop::network::{Activation, Cost, Init, Network};
+    /// let net = Network::<f32>::new(&[2, 3], &[Activation::Tanh], Cost::Quadratic, Init::Large, 1).unwrap();
+    /// let wide: Network<f64> = net.cast();
+    /// assert_eq!(wide.layers[0].weights[(0, 0)], net.layers[0].weights[(0, 0)] as f64);
+    /// ```
+    pub fn cast<U: Float>(&self) -> Network<U> {
+        let conv =
+            |v: &[T]| -> Vec<U> { v.iter().map(|&x| U::from_f64(Float::to_f64(x))).collect() };
+        Network {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    weights: Matrix::from_vec(
+                        l.weights.rows(),
+                        l.weights.cols(),
+                        conv(l.weights.as_slice()),
+                    )
+                    .expect("same shape"),
+                    biases: conv(&l.biases),
+                    activation: l.activation,
+                })
+                .collect(),
+            cost: self.cost,
+        }
+    }
+
+    /// The number of weights and biases.
+    pub fn num_params(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.weights.as_slice().len() + l.biases.len())
+            .sum()
+    }
+
+    /// The seed's plain SGD step: w <- w - eta dJ/dw and b <- b - eta dJ/db.
+    ///
+    /// # Panics
+    /// If `grads` is not shaped like the network.
+    ///
+    /// ```
+    /// use backprop::network::{Activation, Cost, Gradients, Init, Network};
+    /// let mut net = Network::<f64>::new(&[1, 1], &[Activation::Identity], Cost::Quadratic, Init::Large, 0).unwrap();
+    /// let w = net.layers[0].weights[(0, 0)];
+    /// let mut g = Gradients::zeros_like(&net);
+    /// g.weights[0][(0, 0)] = 2.0;
+    /// net.sgd_step(&g, 0.5);
+    /// assert_eq!(net.layers[0].weights[(0, 0)], w - 1.0);
+    /// ```
+    pub fn sgd_step(&mut self, grads: &Gradients<T>, eta: T) {
+        for (p, g) in self.params_and_grads(grads) {
+            for (p, &g) in p.iter_mut().zip(g) {
+                *p -= eta * g;
+            }
+        }
+    }
+
     /// The layer sizes N^1..N^L (the seed's Figure 2: `[2, 4, 4, 3]`).
     pub fn sizes(&self) -> Vec<usize> {
         let mut s = Vec::with_capacity(self.layers.len() + 1);
@@ -51,7 +313,42 @@ pub struct Gradients<T> {
     pub biases: Vec<Vec<T>>,
 }
 
+/// Softmax only on the output; the matched costs only with their output activation.
+fn check_activations(acts: &[Activation], cost: Cost) -> Result<(), NetworkError> {
+    let layers = acts.len() + 1;
+    if let Some(i) = acts[..acts.len() - 1]
+        .iter()
+        .position(|&a| a == Activation::Softmax)
+    {
+        return Err(NetworkError::SoftmaxNotOutput {
+            layer: i + 2,
+            layers,
+        });
+    }
+    let got = acts[acts.len() - 1];
+    match cost.matched_activation() {
+        Some(needs) if needs != got => Err(NetworkError::CostNeedsOutput { cost, needs, got }),
+        _ => Ok(()),
+    }
+}
+
 impl<T: Float> Gradients<T> {
+    /// Whether these gradients have the shape of `net`'s parameters.
+    pub fn is_shaped_like(&self, net: &Network<T>) -> bool {
+        self.weights.len() == net.layers.len()
+            && self.biases.len() == net.layers.len()
+            && net
+                .layers
+                .iter()
+                .zip(&self.weights)
+                .zip(&self.biases)
+                .all(|((l, w), b)| {
+                    w.rows() == l.weights.rows()
+                        && w.cols() == l.weights.cols()
+                        && b.len() == l.biases.len()
+                })
+    }
+
     /// Zero gradients shaped like `net`.
     pub fn zeros_like(net: &Network<T>) -> Self {
         Gradients {

@@ -2,6 +2,7 @@
 
 mod demo;
 mod diff;
+mod gradcheck;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,8 @@ enum Command {
     Diff(diff::Args),
     /// Walk through the seed's Figure 1.
     Demo(demo::Args),
+    /// Check backpropagation against finite differences on a random network.
+    Gradcheck(gradcheck::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -26,6 +29,7 @@ fn main() -> std::process::ExitCode {
     let result: anyhow::Result<()> = match cli.command {
         Command::Diff(args) => diff::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Gradcheck(args) => gradcheck::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,168 @@
+//! One SGD training step (feed-forward, cost, the four equations, the update) on the three
+//! networks of issue #5, in samples per second; and `gemm` against `matrixmultiply` on the
+//! products those steps make.
+
+use backprop::linalg::{matmul, MatRef};
+use backprop::network::{Activation, Cost, Gradients, Init, Network, Workspace};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rand::{Rng, SeedableRng};
+use std::time::Duration;
+
+struct Config {
+    name: &'static str,
+    sizes: &'static [usize],
+    hidden: Activation,
+    output: Activation,
+    cost: Cost,
+    eta: f32,
+    batch: usize,
+}
+
+const CONFIGS: [Config; 3] = [
+    Config {
+        name: "nielsen",
+        sizes: &[784, 30, 10],
+        hidden: Activation::Sigmoid,
+        output: Activation::Sigmoid,
+        cost: Cost::Quadratic,
+        eta: 3.0,
+        batch: 10,
+    },
+    Config {
+        name: "small",
+        sizes: &[784, 128, 64, 10],
+        hidden: Activation::Relu,
+        output: Activation::Softmax,
+        cost: Cost::LogLikelihood,
+        eta: 0.1,
+        batch: 64,
+    },
+    Config {
+        name: "wide",
+        sizes: &[784, 1024, 1024, 10],
+        hidden: Activation::Relu,
+        output: Activation::Softmax,
+        cost: Cost::LogLikelihood,
+        eta: 0.1,
+        batch: 256,
+    },
+];
+
+fn data(n: usize, inputs: usize, classes: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let x = (0..n * inputs).map(|_| rng.gen::<f32>()).collect();
+    let mut y = vec![0.0; n * classes];
+    for row in y.chunks_exact_mut(classes) {
+        row[rng.gen_range(0..classes)] = 1.0;
+    }
+    (x, y)
+}
+
+fn train_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("train_step");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    for cfg in &CONFIGS {
+        let mut acts = vec![cfg.hidden; cfg.sizes.len() - 2];
+        acts.push(cfg.output);
+        let mut net = Network::<f32>::new(cfg.sizes, &acts, cfg.cost, Init::Uniform, 1).unwrap();
+        let (inputs, classes) = (cfg.sizes[0], cfg.sizes[cfg.sizes.len() - 1]);
+        let batches = 16;
+        let (x, y) = data(cfg.batch * batches, inputs, classes);
+        let mut ws = Workspace::new(&net, cfg.batch);
+        let mut grads = Gradients::zeros_like(&net);
+        let mut b = 0;
+        group.throughput(Throughput::Elements(cfg.batch as u64));
+        group.bench_function(cfg.name, |bench| {
+            bench.iter(|| {
+                let (xs, ys) = (cfg.batch * inputs, cfg.batch * classes);
+                let j = net.backprop(
+                    &x[b * xs..(b + 1) * xs],
+                    &y[b * ys..(b + 1) * ys],
+                    cfg.batch,
+                    &mut ws,
+                    &mut grads,
+                );
+                net.sgd_step(&grads, cfg.eta);
+                b = (b + 1) % batches;
+                j
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The products of a training step, as (name, m, k, n, lhs transposed, rhs transposed).
+const SHAPES: [(&str, usize, usize, usize, bool, bool); 6] = [
+    ("small fwd A W^T 64x784x128", 64, 784, 128, false, true),
+    ("small eq1 D^T A 128x64x784", 128, 64, 784, true, false),
+    ("wide fwd A W^T 256x784x1024", 256, 784, 1024, false, true),
+    ("wide fwd A W^T 256x1024x1024", 256, 1024, 1024, false, true),
+    ("wide eq3 D W 256x1024x1024", 256, 1024, 1024, false, false),
+    ("wide eq1 D^T A 1024x256x1024", 1024, 256, 1024, true, false),
+];
+
+fn gemm_vs_matrixmultiply(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gemm_vs_matrixmultiply");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(10);
+    for &(name, m, k, n, lt, rt) in &SHAPES {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+        let mut dst = vec![0.0f32; m * n];
+        // Stored as the network stores them: a transposed operand is a row-major k x m.
+        let lhs = if lt {
+            MatRef::row_major(&a, k, m).unwrap().t()
+        } else {
+            MatRef::row_major(&a, m, k).unwrap()
+        };
+        let rhs = if rt {
+            MatRef::row_major(&b, n, k).unwrap().t()
+        } else {
+            MatRef::row_major(&b, k, n).unwrap()
+        };
+        group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        group.bench_function(BenchmarkId::new("gemm", name), |bench| {
+            bench.iter(|| matmul(&mut dst, lhs, rhs, 1.0, false))
+        });
+        let (lrs, lcs) = if lt { (1, m as isize) } else { (k as isize, 1) };
+        let (rrs, rcs) = if rt { (1, k as isize) } else { (n as isize, 1) };
+        group.bench_function(BenchmarkId::new("matrixmultiply", name), |bench| {
+            bench.iter(|| {
+                // SAFETY: the strides describe the m x k and k x n matrices stored in `a` and
+                // `b` (transposed ones as k x m and n x k row-major), and `dst` is m x n.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        lrs,
+                        lcs,
+                        b.as_ptr(),
+                        rrs,
+                        rcs,
+                        0.0,
+                        dst.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    )
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    // No plots: plotters here has no system fonts.
+    config = Criterion::default().without_plots();
+    targets = train_step, gemm_vs_matrixmultiply
+}
+criterion_main!(benches);
