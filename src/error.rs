@@ -11,6 +11,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A data set could not be loaded, split or scaled.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
 }
 
 /// `Result` with the crate's [`Error`].

@@ -19,10 +19,13 @@
 
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod error;
 pub mod float;
 pub mod linalg;
+pub mod model_file;
 pub mod network;
+pub mod optim;
 
 pub use error::{Error, Result};
 pub use float::Float;
