@@ -14,6 +14,9 @@ pub enum Error {
     /// A data set could not be loaded, split or scaled.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// An optimizer was misconfigured or given mismatched state.
+    #[error(transparent)]
+    Optim(#[from] crate::optim::OptimError),
 }
 
 /// `Result` with the crate's [`Error`].
