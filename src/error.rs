@@ -17,6 +17,9 @@ pub enum Error {
     /// An optimizer was misconfigured or given mismatched state.
     #[error(transparent)]
     Optim(#[from] crate::optim::OptimError),
+    /// A model or tensor file could not be read or written.
+    #[error(transparent)]
+    ModelFile(#[from] crate::model_file::ModelFileError),
 }
 
 /// `Result` with the crate's [`Error`].
