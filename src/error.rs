@@ -20,6 +20,15 @@ pub enum Error {
     /// A network of inconsistent shape, or a batch that does not fit it.
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
+    /// A data set could not be loaded, split or scaled.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// An optimizer was misconfigured or given mismatched state.
+    #[error(transparent)]
+    Optim(#[from] crate::optim::OptimError),
+    /// A model or tensor file could not be read or written.
+    #[error(transparent)]
+    ModelFile(#[from] crate::model_file::ModelFileError),
 }
 
 /// `Result` with the crate's [`Error`].

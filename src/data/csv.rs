@@ -1,0 +1,160 @@
+//! CSV files: labelled data sets (label first, the common MNIST-as-CSV layout) and plain
+//! numeric matrices (for `grad --inputs/--targets` and `predict --input`).
+//!
+//! Cells are separated by commas and trimmed; blank lines are skipped. Errors give the
+//! file, the 1-based line and, for a cell, the 1-based column.
+
+use super::{DataError, Dataset};
+use crate::linalg::Matrix;
+use crate::Float;
+use std::io::Read;
+use std::path::Path;
+
+fn read_text(path: &Path) -> Result<String, DataError> {
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| DataError::io("<standard input>", e))?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map_err(|e| DataError::io(path, e))?;
+    }
+    Ok(text)
+}
+
+/// Non-blank lines with their 1-based numbers, each split into trimmed cells.
+fn rows(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l.split(',').map(str::trim).collect()))
+}
+
+fn number(cell: &str, path: &Path, line: usize, column: usize) -> Result<f64, DataError> {
+    cell.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| DataError::BadCell {
+            path: path.into(),
+            line,
+            column,
+            cell: cell.chars().take(40).collect(),
+        })
+}
+
+/// Parses a labelled CSV text: each line `label,x_1,...,x_N`. A first line whose first
+/// cell is not a number is a header and is skipped. `path` names the source in errors.
+///
+/// ```
+/// use backprop::data::csv::parse_labeled_csv;
+/// let d = parse_labeled_csv("label,a,b\n1,0.5,2\n0,1,-3\n", "t.csv".as_ref()).unwrap();
+/// assert_eq!((d.len(), d.features, d.classes), (2, 2, 2));
+/// assert_eq!((d.labels.clone(), d.inputs.clone()), (vec![1, 0], vec![0.5, 2.0, 1.0, -3.0]));
+/// let e = parse_labeled_csv("1,2,3\n0,nan,1\n", "t.csv".as_ref()).unwrap_err();
+/// assert_eq!(e.to_string(), "t.csv: line 2, column 2: \"nan\" is not a finite number");
+/// ```
+///
+/// # Errors
+/// [`DataError::Empty`] (no data rows), [`DataError::Ragged`], [`DataError::BadCell`],
+/// [`DataError::NoFeatures`], [`DataError::BadLabel`] (negative, fractional or too large).
+pub fn parse_labeled_csv(text: &str, path: &Path) -> Result<Dataset, DataError> {
+    let mut inputs = Vec::new();
+    let mut labels = Vec::new();
+    let mut width = None;
+    for (k, (line, cells)) in rows(text).enumerate() {
+        if k == 0 && cells[0].parse::<f64>().is_err() {
+            continue; // a header
+        }
+        let expected = *width.get_or_insert(cells.len());
+        if cells.len() != expected {
+            return Err(DataError::Ragged {
+                path: path.into(),
+                line,
+                expected,
+                found: cells.len(),
+            });
+        }
+        if cells.len() < 2 {
+            return Err(DataError::NoFeatures {
+                path: path.into(),
+                line,
+            });
+        }
+        let label = number(cells[0], path, line, 1)?;
+        if !(label >= 0.0 && label.fract() == 0.0 && label < super::MAX_CLASSES as f64) {
+            return Err(DataError::BadLabel {
+                path: path.into(),
+                index: labels.len(),
+                value: label,
+                max: super::MAX_CLASSES,
+            });
+        }
+        labels.push(label as u32);
+        for (c, cell) in cells[1..].iter().enumerate() {
+            inputs.push(number(cell, path, line, c + 2)? as f32);
+        }
+    }
+    let Some(width) = width else {
+        return Err(DataError::Empty { path: path.into() });
+    };
+    Dataset::new(inputs, labels, width - 1)
+}
+
+/// Reads a labelled CSV file (see [`parse_labeled_csv`]); `-` reads standard input.
+///
+/// # Errors
+/// [`DataError::Io`], and those of [`parse_labeled_csv`].
+pub fn read_labeled_csv(path: &Path) -> Result<Dataset, DataError> {
+    parse_labeled_csv(&read_text(path)?, path)
+}
+
+/// Parses a numeric matrix: one row per line, no header, no labels; every cell a finite
+/// number. Values are parsed as `f64`, then rounded to `T`.
+///
+/// ```
+/// use backprop::data::csv::parse_matrix_csv;
+/// let m = parse_matrix_csv::<f64>("1, 2\n3,4.5\n", "x.csv".as_ref()).unwrap();
+/// assert_eq!((m.rows(), m.cols(), m.as_slice()), (2, 2, &[1.0, 2.0, 3.0, 4.5][..]));
+/// ```
+///
+/// # Errors
+/// [`DataError::Empty`], [`DataError::Ragged`], [`DataError::BadCell`].
+pub fn parse_matrix_csv<T: Float>(text: &str, path: &Path) -> Result<Matrix<T>, DataError> {
+    let mut values = Vec::new();
+    let mut width = None;
+    let mut n = 0;
+    for (line, cells) in rows(text) {
+        let expected = *width.get_or_insert(cells.len());
+        if cells.len() != expected {
+            return Err(DataError::Ragged {
+                path: path.into(),
+                line,
+                expected,
+                found: cells.len(),
+            });
+        }
+        for (c, cell) in cells.iter().enumerate() {
+            values.push(T::from_f64(number(cell, path, line, c + 1)?));
+        }
+        n += 1;
+    }
+    let Some(width) = width else {
+        return Err(DataError::Empty { path: path.into() });
+    };
+    Ok(Matrix::from_vec(n, width, values).expect("n rows of width cells"))
+}
+
+/// Reads a numeric matrix CSV file (see [`parse_matrix_csv`]); `-` reads standard input.
+///
+/// # Errors
+/// [`DataError::Io`], and those of [`parse_matrix_csv`].
+pub fn read_matrix_csv<T: Float>(path: &Path) -> Result<Matrix<T>, DataError> {
+    let name = if path == Path::new("-") {
+        Path::new("<standard input>")
+    } else {
+        path
+    };
+    parse_matrix_csv(&read_text(path)?, name)
+}

@@ -1,0 +1,258 @@
+//! The in-memory data set, its one-hot targets and its stratified split.
+
+use super::DataError;
+use crate::Float;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// The largest number of classes a data set may have. A label is an index into the
+/// one-hot target y, so a stray label of 4e9 in a file must not size a buffer.
+pub const MAX_CLASSES: usize = 1 << 16;
+
+/// n labelled examples: example i is `inputs[i * features..(i + 1) * features]` (the
+/// network's a^1) with class `labels[i]` (the target y is its one-hot vector).
+///
+/// ```
+/// use backprop::data::Dataset;
+/// let d = Dataset::new(vec![0.0, 0.0, 0.0, 1.0, 1.0, 0.0], vec![0, 1, 1], 2).unwrap();
+/// assert_eq!((d.len(), d.features, d.classes), (3, 2, 2));
+/// assert_eq!(d.input(1), &[0.0, 1.0]);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// The inputs, row-major, n x `features`.
+    pub inputs: Vec<f32>,
+    /// The class of each example, each below `classes`.
+    pub labels: Vec<u32>,
+    /// Inputs per example (N^1).
+    pub features: usize,
+    /// Number of classes (N^L for a classifier): the largest label plus one, unless set.
+    pub classes: usize,
+    /// (rows, columns) when each example is an image (IDX data), for display.
+    pub image_shape: Option<(usize, usize)>,
+}
+
+/// A training part and a test part.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    /// What the network learns from (and what a [`crate::data::Scaling`] is fitted on).
+    pub train: Dataset,
+    /// What accuracy is measured on; may be empty (`--test-split 0`).
+    pub test: Dataset,
+}
+
+impl Dataset {
+    /// A data set from row-major inputs and labels; `classes` is the largest label plus
+    /// one (at least 1).
+    ///
+    /// # Errors
+    /// [`DataError::Inconsistent`] if `inputs.len() != labels.len() * features`, or
+    /// `features == 0`; [`DataError::BadLabel`] if a label is [`MAX_CLASSES`] or more.
+    pub fn new(inputs: Vec<f32>, labels: Vec<u32>, features: usize) -> Result<Self, DataError> {
+        if features == 0 {
+            return Err(DataError::Inconsistent("0 features per example".into()));
+        }
+        if labels.len().checked_mul(features) != Some(inputs.len()) {
+            return Err(DataError::Inconsistent(format!(
+                "{} inputs for {} labels of {features} features",
+                inputs.len(),
+                labels.len()
+            )));
+        }
+        if let Some((index, &l)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= MAX_CLASSES)
+        {
+            return Err(DataError::BadLabel {
+                path: "<memory>".into(),
+                index,
+                value: l as f64,
+                max: MAX_CLASSES,
+            });
+        }
+        let classes = labels.iter().max().map_or(1, |&m| m as usize + 1);
+        Ok(Dataset {
+            inputs,
+            labels,
+            features,
+            classes,
+            image_shape: None,
+        })
+    }
+
+    /// Number of examples n.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The inputs of example `i` (a^1).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn input(&self, i: usize) -> &[f32] {
+        &self.inputs[i * self.features..(i + 1) * self.features]
+    }
+
+    /// How many examples each class has, indexed by class.
+    ///
+    /// ```
+    /// use backprop::data::Dataset;
+    /// let d = Dataset::new(vec![0.0; 4], vec![2, 0, 2, 2], 1).unwrap();
+    /// assert_eq!(d.class_counts(), vec![1, 0, 3]);
+    /// ```
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes];
+        for &l in &self.labels {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+
+    /// The examples at `indices`, in that order (repeats allowed); `classes` and
+    /// `image_shape` are kept, so a subset still one-hot encodes like its parent.
+    ///
+    /// # Panics
+    /// If an index is out of range.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let mut inputs = Vec::with_capacity(indices.len() * self.features);
+        let mut labels = Vec::with_capacity(indices.len());
+        for &i in indices {
+            inputs.extend_from_slice(self.input(i));
+            labels.push(self.labels[i]);
+        }
+        Dataset {
+            inputs,
+            labels,
+            features: self.features,
+            classes: self.classes,
+            image_shape: self.image_shape,
+        }
+    }
+
+    /// Copies the inputs of the examples at `indices` into `out` (row-major,
+    /// `indices.len() x features`), converted to `T`: a mini-batch's A^1, without
+    /// allocating.
+    ///
+    /// ```
+    /// use backprop::data::Dataset;
+    /// let d = Dataset::new(vec![1.0, 2.0, 3.0, 4.0], vec![0, 1], 2).unwrap();
+    /// let mut a1 = [0.0f64; 2];
+    /// d.inputs_into(&[1], &mut a1).unwrap();
+    /// assert_eq!(a1, [3.0, 4.0]);
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::BufferSize`] if `out` is not `indices.len() * features` long.
+    ///
+    /// # Panics
+    /// If an index is out of range.
+    pub fn inputs_into<T: Float>(&self, indices: &[usize], out: &mut [T]) -> Result<(), DataError> {
+        let expected = indices.len() * self.features;
+        if out.len() != expected {
+            return Err(DataError::BufferSize {
+                expected,
+                found: out.len(),
+            });
+        }
+        for (row, &i) in out.chunks_exact_mut(self.features).zip(indices) {
+            for (o, &x) in row.iter_mut().zip(self.input(i)) {
+                *o = T::from_f32(x);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the one-hot targets y of the examples at `indices` into `out` (row-major,
+    /// `indices.len() x classes`): 1 at the label, 0 elsewhere. A mini-batch's Y, without
+    /// allocating.
+    ///
+    /// ```
+    /// use backprop::data::Dataset;
+    /// let d = Dataset::new(vec![0.0; 3], vec![2, 0, 1], 1).unwrap();
+    /// let mut y = [9.0f32; 6];
+    /// d.one_hot(&[0, 2], &mut y).unwrap();
+    /// assert_eq!(y, [0.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::BufferSize`] if `out` is not `indices.len() * classes` long.
+    ///
+    /// # Panics
+    /// If an index is out of range.
+    pub fn one_hot<T: Float>(&self, indices: &[usize], out: &mut [T]) -> Result<(), DataError> {
+        let expected = indices.len() * self.classes;
+        if out.len() != expected {
+            return Err(DataError::BufferSize {
+                expected,
+                found: out.len(),
+            });
+        }
+        out.fill(T::zero());
+        for (row, &i) in out.chunks_exact_mut(self.classes).zip(indices) {
+            row[self.labels[i] as usize] = T::one();
+        }
+        Ok(())
+    }
+
+    /// Holds out about `test_fraction` of each class as the test part, chosen by a
+    /// ChaCha8 generator seeded with `seed`: the same split on every run and machine.
+    ///
+    /// For each class c with n_c examples, round(test_fraction * n_c) of them, drawn by a
+    /// seeded shuffle of that class's indices, go to the test part. Both parts keep the
+    /// original order of the examples and this data set's `classes`.
+    ///
+    /// ```
+    /// use backprop::data::Dataset;
+    /// let d = Dataset::new((0..10).map(|x| x as f32).collect(), vec![0, 1, 0, 1, 0, 1, 0, 1, 0, 1], 1).unwrap();
+    /// let s = d.stratified_split(0.2, 7).unwrap();
+    /// assert_eq!((s.train.len(), s.test.len()), (8, 2));
+    /// assert_eq!(s.test.class_counts(), vec![1, 1]);
+    /// assert_eq!(s, d.stratified_split(0.2, 7).unwrap());
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::BadSplit`] unless 0 <= `test_fraction` < 1, or if a fraction above 0
+    /// leaves either part empty.
+    pub fn stratified_split(&self, test_fraction: f64, seed: u64) -> Result<Split, DataError> {
+        let bad = |reason: &str| DataError::BadSplit {
+            fraction: test_fraction,
+            reason: reason.into(),
+        };
+        if !(0.0..1.0).contains(&test_fraction) {
+            return Err(bad("the test fraction must be at least 0 and below 1"));
+        }
+        let mut by_class = vec![Vec::new(); self.classes];
+        for (i, &l) in self.labels.iter().enumerate() {
+            by_class[l as usize].push(i);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut is_test = vec![false; self.len()];
+        for members in &mut by_class {
+            members.shuffle(&mut rng);
+            let k = (test_fraction * members.len() as f64).round() as usize;
+            for &i in &members[..k] {
+                is_test[i] = true;
+            }
+        }
+        let (test, train): (Vec<usize>, Vec<usize>) = (0..self.len()).partition(|&i| is_test[i]);
+        if test_fraction > 0.0 && (test.is_empty() || train.is_empty()) {
+            return Err(bad(&format!(
+                "leaves {} training and {} test examples out of {}",
+                train.len(),
+                test.len(),
+                self.len()
+            )));
+        }
+        Ok(Split {
+            train: self.subset(&train),
+            test: self.subset(&test),
+        })
+    }
+}

@@ -1,0 +1,225 @@
+//! Input scaling, fitted on the training part and stored in the model file.
+//!
+//! The stored form (the model file's `__metadata__` key `scaling`) is one line of text:
+//!
+//! | scaling | text |
+//! |---|---|
+//! | none | `none` |
+//! | divide every input by d | `divide:<d>` (e.g. `divide:16`) |
+//! | per-feature (x - mean) / std | `standardize:<mean_1>,...,<mean_N>;<std_1>,...,<std_N>` |
+//!
+//! Numbers are written in Rust's shortest round-trip form, so parsing the text gives back
+//! the very same `f32` values.
+
+use super::{DataError, Dataset};
+use std::fmt;
+use std::str::FromStr;
+
+/// Which scaling to fit (the `--scale` flag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ScalingKind {
+    /// Divide by the largest absolute training input (255 for MNIST, 16 for digits).
+    #[default]
+    Auto,
+    /// Leave the inputs as they are.
+    None,
+    /// Per feature: subtract the training mean, divide by the training standard deviation
+    /// (population form; a feature with standard deviation 0 is divided by 1).
+    Standardize,
+}
+
+impl FromStr for ScalingKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(ScalingKind::Auto),
+            "none" => Ok(ScalingKind::None),
+            "standardize" | "standardise" => Ok(ScalingKind::Standardize),
+            other => Err(format!(
+                "unknown scaling '{other}' (expected one of: auto, none, standardize)"
+            )),
+        }
+    }
+}
+
+/// A fitted input scaling.
+///
+/// ```
+/// use backprop::data::{Dataset, Scaling, ScalingKind};
+/// let train = Dataset::new(vec![0.0, 8.0, 16.0, 4.0], vec![0, 1], 2).unwrap();
+/// let s = ScalingKind::Auto.fit(&train);
+/// assert_eq!(s, Scaling::Divide(16.0));
+/// assert_eq!(s.to_string(), "divide:16");
+/// let mut test = Dataset::new(vec![8.0, 4.0], vec![0], 2).unwrap();
+/// s.apply(&mut test).unwrap();
+/// assert_eq!(test.inputs, vec![0.5, 0.25]);
+/// assert_eq!("divide:16".parse::<Scaling>().unwrap(), s);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scaling {
+    /// Inputs unchanged.
+    None,
+    /// x / d.
+    Divide(f32),
+    /// (x_k - mean_k) / std_k, per feature k.
+    Standardize {
+        /// Training mean of each feature.
+        mean: Vec<f32>,
+        /// Training standard deviation of each feature (0 replaced by 1).
+        std: Vec<f32>,
+    },
+}
+
+impl ScalingKind {
+    /// Fits this kind of scaling on the training part (never on the test part).
+    pub fn fit(self, train: &Dataset) -> Scaling {
+        match self {
+            ScalingKind::None => Scaling::None,
+            ScalingKind::Auto => {
+                let max = train.inputs.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+                // All zeros: nothing to divide by, and dividing by 1 changes nothing.
+                Scaling::Divide(if max > 0.0 { max } else { 1.0 })
+            }
+            ScalingKind::Standardize => {
+                let f = train.features;
+                let n = train.len().max(1) as f64;
+                // f64 sums: 60,000 MNIST pixels of up to 255 would lose digits in f32.
+                let mut sum = vec![0.0f64; f];
+                for row in train.inputs.chunks_exact(f) {
+                    for (s, &x) in sum.iter_mut().zip(row) {
+                        *s += x as f64;
+                    }
+                }
+                let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+                let mut sq = vec![0.0f64; f];
+                for row in train.inputs.chunks_exact(f) {
+                    for ((s, &x), m) in sq.iter_mut().zip(row).zip(&mean) {
+                        *s += (x as f64 - m).powi(2);
+                    }
+                }
+                let std = sq
+                    .iter()
+                    .map(|s| {
+                        let sd = (s / n).sqrt() as f32;
+                        if sd > 0.0 && sd.is_finite() {
+                            sd
+                        } else {
+                            1.0
+                        }
+                    })
+                    .collect();
+                Scaling::Standardize {
+                    mean: mean.iter().map(|&m| m as f32).collect(),
+                    std,
+                }
+            }
+        }
+    }
+}
+
+impl Scaling {
+    /// Rescales every input of `data` in place.
+    ///
+    /// # Errors
+    /// [`DataError::FeatureMismatch`] if a standardization was fitted on a different
+    /// number of features.
+    pub fn apply(&self, data: &mut Dataset) -> Result<(), DataError> {
+        self.apply_rows(&mut data.inputs, data.features)
+    }
+
+    /// Rescales row-major inputs of `features` columns in place (for `predict`'s rows).
+    ///
+    /// # Errors
+    /// [`DataError::FeatureMismatch`] as for [`Scaling::apply`].
+    pub fn apply_rows(&self, inputs: &mut [f32], features: usize) -> Result<(), DataError> {
+        match self {
+            Scaling::None => {}
+            Scaling::Divide(d) => inputs.iter_mut().for_each(|x| *x /= d),
+            Scaling::Standardize { mean, std } => {
+                if mean.len() != features {
+                    return Err(DataError::FeatureMismatch {
+                        what: "standardization".into(),
+                        expected: mean.len(),
+                        found: features,
+                    });
+                }
+                for row in inputs.chunks_exact_mut(features) {
+                    for ((x, m), s) in row.iter_mut().zip(mean).zip(std) {
+                        *x = (*x - m) / s;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Scaling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |v: &[f32]| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match self {
+            Scaling::None => f.write_str("none"),
+            Scaling::Divide(d) => write!(f, "divide:{d}"),
+            Scaling::Standardize { mean, std } => {
+                write!(f, "standardize:{};{}", join(mean), join(std))
+            }
+        }
+    }
+}
+
+impl FromStr for Scaling {
+    type Err = DataError;
+    fn from_str(text: &str) -> Result<Self, DataError> {
+        let bad = |reason: &str| DataError::BadScaling {
+            text: text.chars().take(80).collect(),
+            reason: reason.into(),
+        };
+        let numbers = |s: &str| -> Result<Vec<f32>, DataError> {
+            s.split(',')
+                .map(|x| {
+                    x.trim()
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .ok_or_else(|| bad(&format!("{x:?} is not a finite number")))
+                })
+                .collect()
+        };
+        let text_t = text.trim();
+        if text_t == "none" {
+            return Ok(Scaling::None);
+        }
+        if let Some(d) = text_t.strip_prefix("divide:") {
+            let d = numbers(d)?;
+            return match d[..] {
+                [d] if d != 0.0 => Ok(Scaling::Divide(d)),
+                _ => Err(bad("expected one non-zero divisor")),
+            };
+        }
+        if let Some(rest) = text_t.strip_prefix("standardize:") {
+            let (m, s) = rest
+                .split_once(';')
+                .ok_or_else(|| bad("expected means;stds"))?;
+            let (mean, std) = (numbers(m)?, numbers(s)?);
+            if mean.len() != std.len() {
+                return Err(bad(&format!(
+                    "{} means but {} standard deviations",
+                    mean.len(),
+                    std.len()
+                )));
+            }
+            if std.contains(&0.0) {
+                return Err(bad("a standard deviation is 0"));
+            }
+            return Ok(Scaling::Standardize { mean, std });
+        }
+        Err(bad(
+            "expected none, divide:<d> or standardize:<means>;<stds>",
+        ))
+    }
+}

@@ -1,0 +1,633 @@
+//! Networks in and out of safetensors files, the format PyTorch, candle and burn users
+//! already have.
+//!
+//! A model file holds, for each weight layer i (i = 0 for the first, the seed's l = 2):
+//!
+//! - `layers.{i}.weight`, shape [N^(i+1), N^i]: W^l, row j = neuron j (PyTorch's
+//!   `nn.Linear.weight`, so an `nn.Sequential` of `Linear` layers saved under these names
+//!   loads as is);
+//! - `layers.{i}.bias`, shape [N^(i+1)]: b^l;
+//!
+//! all F32 or all F64, and in `__metadata__`:
+//!
+//! - `layers`: all sizes N^1..N^L, comma-separated (`"2,4,4,3"`);
+//! - `activations`: one per weight layer (`"sigmoid,sigmoid,softmax"`);
+//! - `cost`: `quadratic`, `cross-entropy` or `log-likelihood`;
+//! - any other keys the caller adds (input scaling, classes, training settings).
+//!
+//! Files are written to a temporary file in the target's directory and renamed, so a
+//! reader never sees half a file. Loading checks every size against the file before
+//! trusting it (the safetensors crate checks the header length and tensor offsets
+//! against the buffer, and this module checks shapes, dtypes and metadata).
+
+use crate::linalg::Matrix;
+use crate::network::{Activation, Cost, Layer, Network};
+use crate::Float;
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// An error reading or writing a model or tensor file; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFileError {
+    /// The file could not be read, written or renamed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid safetensors file (truncated, header length larger than
+    /// the file, bad JSON, offsets outside the data).
+    #[error("{}: not a valid safetensors file: {reason}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What the safetensors crate reported.
+        reason: String,
+    },
+    /// A tensor the network needs is not in the file.
+    #[error("{}: missing tensor {tensor}", path.display())]
+    MissingTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+    },
+    /// A tensor the network does not have (e.g. a layer beyond the activations listed).
+    #[error("{}: unexpected tensor {tensor} (the metadata lists {layers} weight layers)", path.display())]
+    UnexpectedTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// Number of weight layers in the metadata.
+        layers: usize,
+    },
+    /// A tensor that is neither F32 nor F64, or not of the file's one dtype.
+    #[error("{}: tensor {tensor} has dtype {found}, expected {expected}", path.display())]
+    WrongDtype {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// Its dtype.
+        found: String,
+        /// The expected dtype(s).
+        expected: String,
+    },
+    /// A tensor with the wrong number of dimensions, or sizes that do not chain with the
+    /// previous layer or the metadata.
+    #[error("{}: tensor {tensor} has shape {found:?}, expected {expected}", path.display())]
+    WrongShape {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// Its shape.
+        found: Vec<usize>,
+        /// What was expected.
+        expected: String,
+    },
+    /// A metadata key is missing or its value is unusable.
+    #[error("{}: metadata {key}: {reason}", path.display())]
+    BadMetadata {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// Asked to save tensors whose data length does not match their shape.
+    #[error("{}: tensor {tensor}: {len} values for shape {shape:?}", path.display())]
+    DataShape {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// The given shape.
+        shape: Vec<usize>,
+        /// The number of values.
+        len: usize,
+    },
+}
+
+/// A network of either precision, as a model file stores it: F64 stays F64.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnyNetwork {
+    /// An F32 file.
+    F32(Network<f32>),
+    /// An F64 file.
+    F64(Network<f64>),
+}
+
+impl AnyNetwork {
+    /// The layer sizes N^1..N^L.
+    pub fn sizes(&self) -> Vec<usize> {
+        match self {
+            AnyNetwork::F32(n) => n.sizes(),
+            AnyNetwork::F64(n) => n.sizes(),
+        }
+    }
+
+    /// The dtype name: `"F32"` or `"F64"`.
+    pub fn dtype(&self) -> &'static str {
+        match self {
+            AnyNetwork::F32(_) => f32::DTYPE,
+            AnyNetwork::F64(_) => f64::DTYPE,
+        }
+    }
+}
+
+/// A loaded model file: the network and every `__metadata__` entry (including `layers`,
+/// `activations` and `cost`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedModel {
+    /// The network, in the file's precision.
+    pub network: AnyNetwork,
+    /// All metadata, sorted by key.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A tensor to save: name, shape, and row-major values.
+pub type NamedTensor<'a, T> = (&'a str, &'a [usize], &'a [T]);
+
+/// The file's name for the weights of weight layer `i` (0-based).
+pub fn weight_name(i: usize) -> String {
+    format!("layers.{i}.weight")
+}
+
+/// The file's name for the biases of weight layer `i` (0-based).
+pub fn bias_name(i: usize) -> String {
+    format!("layers.{i}.bias")
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelFileError + '_ {
+    move |source| ModelFileError::Io {
+        path: path.into(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, renamed over
+/// `path` once complete: a crash or a full disk never leaves half a file at `path`.
+///
+/// # Errors
+/// [`std::io::Error`] if the directory does not exist or is not writable; the temporary
+/// file is removed then.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn to_bytes<T: Float>(values: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(std::mem::size_of_val(values));
+    for &v in values {
+        if T::DTYPE == "F32" {
+            out.extend_from_slice(&(v.to_f64() as f32).to_le_bytes());
+        } else {
+            out.extend_from_slice(&v.to_f64().to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Serializes named tensors and metadata to safetensors bytes, deterministically: the
+/// same tensors and metadata give the same bytes on every run (metadata keys sorted,
+/// tensors in name order), so that a seeded training run writes the same model file.
+///
+/// The layout is the safetensors format: an 8-byte little-endian header length, the JSON
+/// header (padded with spaces to a multiple of 8 bytes), then each tensor's little-endian
+/// values in header order.
+///
+/// # Errors
+/// [`ModelFileError::DataShape`] if a tensor's length is not the product of its shape, and
+/// [`ModelFileError::Format`] for a name used twice (`path` is only used in the message).
+pub fn tensors_to_bytes<T: Float>(
+    path: &Path,
+    tensors: &[NamedTensor<'_, T>],
+    metadata: &[(String, String)],
+) -> Result<Vec<u8>, ModelFileError> {
+    let mut order: Vec<&NamedTensor<'_, T>> = tensors.iter().collect();
+    order.sort_by_key(|t| t.0);
+    if let Some(w) = order.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(ModelFileError::Format {
+            path: path.into(),
+            reason: format!("tensor name {} used twice", w[0].0),
+        });
+    }
+    // The crate's serializer keeps metadata in a HashMap, whose order changes from run
+    // to run; this header is written by hand with sorted keys instead.
+    let meta: BTreeMap<&str, &str> = metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let json = |v: &dyn erased::Json| v.to_json();
+    let mut header = format!("{{\"__metadata__\":{}", json(&meta));
+    let mut offset = 0usize;
+    for &&(name, shape, data) in &order {
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(data.len()) {
+            return Err(ModelFileError::DataShape {
+                path: path.into(),
+                tensor: name.into(),
+                shape: shape.to_vec(),
+                len: data.len(),
+            });
+        }
+        let end = offset + std::mem::size_of_val(data);
+        header.push_str(&format!(
+            ",{}:{{\"dtype\":\"{}\",\"shape\":{},\"data_offsets\":[{offset},{end}]}}",
+            json(&name),
+            T::DTYPE,
+            json(&shape)
+        ));
+        offset = end;
+    }
+    header.push('}');
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut bytes = Vec::with_capacity(8 + header.len() + offset);
+    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for &&(_, _, data) in &order {
+        bytes.extend_from_slice(&to_bytes(data));
+    }
+    Ok(bytes)
+}
+
+mod erased {
+    /// A value serde_json can write (object-safe, for the header's few kinds of values).
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<S: serde::Serialize + ?Sized> Json for S {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).expect("strings, numbers and maps always serialize")
+        }
+    }
+}
+
+/// Saves arbitrary named tensors of one precision, with string metadata, atomically: for
+/// `backprop grad --out` (`loss`, `grad.layers.{i}.weight`, ...) and checkpoints (model
+/// and optimizer state). A scalar has shape `[]`.
+///
+/// ```
+/// use backprop::model_file::{read_tensors, save_tensors};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("g.safetensors");
+/// save_tensors::<f64>(&path, &[("loss", &[], &[0.25]), ("grad", &[2], &[1.0, -2.0])],
+///                     &[("note".into(), "example".into())]).unwrap();
+/// let (tensors, meta) = read_tensors(&path).unwrap();
+/// assert_eq!(tensors["grad"].1, vec![1.0, -2.0]);
+/// assert_eq!(tensors["loss"].0, Vec::<usize>::new());
+/// assert_eq!(meta["note"], "example");
+/// ```
+///
+/// # Errors
+/// [`ModelFileError::DataShape`], or [`ModelFileError::Io`] naming the file (e.g. its
+/// directory does not exist).
+pub fn save_tensors<T: Float>(
+    path: &Path,
+    tensors: &[NamedTensor<'_, T>],
+    metadata: &[(String, String)],
+) -> Result<(), ModelFileError> {
+    let bytes = tensors_to_bytes(path, tensors, metadata)?;
+    write_atomically(path, &bytes).map_err(io_err(path))
+}
+
+/// Saves a network with its `layers`, `activations` and `cost` metadata, followed by
+/// `extra_metadata` (which may not redefine those three keys), atomically.
+///
+/// ```
+/// use backprop::linalg::Matrix;
+/// use backprop::model_file::{load, save, AnyNetwork};
+/// use backprop::network::{Activation, Cost, Layer, Network};
+/// let net = Network {
+///     layers: vec![Layer {
+///         weights: Matrix::from_vec(1, 2, vec![0.5f64, -1.0]).unwrap(),
+///         biases: vec![0.25],
+///         activation: Activation::Sigmoid,
+///     }],
+///     cost: Cost::CrossEntropy,
+/// };
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("m.safetensors");
+/// save(&net, &path, &[("scaling".into(), "divide:16".into())]).unwrap();
+/// let m = load(&path).unwrap();
+/// assert_eq!(m.network, AnyNetwork::F64(net));
+/// assert_eq!(m.metadata["layers"], "2,1");
+/// assert_eq!(m.metadata["scaling"], "divide:16");
+/// ```
+///
+/// # Errors
+/// [`ModelFileError::BadMetadata`] if `extra_metadata` redefines `layers`, `activations`
+/// or `cost`; [`ModelFileError::Io`] naming the file.
+pub fn save<T: Float>(
+    net: &Network<T>,
+    path: &Path,
+    extra_metadata: &[(String, String)],
+) -> Result<(), ModelFileError> {
+    let sizes = net.sizes();
+    let join = |v: Vec<String>| v.join(",");
+    let mut metadata = vec![
+        (
+            "layers".to_string(),
+            join(sizes.iter().map(|s| s.to_string()).collect()),
+        ),
+        (
+            "activations".to_string(),
+            join(
+                net.layers
+                    .iter()
+                    .map(|l| l.activation.name().to_string())
+                    .collect(),
+            ),
+        ),
+        ("cost".to_string(), net.cost.name().to_string()),
+    ];
+    for (k, v) in extra_metadata {
+        if metadata.iter().any(|(key, _)| key == k) {
+            return Err(ModelFileError::BadMetadata {
+                path: path.into(),
+                key: k.clone(),
+                reason: "is written from the network itself and cannot be overridden".into(),
+            });
+        }
+        metadata.push((k.clone(), v.clone()));
+    }
+    let names: Vec<(String, String)> = (0..net.layers.len())
+        .map(|i| (weight_name(i), bias_name(i)))
+        .collect();
+    let shapes: Vec<([usize; 2], [usize; 1])> = net
+        .layers
+        .iter()
+        .map(|l| ([l.weights.rows(), l.weights.cols()], [l.biases.len()]))
+        .collect();
+    let mut tensors: Vec<NamedTensor<'_, T>> = Vec::with_capacity(2 * net.layers.len());
+    for ((layer, (w, b)), (ws, bs)) in net.layers.iter().zip(&names).zip(&shapes) {
+        tensors.push((w, ws, layer.weights.as_slice()));
+        tensors.push((b, bs, &layer.biases));
+    }
+    save_tensors(path, &tensors, &metadata)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, ModelFileError> {
+    // Reads what the file really holds; no size from inside the file is used to allocate.
+    std::fs::read(path).map_err(io_err(path))
+}
+
+fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>, ModelFileError> {
+    SafeTensors::deserialize(bytes).map_err(|e| ModelFileError::Format {
+        path: path.into(),
+        reason: format!("{e:?}"),
+    })
+}
+
+fn metadata_of(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>, ModelFileError> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| ModelFileError::Format {
+        path: path.into(),
+        reason: format!("{e:?}"),
+    })?;
+    Ok(meta
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect())
+}
+
+fn values<T: Float>(view: &TensorView<'_>) -> Vec<T> {
+    match view.dtype() {
+        Dtype::F32 => view
+            .data()
+            .chunks_exact(4)
+            .map(|c| T::from_f32(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
+            .collect(),
+        _ => view
+            .data()
+            .chunks_exact(8)
+            .map(|c| T::from_f64(f64::from_le_bytes(c.try_into().expect("8 bytes"))))
+            .collect(),
+    }
+}
+
+/// Tensors read back by [`read_tensors`]: name -> (shape, values as `f64`).
+pub type TensorMap = BTreeMap<String, (Vec<usize>, Vec<f64>)>;
+
+/// Reads every F32 or F64 tensor of a safetensors file (values widened to `f64`, exactly)
+/// and its metadata: for checkpoints and `grad` outputs.
+///
+/// # Errors
+/// [`ModelFileError::Io`], [`ModelFileError::Format`], [`ModelFileError::WrongDtype`]
+/// for a tensor of another dtype.
+pub fn read_tensors(path: &Path) -> Result<(TensorMap, BTreeMap<String, String>), ModelFileError> {
+    let bytes = read_file(path)?;
+    let st = parse(&bytes, path)?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if !matches!(view.dtype(), Dtype::F32 | Dtype::F64) {
+            return Err(ModelFileError::WrongDtype {
+                path: path.into(),
+                tensor: name,
+                found: format!("{:?}", view.dtype()),
+                expected: "F32 or F64".into(),
+            });
+        }
+        out.insert(name, (view.shape().to_vec(), values::<f64>(&view)));
+    }
+    Ok((out, metadata_of(&bytes, path)?))
+}
+
+/// Loads a model file written by [`save`], or by PyTorch with the same names.
+///
+/// # Errors
+/// Every check names the file and, where one is at fault, the tensor:
+/// [`ModelFileError::Io`], [`ModelFileError::Format`] (not safetensors, truncated, a
+/// header length beyond the file), [`ModelFileError::BadMetadata`] (missing or unknown
+/// activation or cost, `layers` that disagrees with the tensors),
+/// [`ModelFileError::MissingTensor`], [`ModelFileError::UnexpectedTensor`],
+/// [`ModelFileError::WrongDtype`], [`ModelFileError::WrongShape`] (including sizes that do
+/// not chain from one layer to the next).
+pub fn load(path: &Path) -> Result<LoadedModel, ModelFileError> {
+    let bytes = read_file(path)?;
+    load_bytes(&bytes, path)
+}
+
+/// [`load`] from bytes in memory; `path` names them in errors.
+///
+/// # Errors
+/// As for [`load`], without [`ModelFileError::Io`].
+pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<LoadedModel, ModelFileError> {
+    let st = parse(bytes, path)?;
+    let metadata = metadata_of(bytes, path)?;
+    let meta_err = |key: &str, reason: String| ModelFileError::BadMetadata {
+        path: path.into(),
+        key: key.into(),
+        reason,
+    };
+    let get = |key: &str| {
+        metadata
+            .get(key)
+            .ok_or_else(|| meta_err(key, "missing".into()))
+    };
+    let activations: Vec<Activation> = get("activations")?
+        .split(',')
+        .map(|a| a.parse().map_err(|e| meta_err("activations", e)))
+        .collect::<Result<_, _>>()?;
+    let cost: Cost = get("cost")?.parse().map_err(|e| meta_err("cost", e))?;
+    let n_layers = activations.len();
+
+    // Every tensor must belong to the network: a stray `layers.5.weight` means the file
+    // and its metadata disagree.
+    for name in st.names() {
+        let known = (0..n_layers).any(|i| *name == weight_name(i) || *name == bias_name(i));
+        if !known {
+            return Err(ModelFileError::UnexpectedTensor {
+                path: path.into(),
+                tensor: name.clone(),
+                layers: n_layers,
+            });
+        }
+    }
+    let tensor = |name: &str| {
+        st.tensor(name).map_err(|_| ModelFileError::MissingTensor {
+            path: path.into(),
+            tensor: name.into(),
+        })
+    };
+    let dtype = tensor(&weight_name(0))?.dtype();
+    if !matches!(dtype, Dtype::F32 | Dtype::F64) {
+        return Err(ModelFileError::WrongDtype {
+            path: path.into(),
+            tensor: weight_name(0),
+            found: format!("{dtype:?}"),
+            expected: "F32 or F64".into(),
+        });
+    }
+    let mut views = Vec::with_capacity(n_layers);
+    let mut sizes: Vec<usize> = Vec::with_capacity(n_layers + 1);
+    for i in 0..n_layers {
+        let (wn, bn) = (weight_name(i), bias_name(i));
+        let (w, b) = (tensor(&wn)?, tensor(&bn)?);
+        for (name, view) in [(&wn, &w), (&bn, &b)] {
+            if view.dtype() != dtype {
+                return Err(ModelFileError::WrongDtype {
+                    path: path.into(),
+                    tensor: name.clone(),
+                    found: format!("{:?}", view.dtype()),
+                    expected: format!("{dtype:?}, the dtype of {}", weight_name(0)),
+                });
+            }
+        }
+        let shape_err =
+            |name: &str, found: &[usize], expected: String| ModelFileError::WrongShape {
+                path: path.into(),
+                tensor: name.into(),
+                found: found.to_vec(),
+                expected,
+            };
+        let &[rows, cols] = w.shape() else {
+            return Err(shape_err(
+                &wn,
+                w.shape(),
+                "2 dimensions [N^(i+1), N^i]".into(),
+            ));
+        };
+        if rows == 0 || cols == 0 {
+            return Err(shape_err(&wn, w.shape(), "no zero sizes".into()));
+        }
+        match sizes.last() {
+            None => sizes.push(cols),
+            Some(&prev) if prev != cols => {
+                return Err(shape_err(
+                    &wn,
+                    w.shape(),
+                    format!(
+                        "[_, {prev}]: {} has {prev} outputs, so this layer has {prev} inputs",
+                        weight_name(i - 1)
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        sizes.push(rows);
+        if b.shape() != [rows] {
+            return Err(shape_err(
+                &bn,
+                b.shape(),
+                format!("[{rows}], one bias per row of {wn}"),
+            ));
+        }
+        views.push((w, b));
+    }
+    if let Some(claimed) = metadata.get("layers") {
+        let listed: Vec<usize> = claimed
+            .split(',')
+            .map(|s| s.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| meta_err("layers", format!("{claimed:?}: {e}")))?;
+        if listed != sizes {
+            return Err(meta_err(
+                "layers",
+                format!(
+                    "{claimed:?} disagrees with the tensors, whose sizes are {}",
+                    sizes
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            ));
+        }
+    }
+    fn build<T: Float>(
+        views: &[(TensorView<'_>, TensorView<'_>)],
+        activations: &[Activation],
+        cost: Cost,
+    ) -> Network<T> {
+        Network {
+            layers: views
+                .iter()
+                .zip(activations)
+                .map(|((w, b), &activation)| Layer {
+                    weights: Matrix::from_vec(w.shape()[0], w.shape()[1], values(w))
+                        .expect("shape checked"),
+                    biases: values(b),
+                    activation,
+                })
+                .collect(),
+            cost,
+        }
+    }
+    let network = if dtype == Dtype::F32 {
+        AnyNetwork::F32(build(&views, &activations, cost))
+    } else {
+        AnyNetwork::F64(build(&views, &activations, cost))
+    };
+    Ok(LoadedModel { network, metadata })
+}
