@@ -11,6 +11,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A benchmark could not be set up or timed.
+    #[error(transparent)]
+    Bench(#[from] crate::bench::BenchError),
 }
 
 /// `Result` with the crate's [`Error`].
