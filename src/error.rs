@@ -29,6 +29,9 @@ pub enum Error {
     /// A model or tensor file could not be read or written.
     #[error(transparent)]
     ModelFile(#[from] crate::model_file::ModelFileError),
+    /// A benchmark could not be set up or timed.
+    #[error(transparent)]
+    Bench(#[from] crate::bench::BenchError),
 }
 
 /// `Result` with the crate's [`Error`].

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod bench;
 pub mod error;
 pub mod float;
 pub mod graph;

@@ -1,0 +1,770 @@
+//! The harness behind `backprop bench`: the three networks of issue #5, their synthetic
+//! data, a timer that reports samples per second, and the JSON line each run prints.
+//!
+//! The harness knows nothing about how a step is computed: [`run`] takes two closures,
+//! one training step (forward, cost, backward, SGD update) and one inference step
+//! (forward only), each called with the index of the mini-batch to use. That keeps the
+//! timing rules in one place for every implementation that is measured.
+//!
+//! ```
+//! use backprop::bench::{run, BenchConfig, SyntheticData, Timing};
+//!
+//! let config = BenchConfig::NIELSEN;
+//! let data = SyntheticData::new(1_000, 784, 10, 42)?;
+//! let timing = Timing { seconds_per_repeat: 0.001, repeats: 5, warmup_steps: 1 };
+//! // Stand-ins for the network's steps: each reads its mini-batch.
+//! let (mut trained, mut inferred) = (0.0f32, 0.0f32);
+//! let result = run(
+//!     &config,
+//!     1,
+//!     &timing,
+//!     |i| trained += data.batch(i, config.batch).unwrap().x[0],
+//!     |i| inferred += data.batch(i, config.batch).unwrap().y[0],
+//! )?;
+//! assert_eq!(result.config, "nielsen");
+//! assert!(result.train_samples_per_sec > 0.0);
+//! # Ok::<(), backprop::Error>(())
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::linalg::Matrix;
+use crate::network::{Activation, Cost};
+
+/// What can go wrong while setting up or running a benchmark.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BenchError {
+    /// `--config` named no known network.
+    #[error("unknown benchmark config {name:?}: expected nielsen, small, wide or all")]
+    UnknownConfig {
+        /// The name given.
+        name: String,
+    },
+    /// A synthetic data set with no examples, features or classes.
+    #[error("synthetic data needs at least one {what}, got 0")]
+    EmptyData {
+        /// `"example"`, `"feature"` or `"class"`.
+        what: &'static str,
+    },
+    /// The inputs would not fit in memory (examples x features overflows `usize`).
+    #[error("synthetic data of {examples} x {features} values is too large")]
+    DataTooLarge {
+        /// Examples asked for.
+        examples: usize,
+        /// Features per example asked for.
+        features: usize,
+    },
+    /// A mini-batch of 0 examples, or more than the data holds.
+    #[error("batch size {batch} does not fit {examples} examples")]
+    BadBatch {
+        /// The batch size asked for.
+        batch: usize,
+        /// Examples in the data.
+        examples: usize,
+    },
+    /// Timing options that cannot give a figure.
+    #[error("bad timing: {reason}")]
+    BadTiming {
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// One network of the benchmark: sizes, activations, cost and SGD settings, as data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BenchConfig {
+    /// The name used by `--config` and in the JSON output.
+    pub name: &'static str,
+    /// Layer sizes N^1..N^L.
+    pub sizes: &'static [usize],
+    /// F of the hidden layers l = 2..L-1.
+    pub hidden: Activation,
+    /// F of the output layer L.
+    pub output: Activation,
+    /// The cost C(a^L, y).
+    pub cost: Cost,
+    /// The SGD learning rate eta.
+    pub learning_rate: f32,
+    /// Examples per mini-batch (per training step).
+    pub batch: usize,
+}
+
+impl BenchConfig {
+    /// 784-30-10, sigmoid everywhere, quadratic cost, eta 3.0, batch 10: the network of
+    /// Nielsen's book; overhead-bound.
+    pub const NIELSEN: BenchConfig = BenchConfig {
+        name: "nielsen",
+        sizes: &[784, 30, 10],
+        hidden: Activation::Sigmoid,
+        output: Activation::Sigmoid,
+        cost: Cost::Quadratic,
+        learning_rate: 3.0,
+        batch: 10,
+    };
+    /// 784-128-64-10, relu hidden, softmax output with log-likelihood, eta 0.1, batch 64.
+    pub const SMALL: BenchConfig = BenchConfig {
+        name: "small",
+        sizes: &[784, 128, 64, 10],
+        hidden: Activation::Relu,
+        output: Activation::Softmax,
+        cost: Cost::LogLikelihood,
+        learning_rate: 0.1,
+        batch: 64,
+    };
+    /// 784-1024-1024-10, relu hidden, softmax output with log-likelihood, eta 0.1,
+    /// batch 256; GEMM-bound.
+    pub const WIDE: BenchConfig = BenchConfig {
+        name: "wide",
+        sizes: &[784, 1024, 1024, 10],
+        hidden: Activation::Relu,
+        output: Activation::Softmax,
+        cost: Cost::LogLikelihood,
+        learning_rate: 0.1,
+        batch: 256,
+    };
+    /// The three configs, in the order `all` runs them.
+    pub const ALL: [BenchConfig; 3] = [Self::NIELSEN, Self::SMALL, Self::WIDE];
+
+    /// F for each weight layer l = 2..=L: the hidden activation, then the output one.
+    ///
+    /// ```
+    /// use backprop::bench::BenchConfig;
+    /// use backprop::network::Activation::{Relu, Softmax};
+    /// assert_eq!(BenchConfig::SMALL.activations(), vec![Relu, Relu, Softmax]);
+    /// ```
+    pub fn activations(&self) -> Vec<Activation> {
+        let layers = self.sizes.len() - 1;
+        let mut f = vec![self.hidden; layers - 1];
+        f.push(self.output);
+        f
+    }
+
+    /// Weights and biases in the network: sum over l of N^l (N^(l-1) + 1).
+    ///
+    /// ```
+    /// use backprop::bench::BenchConfig;
+    /// assert_eq!(BenchConfig::NIELSEN.parameters(), 784 * 30 + 30 + 30 * 10 + 10);
+    /// ```
+    pub fn parameters(&self) -> usize {
+        self.sizes.windows(2).map(|w| w[1] * (w[0] + 1)).sum()
+    }
+
+    /// Floating-point operations of the matrix products in one training step, per
+    /// example: forward z^l = W^l a^(l-1) (2 N^l N^(l-1) each), Equation 1's
+    /// dW^l = delta^l a^(l-1)^T (the same count), and Equation 3's W^(l+1)^T delta^(l+1)
+    /// for every layer but the first weight layer (nothing needs delta of the inputs).
+    /// Elementwise work is left out: it is a few per cent at these sizes.
+    ///
+    /// ```
+    /// use backprop::bench::BenchConfig;
+    /// // forward 2(784*30 + 30*10), Equation 1 the same, Equation 3 only 2*30*10
+    /// assert_eq!(BenchConfig::NIELSEN.train_flops_per_example(), 4 * 23_820 + 600);
+    /// ```
+    pub fn train_flops_per_example(&self) -> u64 {
+        let products: Vec<u64> = self
+            .sizes
+            .windows(2)
+            .map(|w| 2 * w[0] as u64 * w[1] as u64)
+            .collect();
+        let forward: u64 = products.iter().sum();
+        forward + forward + products[1..].iter().sum::<u64>()
+    }
+
+    /// Parses `nielsen`, `small`, `wide` (one config) or `all` (the three, in order).
+    ///
+    /// ```
+    /// use backprop::bench::BenchConfig;
+    /// assert_eq!(BenchConfig::parse_list("all")?.len(), 3);
+    /// assert_eq!(BenchConfig::parse_list("wide")?, vec![BenchConfig::WIDE]);
+    /// assert!(BenchConfig::parse_list("huge").is_err());
+    /// # Ok::<(), backprop::bench::BenchError>(())
+    /// ```
+    pub fn parse_list(s: &str) -> Result<Vec<BenchConfig>, BenchError> {
+        if s.trim().eq_ignore_ascii_case("all") {
+            Ok(Self::ALL.to_vec())
+        } else {
+            Ok(vec![s.parse()?])
+        }
+    }
+}
+
+impl FromStr for BenchConfig {
+    type Err = BenchError;
+
+    /// One config by name, case-insensitive. `all` is not one config: see
+    /// [`BenchConfig::parse_list`].
+    fn from_str(s: &str) -> Result<Self, BenchError> {
+        let wanted = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name.eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| BenchError::UnknownConfig { name: s.to_owned() })
+    }
+}
+
+impl fmt::Display for BenchConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// An in-memory classification set: inputs uniform in [0, 1), labels uniform over the
+/// classes, the same for the same seed on every machine (ChaCha8).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyntheticData {
+    /// Inputs x, one example per row (examples x features).
+    pub inputs: Matrix<f32>,
+    /// The class of each example.
+    pub labels: Vec<usize>,
+    /// One-hot targets y, one example per row (examples x classes).
+    pub targets: Matrix<f32>,
+}
+
+/// One mini-batch: consecutive rows of a [`SyntheticData`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Batch<'a> {
+    /// Inputs, `n` rows of features, row-major.
+    pub x: &'a [f32],
+    /// One-hot targets, `n` rows of classes, row-major.
+    pub y: &'a [f32],
+    /// Class labels, `n` of them.
+    pub labels: &'a [usize],
+    /// Examples in the batch.
+    pub n: usize,
+}
+
+impl SyntheticData {
+    /// The benchmark's data set size: 10,240 examples.
+    pub const EXAMPLES: usize = 10_240;
+
+    /// `examples` random examples of `features` inputs and `classes` classes.
+    ///
+    /// ```
+    /// use backprop::bench::SyntheticData;
+    /// let data = SyntheticData::new(SyntheticData::EXAMPLES, 784, 10, 7)?;
+    /// assert_eq!((data.inputs.rows(), data.inputs.cols()), (10_240, 784));
+    /// assert_eq!(data.targets.row(3)[data.labels[3]], 1.0);
+    /// # Ok::<(), backprop::bench::BenchError>(())
+    /// ```
+    pub fn new(
+        examples: usize,
+        features: usize,
+        classes: usize,
+        seed: u64,
+    ) -> Result<Self, BenchError> {
+        for (count, what) in [
+            (examples, "example"),
+            (features, "feature"),
+            (classes, "class"),
+        ] {
+            if count == 0 {
+                return Err(BenchError::EmptyData { what });
+            }
+        }
+        let too_large = || BenchError::DataTooLarge { examples, features };
+        // Check the sizes (in bytes) before allocating anything.
+        examples
+            .checked_mul(features.max(classes))
+            .and_then(|v| v.checked_mul(std::mem::size_of::<f32>()))
+            .filter(|&bytes| bytes <= isize::MAX as usize)
+            .ok_or_else(too_large)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let x: Vec<f32> = (0..examples * features).map(|_| rng.gen::<f32>()).collect();
+        let labels: Vec<usize> = (0..examples).map(|_| rng.gen_range(0..classes)).collect();
+        let mut y = vec![0.0f32; examples * classes];
+        for (row, &label) in labels.iter().enumerate() {
+            y[row * classes + label] = 1.0;
+        }
+        Ok(SyntheticData {
+            inputs: Matrix::from_vec(examples, features, x).ok_or_else(too_large)?,
+            labels,
+            targets: Matrix::from_vec(examples, classes, y).ok_or_else(too_large)?,
+        })
+    }
+
+    /// The benchmark's set: 10,240 examples, 784 features, 10 classes.
+    pub fn standard(seed: u64) -> Self {
+        Self::new(Self::EXAMPLES, 784, 10, seed).expect("fixed sizes are valid")
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Always false: [`SyntheticData::new`] refuses empty sets.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// How many whole mini-batches of `batch` examples the data holds (a partial last
+    /// batch is never used, so every step does the same work).
+    pub fn batches(&self, batch: usize) -> Result<usize, BenchError> {
+        if batch == 0 || batch > self.len() {
+            return Err(BenchError::BadBatch {
+                batch,
+                examples: self.len(),
+            });
+        }
+        Ok(self.len() / batch)
+    }
+
+    /// Mini-batch number `index`, wrapping around the data: step i of a benchmark uses
+    /// `batch(i, size)`, and steps go on past the end of the data as epochs would.
+    ///
+    /// ```
+    /// use backprop::bench::SyntheticData;
+    /// let data = SyntheticData::new(25, 3, 2, 1)?;
+    /// // 25 examples make 2 whole batches of 10; batch 2 is batch 0 again.
+    /// assert_eq!(data.batch(2, 10)?, data.batch(0, 10)?);
+    /// assert_eq!(data.batch(1, 10)?.x, &data.inputs.as_slice()[30..60]);
+    /// # Ok::<(), backprop::bench::BenchError>(())
+    /// ```
+    pub fn batch(&self, index: usize, batch: usize) -> Result<Batch<'_>, BenchError> {
+        let k = index % self.batches(batch)?;
+        let rows = k * batch..(k + 1) * batch;
+        let (features, classes) = (self.inputs.cols(), self.targets.cols());
+        Ok(Batch {
+            x: &self.inputs.as_slice()[rows.start * features..rows.end * features],
+            y: &self.targets.as_slice()[rows.start * classes..rows.end * classes],
+            labels: &self.labels[rows],
+            n: batch,
+        })
+    }
+}
+
+/// How long and how often to time a step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    /// Each repeat runs whole steps until at least this many seconds have passed.
+    pub seconds_per_repeat: f64,
+    /// Timed repeats; the figure is their median.
+    pub repeats: usize,
+    /// Untimed steps first (caches, page faults, thread pools, branch predictors).
+    pub warmup_steps: usize,
+}
+
+impl Default for Timing {
+    /// Issue #5's rule: at least 5 repeats of at least 0.5 s, after a warm-up.
+    fn default() -> Self {
+        Timing {
+            seconds_per_repeat: 0.5,
+            repeats: 5,
+            warmup_steps: 20,
+        }
+    }
+}
+
+impl Timing {
+    fn check(&self) -> Result<(), BenchError> {
+        if !(self.seconds_per_repeat.is_finite() && self.seconds_per_repeat > 0.0) {
+            return Err(BenchError::BadTiming {
+                reason: "seconds per repeat must be a positive number",
+            });
+        }
+        if self.repeats == 0 {
+            return Err(BenchError::BadTiming {
+                reason: "at least one repeat is needed",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Samples per second over the timed repeats.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// The median of `per_repeat`: the figure to report.
+    pub median: f64,
+    /// The slowest repeat.
+    pub min: f64,
+    /// The fastest repeat.
+    pub max: f64,
+    /// Samples per second of each repeat, in the order they ran.
+    pub per_repeat: Vec<f64>,
+    /// Steps run in each repeat.
+    pub steps: Vec<u64>,
+}
+
+/// The median: the middle value, or the mean of the two middle values for an even count.
+/// `None` for no values or a NaN among them.
+///
+/// ```
+/// use backprop::bench::median;
+/// assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+/// assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+/// assert_eq!(median(&[]), None);
+/// ```
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() || values.iter().any(|v| v.is_nan()) {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
+}
+
+/// Times `step` (called with a running mini-batch index, warm-up included, so the data
+/// wraps around as in training) and reports samples per second, `batch` samples a step.
+///
+/// ```
+/// use backprop::bench::{measure, Timing};
+/// let timing = Timing { seconds_per_repeat: 0.001, repeats: 3, warmup_steps: 2 };
+/// let mut calls = 0;
+/// let stats = measure(&timing, 10, |_| calls += 1)?;
+/// assert_eq!(stats.per_repeat.len(), 3);
+/// assert!(stats.min <= stats.median && stats.median <= stats.max);
+/// assert_eq!(calls as u64, 2 + stats.steps.iter().sum::<u64>());
+/// # Ok::<(), backprop::bench::BenchError>(())
+/// ```
+pub fn measure(
+    timing: &Timing,
+    batch: usize,
+    step: impl FnMut(usize),
+) -> Result<Stats, BenchError> {
+    let start = Instant::now();
+    measure_with_clock(timing, batch, step, || start.elapsed().as_secs_f64())
+}
+
+/// [`measure`] with the clock passed in (seconds since any fixed instant), so the
+/// counting can be tested with a clock that ticks exactly.
+fn measure_with_clock(
+    timing: &Timing,
+    batch: usize,
+    mut step: impl FnMut(usize),
+    mut now: impl FnMut() -> f64,
+) -> Result<Stats, BenchError> {
+    timing.check()?;
+    if batch == 0 {
+        return Err(BenchError::BadTiming {
+            reason: "a step must process at least one sample",
+        });
+    }
+    let mut index = 0;
+    for _ in 0..timing.warmup_steps {
+        step(index);
+        index += 1;
+    }
+    let mut per_repeat = Vec::with_capacity(timing.repeats);
+    let mut steps = Vec::with_capacity(timing.repeats);
+    for _ in 0..timing.repeats {
+        let t0 = now();
+        let mut count = 0u64;
+        // Whole steps only: the clock is read after each one, and the repeat ends on
+        // the first step that crosses the minimum.
+        let elapsed = loop {
+            step(index);
+            index += 1;
+            count += 1;
+            let elapsed = now() - t0;
+            if elapsed >= timing.seconds_per_repeat {
+                break elapsed;
+            }
+        };
+        per_repeat.push(count as f64 * batch as f64 / elapsed);
+        steps.push(count);
+    }
+    let median = median(&per_repeat).ok_or(BenchError::BadTiming {
+        reason: "the clock gave no usable time",
+    })?;
+    let min = per_repeat.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = per_repeat.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Ok(Stats {
+        median,
+        min,
+        max,
+        per_repeat,
+        steps,
+    })
+}
+
+/// The most resident memory this process has used, in bytes (`VmHWM` of
+/// `/proc/self/status`); `None` where that file does not exist.
+///
+/// ```
+/// let rss = backprop::bench::peak_rss_bytes();
+/// if cfg!(target_os = "linux") {
+///     assert!(rss.unwrap() > 0);
+/// }
+/// ```
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_hwm(&status)
+}
+
+/// The `VmHWM:   1234 kB` line of a `/proc/<pid>/status` text, in bytes.
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let mut fields = line["VmHWM:".len()..].split_whitespace();
+    let value: u64 = fields.next()?.parse().ok()?;
+    match fields.next()? {
+        "kB" => value.checked_mul(1024),
+        _ => None,
+    }
+}
+
+/// The machine a figure was measured on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Machine {
+    /// The CPU's `model name` from `/proc/cpuinfo`, or `"unknown"`.
+    pub cpu_model: String,
+    /// Logical cores available to this process.
+    pub logical_cores: usize,
+}
+
+impl Machine {
+    /// Reads the CPU model and counts the cores this process may use.
+    ///
+    /// ```
+    /// let m = backprop::bench::Machine::detect();
+    /// assert!(m.logical_cores >= 1);
+    /// ```
+    pub fn detect() -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| parse_cpu_model(&text))
+            .unwrap_or_else(|| "unknown".to_owned());
+        let logical_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Machine {
+            cpu_model,
+            logical_cores,
+        }
+    }
+}
+
+/// The first `model name : ...` of a `/proc/cpuinfo` text.
+fn parse_cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, model)| model.trim().to_owned())
+}
+
+/// One config's figures: the JSON object `backprop bench --json` prints on one line.
+/// The first five keys are shared with `bench/pytorch_mlp.py`, so `bench/compare.py`
+/// can read both.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// The config's name.
+    pub config: String,
+    /// Threads the step was allowed to use.
+    pub threads: usize,
+    /// Median training samples per second (forward, cost, backward, SGD update).
+    pub train_samples_per_sec: f64,
+    /// Median inference samples per second (forward only, training batch size).
+    pub infer_samples_per_sec: f64,
+    /// Peak resident memory of the process so far, in bytes, if known.
+    pub peak_rss_bytes: Option<u64>,
+    /// Which implementation: `"backprop"` here.
+    #[serde(rename = "impl")]
+    pub implementation: String,
+    /// Timed repeats of each measurement.
+    pub repeats: usize,
+    /// Minimum seconds of one repeat.
+    pub seconds_per_repeat: f64,
+    /// Training samples per second of each repeat.
+    pub train_repeats_samples_per_sec: Vec<f64>,
+    /// Inference samples per second of each repeat.
+    pub infer_repeats_samples_per_sec: Vec<f64>,
+    /// Training GFLOP/s of the matrix products, from
+    /// [`BenchConfig::train_flops_per_example`].
+    pub train_gflops: f64,
+    /// The CPU.
+    pub cpu_model: String,
+    /// Logical cores available.
+    pub logical_cores: usize,
+}
+
+impl BenchResult {
+    /// The result as one line of JSON.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("a BenchResult always serialises")
+    }
+}
+
+impl fmt::Display for BenchResult {
+    /// One line for people: `wide  threads 2  train 30,000 samples/s (...)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<8} threads {}  train {:>11} samples/s ({:.1} GFLOP/s)  infer {:>11} samples/s",
+            self.config,
+            self.threads,
+            thousands(self.train_samples_per_sec),
+            self.train_gflops,
+            thousands(self.infer_samples_per_sec),
+        )?;
+        if let Some(bytes) = self.peak_rss_bytes {
+            write!(f, "  peak RSS {} MiB", thousands(bytes as f64 / 1048576.0))?;
+        }
+        Ok(())
+    }
+}
+
+/// `12345.6` -> `"12,346"`.
+fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Measures one config: `train_step(i)` then `infer_step(i)` under the same `timing`,
+/// each called with a running mini-batch index (use [`SyntheticData::batch`] with
+/// `config.batch`). `threads` is recorded as given: setting up the thread pool or the
+/// GEMM parallelism is the caller's business.
+pub fn run(
+    config: &BenchConfig,
+    threads: usize,
+    timing: &Timing,
+    train_step: impl FnMut(usize),
+    infer_step: impl FnMut(usize),
+) -> Result<BenchResult, BenchError> {
+    let train = measure(timing, config.batch, train_step)?;
+    let infer = measure(timing, config.batch, infer_step)?;
+    let machine = Machine::detect();
+    Ok(BenchResult {
+        config: config.name.to_owned(),
+        threads,
+        train_samples_per_sec: train.median,
+        infer_samples_per_sec: infer.median,
+        peak_rss_bytes: peak_rss_bytes(),
+        implementation: "backprop".to_owned(),
+        repeats: timing.repeats,
+        seconds_per_repeat: timing.seconds_per_repeat,
+        train_gflops: train.median * config.train_flops_per_example() as f64 / 1e9,
+        train_repeats_samples_per_sec: train.per_repeat,
+        infer_repeats_samples_per_sec: infer.per_repeat,
+        cpu_model: machine.cpu_model,
+        logical_cores: machine.logical_cores,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_steps_against_an_exact_clock() {
+        // Each step takes exactly 0.1 s: a 0.25 s repeat needs 3 steps (0.3 s), so
+        // 3 steps x 10 samples / 0.3 s = 100 samples/s in every repeat.
+        let t = std::cell::Cell::new(0.0);
+        let mut indices = Vec::new();
+        let timing = Timing {
+            seconds_per_repeat: 0.25,
+            repeats: 4,
+            warmup_steps: 2,
+        };
+        let stats = measure_with_clock(
+            &timing,
+            10,
+            |i| {
+                indices.push(i);
+                t.set(t.get() + 0.1);
+            },
+            || t.get(),
+        )
+        .unwrap();
+        assert_eq!(stats.steps, vec![3, 3, 3, 3]);
+        for r in &stats.per_repeat {
+            assert!((r - 100.0).abs() < 1e-9, "{r}");
+        }
+        assert_eq!(indices, (0..14).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn reports_median_min_max_of_uneven_repeats() {
+        // Step c (from 1) takes 0.5 c seconds; each 0.1 s repeat is one step.
+        let t = std::cell::Cell::new(0.0);
+        let mut calls = 0;
+        let timing = Timing {
+            seconds_per_repeat: 0.1,
+            repeats: 3,
+            warmup_steps: 0,
+        };
+        let stats = measure_with_clock(
+            &timing,
+            4,
+            |_| {
+                calls += 1;
+                t.set(t.get() + 0.5 * calls as f64);
+            },
+            || t.get(),
+        )
+        .unwrap();
+        // 4 samples in 0.5, 1.0, 1.5 s: 8, 4, 2.667 samples/s.
+        assert_eq!(stats.steps, vec![1, 1, 1]);
+        assert!((stats.max - 8.0).abs() < 1e-12);
+        assert!((stats.median - 4.0).abs() < 1e-12);
+        assert!((stats.min - 4.0 / 1.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn refuses_timing_that_cannot_give_a_figure() {
+        let bad = [
+            Timing {
+                seconds_per_repeat: 0.0,
+                ..Timing::default()
+            },
+            Timing {
+                seconds_per_repeat: f64::NAN,
+                ..Timing::default()
+            },
+            Timing {
+                repeats: 0,
+                ..Timing::default()
+            },
+        ];
+        for timing in bad {
+            assert!(matches!(
+                measure(&timing, 1, |_| {}),
+                Err(BenchError::BadTiming { .. })
+            ));
+        }
+        assert!(measure(&Timing::default(), 0, |_| {}).is_err());
+    }
+
+    #[test]
+    fn median_of_known_inputs() {
+        assert_eq!(median(&[5.0]), Some(5.0));
+        assert_eq!(median(&[2.0, 1.0]), Some(1.5));
+        assert_eq!(median(&[9.0, 1.0, 5.0, 7.0, 3.0]), Some(5.0));
+        assert_eq!(median(&[1.0, 100.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[1.0, f64::NAN]), None);
+    }
+
+    #[test]
+    fn parses_vm_hwm_and_cpu_model() {
+        let status = "Name:\tx\nVmPeak:\t  999 kB\nVmHWM:\t   2048 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(2048 * 1024));
+        assert_eq!(parse_vm_hwm("VmRSS: 1 kB\n"), None);
+        assert_eq!(parse_vm_hwm("VmHWM: lots kB\n"), None);
+        let cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t: avx\n";
+        assert_eq!(parse_cpu_model(cpuinfo).as_deref(), Some("AMD EPYC 9R14"));
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(1234567.8), "1,234,568");
+    }
+}

@@ -1,0 +1,263 @@
+//! The `backprop bench` harness: the config table of issue #5, the synthetic data, the
+//! timer and the JSON line shared with `bench/pytorch_mlp.py`.
+
+use backprop::bench::{run, BenchConfig, BenchError, BenchResult, SyntheticData, Timing};
+use backprop::network::{Activation, Cost};
+
+#[test]
+fn config_table_is_issue_5s() {
+    let n = BenchConfig::NIELSEN;
+    assert_eq!(
+        (
+            n.name,
+            n.sizes,
+            n.hidden,
+            n.output,
+            n.cost,
+            n.learning_rate,
+            n.batch
+        ),
+        (
+            "nielsen",
+            &[784, 30, 10][..],
+            Activation::Sigmoid,
+            Activation::Sigmoid,
+            Cost::Quadratic,
+            3.0,
+            10
+        )
+    );
+    let s = BenchConfig::SMALL;
+    assert_eq!(
+        (
+            s.name,
+            s.sizes,
+            s.hidden,
+            s.output,
+            s.cost,
+            s.learning_rate,
+            s.batch
+        ),
+        (
+            "small",
+            &[784, 128, 64, 10][..],
+            Activation::Relu,
+            Activation::Softmax,
+            Cost::LogLikelihood,
+            0.1,
+            64
+        )
+    );
+    let w = BenchConfig::WIDE;
+    assert_eq!(
+        (
+            w.name,
+            w.sizes,
+            w.hidden,
+            w.output,
+            w.cost,
+            w.learning_rate,
+            w.batch
+        ),
+        (
+            "wide",
+            &[784, 1024, 1024, 10][..],
+            Activation::Relu,
+            Activation::Softmax,
+            Cost::LogLikelihood,
+            0.1,
+            256
+        )
+    );
+    assert_eq!(
+        BenchConfig::NIELSEN.activations(),
+        vec![Activation::Sigmoid; 2]
+    );
+    assert_eq!(
+        BenchConfig::WIDE.activations(),
+        vec![Activation::Relu, Activation::Relu, Activation::Softmax]
+    );
+}
+
+#[test]
+fn parameter_and_flop_counts() {
+    // 784*1024 + 1024 + 1024*1024 + 1024 + 1024*10 + 10
+    assert_eq!(BenchConfig::WIDE.parameters(), 1_863_690);
+    assert_eq!(BenchConfig::SMALL.parameters(), 109_386);
+    // forward 2(784*1024 + 1024*1024 + 1024*10) = 3,723,264; Equation 1 the same;
+    // Equation 3 for the two upper layers 2(1024*1024 + 1024*10) = 2,117,632.
+    assert_eq!(BenchConfig::WIDE.train_flops_per_example(), 9_564_160);
+}
+
+#[test]
+fn configs_parse_by_name_and_all() {
+    for c in BenchConfig::ALL {
+        assert_eq!(c.name.parse::<BenchConfig>().unwrap(), c);
+        assert_eq!(c.name.to_uppercase().parse::<BenchConfig>().unwrap(), c);
+        assert_eq!(c.to_string(), c.name);
+    }
+    assert_eq!(
+        BenchConfig::parse_list("all").unwrap(),
+        BenchConfig::ALL.to_vec()
+    );
+    assert_eq!(
+        "medium".parse::<BenchConfig>(),
+        Err(BenchError::UnknownConfig {
+            name: "medium".into()
+        })
+    );
+    assert!("all".parse::<BenchConfig>().is_err());
+    let msg = BenchConfig::parse_list("").unwrap_err().to_string();
+    assert!(msg.contains("nielsen, small, wide or all"), "{msg}");
+}
+
+#[test]
+fn synthetic_data_shape_range_and_determinism() {
+    let data = SyntheticData::standard(42);
+    assert_eq!(data.len(), 10_240);
+    assert_eq!((data.inputs.rows(), data.inputs.cols()), (10_240, 784));
+    assert_eq!((data.targets.rows(), data.targets.cols()), (10_240, 10));
+    let x = data.inputs.as_slice();
+    assert!(x.iter().all(|&v| (0.0..1.0).contains(&v)));
+    // Uniform on [0, 1): mean 1/2 and variance 1/12, to within a few standard errors
+    // over 8 million values (standard error of the mean ~1e-4).
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / x.len() as f64;
+    assert!((mean - 0.5).abs() < 1e-3, "mean {mean}");
+    assert!((var - 1.0 / 12.0).abs() < 1e-3, "variance {var}");
+    // Every class appears about 1,024 times; targets are the one-hot labels.
+    let mut counts = [0usize; 10];
+    for (row, &label) in data.labels.iter().enumerate() {
+        counts[label] += 1;
+        let y = data.targets.row(row);
+        assert_eq!(y.iter().sum::<f32>(), 1.0);
+        assert_eq!(y[label], 1.0);
+    }
+    assert!(
+        counts.iter().all(|&c| (850..1200).contains(&c)),
+        "{counts:?}"
+    );
+    // Same seed, same data; another seed, other data.
+    assert_eq!(SyntheticData::standard(42), data);
+    assert_ne!(SyntheticData::standard(43).inputs, data.inputs);
+}
+
+#[test]
+fn synthetic_data_refuses_bad_sizes() {
+    assert_eq!(
+        SyntheticData::new(0, 784, 10, 1),
+        Err(BenchError::EmptyData { what: "example" })
+    );
+    assert_eq!(
+        SyntheticData::new(10, 0, 10, 1),
+        Err(BenchError::EmptyData { what: "feature" })
+    );
+    assert_eq!(
+        SyntheticData::new(10, 784, 0, 1),
+        Err(BenchError::EmptyData { what: "class" })
+    );
+    // Refused before any allocation is attempted.
+    assert!(matches!(
+        SyntheticData::new(usize::MAX / 2, 784, 10, 1),
+        Err(BenchError::DataTooLarge { .. })
+    ));
+}
+
+#[test]
+fn batches_wrap_around_whole_batches() {
+    let data = SyntheticData::new(100, 4, 3, 5).unwrap();
+    assert_eq!(data.batches(32).unwrap(), 3);
+    let b = data.batch(4, 32).unwrap(); // 4 mod 3 = batch 1: rows 32..64
+    assert_eq!(b.n, 32);
+    assert_eq!(b.x, &data.inputs.as_slice()[32 * 4..64 * 4]);
+    assert_eq!(b.y, &data.targets.as_slice()[32 * 3..64 * 3]);
+    assert_eq!(b.labels, &data.labels[32..64]);
+    assert!(matches!(
+        data.batch(0, 0),
+        Err(BenchError::BadBatch {
+            batch: 0,
+            examples: 100
+        })
+    ));
+    assert!(matches!(
+        data.batch(0, 101),
+        Err(BenchError::BadBatch { .. })
+    ));
+}
+
+#[test]
+fn run_calls_both_steps_and_serialises_the_shared_keys() {
+    let data = SyntheticData::new(64, 784, 10, 3).unwrap();
+    let timing = Timing {
+        seconds_per_repeat: 0.002,
+        repeats: 5,
+        warmup_steps: 3,
+    };
+    let config = BenchConfig::NIELSEN;
+    let (mut trained, mut inferred) = (0usize, 0usize);
+    let result = run(
+        &config,
+        2,
+        &timing,
+        |i| {
+            // A real (tiny) amount of work on the batch, so the timer has something to time.
+            let b = data.batch(i, config.batch).unwrap();
+            std::hint::black_box(b.x.iter().sum::<f32>());
+            trained += 1;
+        },
+        |i| {
+            std::hint::black_box(data.batch(i, config.batch).unwrap().x[0]);
+            inferred += 1;
+        },
+    )
+    .unwrap();
+    assert!(trained >= 3 + 5 && inferred >= 3 + 5);
+    assert_eq!(result.train_repeats_samples_per_sec.len(), 5);
+    assert!(result.train_samples_per_sec > 0.0 && result.infer_samples_per_sec > 0.0);
+    assert_eq!(result.threads, 2);
+    assert_eq!(result.implementation, "backprop");
+    if cfg!(target_os = "linux") {
+        assert!(result.peak_rss_bytes.unwrap() > 1 << 20);
+    }
+
+    let line = result.to_json_line();
+    assert!(!line.contains('\n'));
+    let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let obj = json.as_object().unwrap();
+    for key in [
+        "config",
+        "threads",
+        "train_samples_per_sec",
+        "infer_samples_per_sec",
+        "peak_rss_bytes",
+        "impl",
+        "repeats",
+        "cpu_model",
+        "logical_cores",
+    ] {
+        assert!(obj.contains_key(key), "missing {key} in {line}");
+    }
+    assert_eq!(obj["config"], "nielsen");
+    assert_eq!(obj["impl"], "backprop");
+    assert_eq!(obj["threads"], 2);
+    // serde_json's default float parser may be off by an ulp: compare relatively.
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
+    let train = obj["train_samples_per_sec"].as_f64().unwrap();
+    assert!(close(train, result.train_samples_per_sec));
+    let back: BenchResult = serde_json::from_str(&line).unwrap();
+    assert!(close(
+        back.infer_samples_per_sec,
+        result.infer_samples_per_sec
+    ));
+    assert_eq!(
+        (
+            back.config.as_str(),
+            back.threads,
+            back.peak_rss_bytes,
+            back.repeats
+        ),
+        ("nielsen", 2, result.peak_rss_bytes, 5)
+    );
+    let text = result.to_string();
+    assert!(text.starts_with("nielsen  threads 2  train "), "{text}");
+}
