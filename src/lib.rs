@@ -19,16 +19,16 @@
 
 #![warn(missing_docs)]
 
-pub mod data;
 pub mod bench;
+pub mod data;
 pub mod error;
 pub mod float;
 pub mod graph;
 pub mod linalg;
 pub mod model_file;
 pub mod network;
-pub mod program;
 pub mod optim;
+pub mod program;
 
 pub use error::{Error, Result};
 pub use float::Float;
