@@ -28,7 +28,9 @@ pub mod linalg;
 pub mod model_file;
 pub mod network;
 pub mod optim;
+pub mod plot;
 pub mod program;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use float::Float;

@@ -1,8 +1,12 @@
 //! The `backprop` command: thin over the library; it parses flags, calls, and prints.
 
+mod common;
 mod demo;
 mod diff;
+mod eval;
 mod gradcheck;
+mod predict;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -14,8 +18,16 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
+    /// Train a network on a data set (the built-in digits by default).
+    Train(train::Args),
+    /// Evaluate a saved model on a data set: accuracy, cost, confusion matrix.
+    Eval(eval::Args),
+    /// Predict the class of each row of a CSV file.
+    Predict(predict::Args),
     /// Differentiate a program in forward and reverse mode.
     Diff(diff::Args),
     /// Walk through the seed's Figure 1.
@@ -27,6 +39,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),

@@ -1,0 +1,130 @@
+//! `backprop eval`: accuracy, cost and confusion matrix of a saved model on a data set.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use backprop::data::{Scaling, Split};
+use backprop::model_file::{self, AnyNetwork};
+use backprop::train::{evaluate, Evaluation};
+
+use crate::common;
+
+/// Evaluate a saved model: accuracy, cost and a confusion matrix.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model file (safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    /// The data, as for `train`; its test part is evaluated.
+    #[arg(long, default_value = "digits")]
+    data: String,
+    /// A CSV test file for a CSV --data.
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Fraction held out when the data has no test part [default: the model's, else 0.2].
+    #[arg(long)]
+    test_split: Option<f64>,
+    /// Seed of that held-out split [default: the model's training seed, else 1].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Draw the confusion matrix (SVG or PNG, by extension).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print `accuracy`, `loss`, `n` (and the confusion matrix) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(p) = &args.plot {
+        common::check_output("--plot", p)?;
+        backprop::plot::check_extension(p).map_err(|e| anyhow::anyhow!("--plot: {e}"))?;
+    }
+    let model = model_file::load(&args.model)?;
+    let meta = &model.metadata;
+    let test_split = args
+        .test_split
+        .or_else(|| meta.get("data.test_split")?.parse().ok())
+        .unwrap_or(0.2);
+    let seed = args
+        .seed
+        .or_else(|| meta.get("train.seed")?.parse().ok())
+        .unwrap_or(1);
+    let Split { mut test, .. } =
+        common::load_data(&args.data, args.test.as_deref(), test_split, seed)?;
+    let scaling: Scaling = match meta.get("scaling") {
+        Some(s) => s
+            .parse()
+            .with_context(|| format!("{}: metadata scaling", args.model.display()))?,
+        None => Scaling::None,
+    };
+    scaling.apply(&mut test)?;
+    let sizes = model.network.sizes();
+    if sizes[0] != test.features {
+        bail!(
+            "{}: the model takes {} inputs but --data {} has {} features",
+            args.model.display(),
+            sizes[0],
+            args.data,
+            test.features
+        );
+    }
+    let e: Evaluation = match &model.network {
+        AnyNetwork::F32(net) => evaluate(net, &test)?,
+        AnyNetwork::F64(net) => evaluate(net, &test)?,
+    };
+    if let Some(p) = &args.plot {
+        backprop::plot::confusion_matrix(&e.confusion, p)
+            .with_context(|| format!("--plot {}", p.display()))?;
+    }
+    if args.json {
+        let j = serde_json::json!({
+            "accuracy": e.accuracy,
+            "loss": e.loss,
+            "n": e.n,
+            "confusion": e.confusion,
+        });
+        println!("{j}");
+        return Ok(());
+    }
+    println!(
+        "{}: accuracy {:.2}% ({} of {}), loss {:.4}",
+        args.model.display(),
+        100.0 * e.accuracy,
+        e.confusion
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r[i])
+            .sum::<usize>(),
+        e.n,
+        e.loss
+    );
+    println!();
+    println!("{}", confusion_table(&e.confusion));
+    Ok(())
+}
+
+/// The confusion matrix as a text table: rows are true classes, columns predictions.
+fn confusion_table(confusion: &[Vec<usize>]) -> String {
+    let width = confusion
+        .iter()
+        .flatten()
+        .map(|c| c.to_string().len())
+        .max()
+        .unwrap_or(1)
+        .max(confusion.len().to_string().len())
+        .max(2);
+    let mut s = format!("{:>w$} |", "t\\p", w = width + 1);
+    for p in 0..confusion.len() {
+        s.push_str(&format!(" {p:>width$}"));
+    }
+    s.push('\n');
+    s.push_str(&"-".repeat(width + 3 + (width + 1) * confusion.len()));
+    for (t, row) in confusion.iter().enumerate() {
+        s.push_str(&format!("\n{t:>w$} |", w = width + 1));
+        for c in row {
+            s.push_str(&format!(" {c:>width$}"));
+        }
+    }
+    s
+}
