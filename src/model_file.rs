@@ -25,7 +25,7 @@ use crate::network::{Activation, Cost, Layer, Network};
 use crate::optim::Optimizer;
 use crate::Float;
 use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
+use safetensors::{SafeTensorError, SafeTensors};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -421,18 +421,55 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ModelFileError> {
     std::fs::read(path).map_err(io_err(path))
 }
 
-fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>, ModelFileError> {
-    SafeTensors::deserialize(bytes).map_err(|e| ModelFileError::Format {
+/// Says in words what the safetensors crate found wrong with `bytes`.
+fn format_error(e: SafeTensorError, bytes: &[u8], path: &Path) -> ModelFileError {
+    let claimed = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let reason = match e {
+        SafeTensorError::HeaderTooSmall => format!(
+            "{} bytes, fewer than the 8 that give the header length",
+            bytes.len()
+        ),
+        SafeTensorError::HeaderTooLarge => format!(
+            "the header length {} is beyond the format's limit",
+            claimed.unwrap_or(0)
+        ),
+        SafeTensorError::InvalidHeaderLength => format!(
+            "the header length {} runs past the end of the file ({} bytes): truncated, or not safetensors",
+            claimed.unwrap_or(0),
+            bytes.len()
+        ),
+        SafeTensorError::InvalidHeader
+        | SafeTensorError::InvalidHeaderStart
+        | SafeTensorError::InvalidHeaderDeserialization => {
+            "the header is not the JSON table of tensors that safetensors expects".into()
+        }
+        SafeTensorError::MetadataIncompleteBuffer => format!(
+            "the tensors' data does not fill the file's {} bytes exactly: truncated, or trailing bytes",
+            bytes.len()
+        ),
+        SafeTensorError::InvalidOffset(name) => {
+            format!("tensor {name}: data offsets outside the file or overlapping")
+        }
+        SafeTensorError::TensorInvalidInfo => {
+            "a tensor's shape does not match the size of its data".into()
+        }
+        SafeTensorError::ValidationOverflow => "a tensor's size overflows".into(),
+        other => format!("{other:?}"),
+    };
+    ModelFileError::Format {
         path: path.into(),
-        reason: format!("{e:?}"),
-    })
+        reason,
+    }
+}
+
+fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>, ModelFileError> {
+    SafeTensors::deserialize(bytes).map_err(|e| format_error(e, bytes, path))
 }
 
 fn metadata_of(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>, ModelFileError> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| ModelFileError::Format {
-        path: path.into(),
-        reason: format!("{e:?}"),
-    })?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format_error(e, bytes, path))?;
     Ok(meta
         .metadata()
         .clone()

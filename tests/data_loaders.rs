@@ -403,12 +403,14 @@ fn csv_labeled_good_header_and_errors() {
             "{cell}: {r:?}"
         );
     }
-    assert!(matches!(
-        e("1,2\n-1,3\n"),
-        DataError::BadLabel { index: 1, .. }
-    ));
-    assert!(matches!(e("1.5,2\n"), DataError::BadLabel { index: 0, .. }));
-    assert!(matches!(e("4000000000,2\n"), DataError::BadLabel { .. }));
+    let r = e("1,2\n-1,3\n");
+    assert!(matches!(r, DataError::CsvLabel { line: 2, .. }), "{r:?}");
+    assert_eq!(
+        r.to_string(),
+        "train.csv: line 2, column 1: label \"-1\" is not an integer from 0 to 65535"
+    );
+    assert!(matches!(e("1.5,2\n"), DataError::CsvLabel { line: 1, .. }));
+    assert!(matches!(e("4000000000,2\n"), DataError::CsvLabel { .. }));
     assert!(matches!(e("1\n2\n"), DataError::NoFeatures { line: 1, .. }));
     // A non-numeric cell on the first line that is not in the label column: an error,
     // not a header.

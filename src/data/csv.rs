@@ -58,7 +58,7 @@ fn number(cell: &str, path: &Path, line: usize, column: usize) -> Result<f64, Da
 ///
 /// # Errors
 /// [`DataError::Empty`] (no data rows), [`DataError::Ragged`], [`DataError::BadCell`],
-/// [`DataError::NoFeatures`], [`DataError::BadLabel`] (negative, fractional or too large).
+/// [`DataError::NoFeatures`], [`DataError::CsvLabel`] (negative, fractional or too large).
 pub fn parse_labeled_csv(text: &str, path: &Path) -> Result<Dataset, DataError> {
     let mut inputs = Vec::new();
     let mut labels = Vec::new();
@@ -84,10 +84,10 @@ pub fn parse_labeled_csv(text: &str, path: &Path) -> Result<Dataset, DataError> 
         }
         let label = number(cells[0], path, line, 1)?;
         if !(label >= 0.0 && label.fract() == 0.0 && label < super::MAX_CLASSES as f64) {
-            return Err(DataError::BadLabel {
+            return Err(DataError::CsvLabel {
                 path: path.into(),
-                index: labels.len(),
-                value: label,
+                line,
+                cell: cells[0].chars().take(40).collect(),
                 max: super::MAX_CLASSES,
             });
         }
