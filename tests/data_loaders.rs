@@ -456,6 +456,30 @@ fn csv_files_and_source_with_test_file() {
 }
 
 #[test]
+fn csv_byte_order_mark_and_crlf() {
+    let p: &Path = "bom.csv".as_ref();
+    let d = parse_labeled_csv("\u{feff}1,2,3\r\n0,4,5\r\n", p).unwrap();
+    assert_eq!(
+        (d.labels.clone(), d.inputs.clone()),
+        (vec![1, 0], vec![2.0, 3.0, 4.0, 5.0])
+    );
+    let d = parse_labeled_csv("\u{feff}label,a\r\n1,2\r\n", p).unwrap();
+    assert_eq!(d.len(), 1);
+}
+
+#[test]
+fn idx_concatenated_gzip_members() {
+    // `cat head.gz rest.gz`: a valid gzip file of two members.
+    let (images, _) = good_pair();
+    let mut two = gzip(&images[..10]);
+    two.extend_from_slice(&gzip(&images[10..]));
+    assert_eq!(
+        parse_idx(&two, "two.gz".as_ref()).unwrap(),
+        parse_idx(&images, "i".as_ref()).unwrap()
+    );
+}
+
+#[test]
 fn csv_matrix_reader() {
     let p: &Path = "x.csv".as_ref();
     let m = parse_matrix_csv::<f32>("0.5,1\n-2,3e-1\n", p).unwrap();

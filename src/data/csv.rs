@@ -26,7 +26,10 @@ fn read_text(path: &Path) -> Result<String, DataError> {
 
 /// Non-blank lines with their 1-based numbers, each split into trimmed cells.
 fn rows(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
-    text.lines()
+    // A byte-order mark (spreadsheet exports) would otherwise hide the first number.
+    text.strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| (i + 1, l.split(',').map(str::trim).collect()))
