@@ -213,6 +213,41 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Checks, before any work starts, that a file can be created at `path`: its directory
+/// exists and is a directory, and `path` is not itself a directory. For flags such as
+/// `--out`, `--log` and `--plot`, so a run fails at once rather than after training.
+///
+/// ```
+/// use backprop::model_file::check_output_path;
+/// let dir = tempfile::tempdir().unwrap();
+/// assert!(check_output_path(&dir.path().join("m.safetensors")).is_ok());
+/// let e = check_output_path(&dir.path().join("missing/m.safetensors")).unwrap_err();
+/// assert!(e.to_string().contains("missing"));
+/// assert!(check_output_path(dir.path()).is_err());
+/// ```
+///
+/// # Errors
+/// [`ModelFileError::Io`] naming the path and what is wrong.
+pub fn check_output_path(path: &Path) -> Result<(), ModelFileError> {
+    let fail = |msg: &str| {
+        Err(ModelFileError::Io {
+            path: path.into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, msg.to_string()),
+        })
+    };
+    if path.is_dir() {
+        return fail("is a directory, expected a file name");
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return fail(&format!("directory {} does not exist", dir.display()));
+    }
+    Ok(())
+}
+
 fn to_bytes<T: Float>(values: &[T]) -> Vec<u8> {
     let mut out = Vec::with_capacity(std::mem::size_of_val(values));
     for &v in values {
