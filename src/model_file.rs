@@ -15,6 +15,10 @@
 //! - `cost`: `quadratic`, `cross-entropy` or `log-likelihood`;
 //! - any other keys the caller adds (input scaling, classes, training settings).
 //!
+//! A **checkpoint** ([`save_checkpoint`]) is a model file with the optimizer's state
+//! added: tensors `optim.{i}.{buffer}` and metadata `optimizer`, `optimizer.steps`.
+//! [`save_tensors`] writes any other named tensors (`backprop grad --out`).
+//!
 //! Files are written to a temporary file in the target's directory and renamed, so a
 //! reader never sees half a file. Loading checks every size against the file before
 //! trusting it (the safetensors crate checks the header length and tensor offsets
