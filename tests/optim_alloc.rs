@@ -1,21 +1,30 @@
 //! `Optimizer::step` allocates nothing: its state is allocated once in `new`. Checked with
-//! a counting global allocator (this test binary only).
+//! a counting global allocator (this test binary only) that counts the allocations of the
+//! calling thread, so the test harness's own threads do not disturb the count.
 
 use backprop::linalg::Matrix;
 use backprop::network::{Activation, Cost, Gradients, Layer, Network};
 use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    // Const-initialized and without a destructor: using it never allocates.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
 
 // SAFETY: every call is forwarded unchanged to the system allocator, which upholds the
 // `GlobalAlloc` contract; the counter is only a side effect.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // try_with: the thread-local may already be gone while a thread shuts down.
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
         // SAFETY: same layout as given to us, per the caller's contract.
         unsafe { System.alloc(layout) }
     }
@@ -56,11 +65,11 @@ fn step_allocates_nothing() {
         let mut c = OptimizerConfig::new(kind);
         c.weight_decay = 1e-4;
         let mut opt = Optimizer::new(c, &net).unwrap();
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let before = allocations();
         for _ in 0..5 {
             opt.step(&mut net, &grads, 0.01).unwrap();
         }
-        let after = ALLOCATIONS.load(Ordering::SeqCst);
+        let after = allocations();
         assert_eq!(
             after - before,
             0,
@@ -69,6 +78,6 @@ fn step_allocates_nothing() {
         );
         // The counter works: building an optimizer allocates.
         let _again = Optimizer::new(c, &net).unwrap();
-        assert!(ALLOCATIONS.load(Ordering::SeqCst) > after);
+        assert!(allocations() > after);
     }
 }
