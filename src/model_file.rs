@@ -15,6 +15,10 @@
 //! - `cost`: `quadratic`, `cross-entropy` or `log-likelihood`;
 //! - any other keys the caller adds (input scaling, classes, training settings).
 //!
+//! A **checkpoint** ([`save_checkpoint`]) is a model file with the optimizer's state
+//! added: tensors `optim.{i}.{buffer}` and metadata `optimizer`, `optimizer.steps`.
+//! [`save_tensors`] writes any other named tensors (`backprop grad --out`).
+//!
 //! Files are written to a temporary file in the target's directory and renamed, so a
 //! reader never sees half a file. Loading checks every size against the file before
 //! trusting it (the safetensors crate checks the header length and tensor offsets
@@ -22,9 +26,10 @@
 
 use crate::linalg::Matrix;
 use crate::network::{Activation, Cost, Layer, Network};
+use crate::optim::Optimizer;
 use crate::Float;
 use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
+use safetensors::{SafeTensorError, SafeTensors};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -99,6 +104,14 @@ pub enum ModelFileError {
         path: PathBuf,
         /// The key.
         key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A checkpoint whose optimizer state does not fit the optimizer it is restored into.
+    #[error("{}: checkpoint: {reason}", path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
         /// Why.
         reason: String,
     },
@@ -202,6 +215,41 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Checks, before any work starts, that a file can be created at `path`: its directory
+/// exists and is a directory, and `path` is not itself a directory. For flags such as
+/// `--out`, `--log` and `--plot`, so a run fails at once rather than after training.
+///
+/// ```
+/// use backprop::model_file::check_output_path;
+/// let dir = tempfile::tempdir().unwrap();
+/// assert!(check_output_path(&dir.path().join("m.safetensors")).is_ok());
+/// let e = check_output_path(&dir.path().join("missing/m.safetensors")).unwrap_err();
+/// assert!(e.to_string().contains("missing"));
+/// assert!(check_output_path(dir.path()).is_err());
+/// ```
+///
+/// # Errors
+/// [`ModelFileError::Io`] naming the path and what is wrong.
+pub fn check_output_path(path: &Path) -> Result<(), ModelFileError> {
+    let fail = |msg: &str| {
+        Err(ModelFileError::Io {
+            path: path.into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, msg.to_string()),
+        })
+    };
+    if path.is_dir() {
+        return fail("is a directory, expected a file name");
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return fail(&format!("directory {} does not exist", dir.display()));
+    }
+    Ok(())
 }
 
 fn to_bytes<T: Float>(values: &[T]) -> Vec<u8> {
@@ -352,6 +400,16 @@ pub fn save<T: Float>(
     path: &Path,
     extra_metadata: &[(String, String)],
 ) -> Result<(), ModelFileError> {
+    save_network_and(net, path, extra_metadata, &[])
+}
+
+/// Saves `net`'s tensors and metadata, plus `extra` tensors.
+fn save_network_and<T: Float>(
+    net: &Network<T>,
+    path: &Path,
+    extra_metadata: &[(String, String)],
+    extra: &[NamedTensor<'_, T>],
+) -> Result<(), ModelFileError> {
     let sizes = net.sizes();
     let join = |v: Vec<String>| v.join(",");
     let mut metadata = vec![
@@ -393,6 +451,7 @@ pub fn save<T: Float>(
         tensors.push((w, ws, layer.weights.as_slice()));
         tensors.push((b, bs, &layer.biases));
     }
+    tensors.extend_from_slice(extra);
     save_tensors(path, &tensors, &metadata)
 }
 
@@ -401,18 +460,55 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ModelFileError> {
     std::fs::read(path).map_err(io_err(path))
 }
 
-fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>, ModelFileError> {
-    SafeTensors::deserialize(bytes).map_err(|e| ModelFileError::Format {
+/// Says in words what the safetensors crate found wrong with `bytes`.
+fn format_error(e: SafeTensorError, bytes: &[u8], path: &Path) -> ModelFileError {
+    let claimed = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let reason = match e {
+        SafeTensorError::HeaderTooSmall => format!(
+            "{} bytes, fewer than the 8 that give the header length",
+            bytes.len()
+        ),
+        SafeTensorError::HeaderTooLarge => format!(
+            "the header length {} is beyond the format's limit",
+            claimed.unwrap_or(0)
+        ),
+        SafeTensorError::InvalidHeaderLength => format!(
+            "the header length {} runs past the end of the file ({} bytes): truncated, or not safetensors",
+            claimed.unwrap_or(0),
+            bytes.len()
+        ),
+        SafeTensorError::InvalidHeader
+        | SafeTensorError::InvalidHeaderStart
+        | SafeTensorError::InvalidHeaderDeserialization => {
+            "the header is not the JSON table of tensors that safetensors expects".into()
+        }
+        SafeTensorError::MetadataIncompleteBuffer => format!(
+            "the tensors' data does not fill the file's {} bytes exactly: truncated, or trailing bytes",
+            bytes.len()
+        ),
+        SafeTensorError::InvalidOffset(name) => {
+            format!("tensor {name}: data offsets outside the file or overlapping")
+        }
+        SafeTensorError::TensorInvalidInfo => {
+            "a tensor's shape does not match the size of its data".into()
+        }
+        SafeTensorError::ValidationOverflow => "a tensor's size overflows".into(),
+        other => format!("{other:?}"),
+    };
+    ModelFileError::Format {
         path: path.into(),
-        reason: format!("{e:?}"),
-    })
+        reason,
+    }
+}
+
+fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>, ModelFileError> {
+    SafeTensors::deserialize(bytes).map_err(|e| format_error(e, bytes, path))
 }
 
 fn metadata_of(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>, ModelFileError> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| ModelFileError::Format {
-        path: path.into(),
-        reason: format!("{e:?}"),
-    })?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format_error(e, bytes, path))?;
     Ok(meta
         .metadata()
         .clone()
@@ -463,7 +559,8 @@ pub fn read_tensors(path: &Path) -> Result<(TensorMap, BTreeMap<String, String>)
     Ok((out, metadata_of(&bytes, path)?))
 }
 
-/// Loads a model file written by [`save`], or by PyTorch with the same names.
+/// Loads a model file written by [`save`], or by PyTorch with the same names. A
+/// checkpoint ([`save_checkpoint`]) loads too; its `optim.*` tensors are ignored.
 ///
 /// # Errors
 /// Every check names the file and, where one is at fault, the tensor:
@@ -483,6 +580,17 @@ pub fn load(path: &Path) -> Result<LoadedModel, ModelFileError> {
 /// # Errors
 /// As for [`load`], without [`ModelFileError::Io`].
 pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<LoadedModel, ModelFileError> {
+    // A checkpoint is a model file too: its optimizer tensors are skipped.
+    load_network(bytes, path, Some("optim."))
+}
+
+/// Loads the network of a model or checkpoint file; tensors whose names start with
+/// `also_allowed` (a checkpoint's optimizer state) are left to the caller.
+fn load_network(
+    bytes: &[u8],
+    path: &Path,
+    also_allowed: Option<&str>,
+) -> Result<LoadedModel, ModelFileError> {
     let st = parse(bytes, path)?;
     let metadata = metadata_of(bytes, path)?;
     let meta_err = |key: &str, reason: String| ModelFileError::BadMetadata {
@@ -505,7 +613,8 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<LoadedModel, ModelFileErr
     // Every tensor must belong to the network: a stray `layers.5.weight` means the file
     // and its metadata disagree.
     for name in st.names() {
-        let known = (0..n_layers).any(|i| *name == weight_name(i) || *name == bias_name(i));
+        let known = (0..n_layers).any(|i| *name == weight_name(i) || *name == bias_name(i))
+            || also_allowed.is_some_and(|prefix| name.starts_with(prefix));
         if !known {
             return Err(ModelFileError::UnexpectedTensor {
                 path: path.into(),
@@ -630,4 +739,135 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<LoadedModel, ModelFileErr
         AnyNetwork::F64(build(&views, &activations, cost))
     };
     Ok(LoadedModel { network, metadata })
+}
+
+/// Metadata key of a checkpoint's optimizer kind.
+pub const OPTIMIZER_KEY: &str = "optimizer";
+/// Metadata key of a checkpoint's optimizer step count t.
+pub const OPTIMIZER_STEPS_KEY: &str = "optimizer.steps";
+
+/// Saves a checkpoint: the model file of `net` (loadable by [`load`]'s callers through
+/// [`load_checkpoint`]) plus the optimizer's state tensors (`optim.{i}.{buffer}`), its kind
+/// and step count in the metadata, and `extra_metadata` (epoch, seed, ...). Atomic.
+///
+/// ```
+/// # use backprop::linalg::Matrix;
+/// # use backprop::network::{Activation, Cost, Gradients, Layer, Network};
+/// use backprop::model_file::{load_checkpoint, save_checkpoint};
+/// use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+/// # let mut net = Network { layers: vec![Layer { weights: Matrix::from_vec(1, 2, vec![0.5f32, -1.0]).unwrap(),
+/// #     biases: vec![0.25], activation: Activation::Sigmoid }], cost: Cost::Quadratic };
+/// # let grads = Gradients { weights: vec![Matrix::from_vec(1, 2, vec![0.1, 0.2]).unwrap()], biases: vec![vec![-0.5]] };
+/// let config = OptimizerConfig::new(OptimizerKind::Adam);
+/// let mut adam = Optimizer::new(config, &net).unwrap();
+/// adam.step(&mut net, &grads, 0.01).unwrap();
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("ckpt.safetensors");
+/// save_checkpoint(&net, &adam, &path, &[("epoch".into(), "3".into())]).unwrap();
+///
+/// let ckpt = load_checkpoint(&path).unwrap();
+/// assert_eq!(ckpt.model.metadata["epoch"], "3");
+/// let mut resumed = Optimizer::new(config, &net).unwrap();
+/// ckpt.restore(&mut resumed).unwrap();
+/// assert_eq!(resumed, adam);
+/// ```
+///
+/// # Errors
+/// As for [`save`].
+pub fn save_checkpoint<T: Float>(
+    net: &Network<T>,
+    optimizer: &Optimizer<T>,
+    path: &Path,
+    extra_metadata: &[(String, String)],
+) -> Result<(), ModelFileError> {
+    // The model file's bytes, then the optimizer tensors added to the same header.
+    let mut metadata = extra_metadata.to_vec();
+    metadata.push((OPTIMIZER_KEY.into(), optimizer.config().kind.name().into()));
+    metadata.push((OPTIMIZER_STEPS_KEY.into(), optimizer.steps().to_string()));
+    let state = optimizer.state_tensors();
+    let state_shapes: Vec<[usize; 1]> = state.iter().map(|(_, t)| [t.len()]).collect();
+    let extra: Vec<NamedTensor<'_, T>> = state
+        .iter()
+        .zip(&state_shapes)
+        .map(|((name, data), shape)| (name.as_str(), &shape[..], *data))
+        .collect();
+    save_network_and(net, path, &metadata, &extra)
+}
+
+/// A checkpoint read back by [`load_checkpoint`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    /// The network and all metadata (including [`OPTIMIZER_KEY`] and
+    /// [`OPTIMIZER_STEPS_KEY`]).
+    pub model: LoadedModel,
+    /// The optimizer's state tensors by name, widened to `f64` (exactly).
+    pub optimizer_state: BTreeMap<String, Vec<f64>>,
+    path: PathBuf,
+}
+
+impl Checkpoint {
+    /// Puts the saved optimizer state into `optimizer` (made with the same settings for
+    /// the same network), so that training continues exactly as if never interrupted.
+    ///
+    /// # Errors
+    /// [`ModelFileError::Checkpoint`] if the optimizer kind differs, the step count is
+    /// missing, or a state tensor is missing or misshapen.
+    pub fn restore<T: Float>(&self, optimizer: &mut Optimizer<T>) -> Result<(), ModelFileError> {
+        let err = |reason: String| ModelFileError::Checkpoint {
+            path: self.path.clone(),
+            reason,
+        };
+        let meta = &self.model.metadata;
+        let kind = meta.get(OPTIMIZER_KEY).map(String::as_str).unwrap_or("");
+        if kind != optimizer.config().kind.name() {
+            return Err(err(format!(
+                "saved with optimizer {kind:?}, resumed with {:?}",
+                optimizer.config().kind.name()
+            )));
+        }
+        let steps = meta
+            .get(OPTIMIZER_STEPS_KEY)
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| err(format!("no valid {OPTIMIZER_STEPS_KEY}")))?;
+        let converted: BTreeMap<&str, Vec<T>> = self
+            .optimizer_state
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.iter().map(|&x| T::from_f64(x)).collect()))
+            .collect();
+        optimizer
+            .load_state(steps, |name| converted.get(name).map(Vec::as_slice))
+            .map_err(|e| err(e.to_string()))
+    }
+}
+
+/// Loads a checkpoint written by [`save_checkpoint`].
+///
+/// # Errors
+/// As for [`load`]; tensors named `optim.*` are allowed besides the network's.
+pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelFileError> {
+    let bytes = read_file(path)?;
+    let model = load_network(&bytes, path, Some("optim."))?;
+    let st = parse(&bytes, path)?;
+    let optimizer_state = st
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("optim."))
+        .map(|(name, view)| {
+            if matches!(view.dtype(), Dtype::F32 | Dtype::F64) {
+                Ok((name, values::<f64>(&view)))
+            } else {
+                Err(ModelFileError::WrongDtype {
+                    path: path.into(),
+                    tensor: name,
+                    found: format!("{:?}", view.dtype()),
+                    expected: "F32 or F64".into(),
+                })
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Checkpoint {
+        model,
+        optimizer_state,
+        path: path.into(),
+    })
 }

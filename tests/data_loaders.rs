@@ -403,12 +403,14 @@ fn csv_labeled_good_header_and_errors() {
             "{cell}: {r:?}"
         );
     }
-    assert!(matches!(
-        e("1,2\n-1,3\n"),
-        DataError::BadLabel { index: 1, .. }
-    ));
-    assert!(matches!(e("1.5,2\n"), DataError::BadLabel { index: 0, .. }));
-    assert!(matches!(e("4000000000,2\n"), DataError::BadLabel { .. }));
+    let r = e("1,2\n-1,3\n");
+    assert!(matches!(r, DataError::CsvLabel { line: 2, .. }), "{r:?}");
+    assert_eq!(
+        r.to_string(),
+        "train.csv: line 2, column 1: label \"-1\" is not an integer from 0 to 65535"
+    );
+    assert!(matches!(e("1.5,2\n"), DataError::CsvLabel { line: 1, .. }));
+    assert!(matches!(e("4000000000,2\n"), DataError::CsvLabel { .. }));
     assert!(matches!(e("1\n2\n"), DataError::NoFeatures { line: 1, .. }));
     // A non-numeric cell on the first line that is not in the label column: an error,
     // not a header.
@@ -451,6 +453,30 @@ fn csv_files_and_source_with_test_file() {
     assert!(matches!(e, DataError::BadSource { .. }));
     assert!(DataSource::parse("xor:0", None).is_err());
     assert!(DataSource::parse(dir.path().join("nope.csv").to_str().unwrap(), None).is_err());
+}
+
+#[test]
+fn csv_byte_order_mark_and_crlf() {
+    let p: &Path = "bom.csv".as_ref();
+    let d = parse_labeled_csv("\u{feff}1,2,3\r\n0,4,5\r\n", p).unwrap();
+    assert_eq!(
+        (d.labels.clone(), d.inputs.clone()),
+        (vec![1, 0], vec![2.0, 3.0, 4.0, 5.0])
+    );
+    let d = parse_labeled_csv("\u{feff}label,a\r\n1,2\r\n", p).unwrap();
+    assert_eq!(d.len(), 1);
+}
+
+#[test]
+fn idx_concatenated_gzip_members() {
+    // `cat head.gz rest.gz`: a valid gzip file of two members.
+    let (images, _) = good_pair();
+    let mut two = gzip(&images[..10]);
+    two.extend_from_slice(&gzip(&images[10..]));
+    assert_eq!(
+        parse_idx(&two, "two.gz".as_ref()).unwrap(),
+        parse_idx(&images, "i".as_ref()).unwrap()
+    );
 }
 
 #[test]

@@ -109,6 +109,8 @@ fn not_safetensors_empty_and_truncated() {
             "cut {cut}: {e:?}"
         );
     }
+    let e = err(&good[..good.len() / 2]);
+    assert!(e.to_string().contains("truncated"), "{e}");
     let mut long = good.clone();
     long.extend_from_slice(&[0; 8]);
     assert!(matches!(err(&long), ModelFileError::Format { .. }));

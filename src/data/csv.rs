@@ -26,7 +26,10 @@ fn read_text(path: &Path) -> Result<String, DataError> {
 
 /// Non-blank lines with their 1-based numbers, each split into trimmed cells.
 fn rows(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
-    text.lines()
+    // A byte-order mark (spreadsheet exports) would otherwise hide the first number.
+    text.strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| (i + 1, l.split(',').map(str::trim).collect()))
@@ -58,7 +61,7 @@ fn number(cell: &str, path: &Path, line: usize, column: usize) -> Result<f64, Da
 ///
 /// # Errors
 /// [`DataError::Empty`] (no data rows), [`DataError::Ragged`], [`DataError::BadCell`],
-/// [`DataError::NoFeatures`], [`DataError::BadLabel`] (negative, fractional or too large).
+/// [`DataError::NoFeatures`], [`DataError::CsvLabel`] (negative, fractional or too large).
 pub fn parse_labeled_csv(text: &str, path: &Path) -> Result<Dataset, DataError> {
     let mut inputs = Vec::new();
     let mut labels = Vec::new();
@@ -84,10 +87,10 @@ pub fn parse_labeled_csv(text: &str, path: &Path) -> Result<Dataset, DataError> 
         }
         let label = number(cells[0], path, line, 1)?;
         if !(label >= 0.0 && label.fract() == 0.0 && label < super::MAX_CLASSES as f64) {
-            return Err(DataError::BadLabel {
+            return Err(DataError::CsvLabel {
                 path: path.into(),
-                index: labels.len(),
-                value: label,
+                line,
+                cell: cells[0].chars().take(40).collect(),
                 max: super::MAX_CLASSES,
             });
         }

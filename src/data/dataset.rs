@@ -82,6 +82,31 @@ impl Dataset {
         })
     }
 
+    /// Sets the number of classes, e.g. to a model's N^L or to cover the classes of
+    /// another part ("the largest label plus one, unless the model says otherwise").
+    ///
+    /// ```
+    /// use backprop::data::Dataset;
+    /// let mut d = Dataset::new(vec![0.0, 1.0], vec![0, 2], 1).unwrap();
+    /// d.set_classes(10).unwrap();
+    /// assert_eq!(d.classes, 10);
+    /// assert!(d.set_classes(2).is_err()); // label 2 needs at least 3 classes
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::Inconsistent`] if a label is `classes` or more, or `classes` exceeds
+    /// [`MAX_CLASSES`].
+    pub fn set_classes(&mut self, classes: usize) -> Result<(), DataError> {
+        let needed = self.labels.iter().max().map_or(0, |&m| m as usize + 1);
+        if classes < needed.max(1) || classes > MAX_CLASSES {
+            return Err(DataError::Inconsistent(format!(
+                "{classes} classes, but the labels need {needed} (and at most {MAX_CLASSES} are allowed)"
+            )));
+        }
+        self.classes = classes;
+        Ok(())
+    }
+
     /// Number of examples n.
     pub fn len(&self) -> usize {
         self.labels.len()

@@ -95,6 +95,18 @@ pub enum DataError {
         /// The exclusive upper bound.
         max: usize,
     },
+    /// A CSV label cell is not a non-negative integer below [`crate::data::MAX_CLASSES`].
+    #[error("{}: line {line}, column 1: label {cell:?} is not an integer from 0 to {}", path.display(), max - 1)]
+    CsvLabel {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The cell's text.
+        cell: String,
+        /// The exclusive upper bound.
+        max: usize,
+    },
     /// A CSV row has a different number of cells than the first row.
     #[error("{}: line {line}: {found} columns, but the first row has {expected}", path.display())]
     Ragged {

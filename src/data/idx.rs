@@ -10,7 +10,7 @@
 //! bytes arrive, and its length is then compared with the header's claim.
 
 use super::{DataError, Dataset, Split};
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -183,7 +183,8 @@ fn read_gzip(bytes: &[u8], path: &Path) -> Result<IdxArray, DataError> {
         path: path.into(),
         source,
     };
-    let mut decoder = GzDecoder::new(bytes);
+    // Multi-member, so that concatenated gzip files (`cat a.gz b.gz`) read whole.
+    let mut decoder = MultiGzDecoder::new(bytes);
     // The header is at most 4 + 4 * 255 bytes.
     let mut head = [0u8; 4];
     let n = read_up_to(&mut decoder, &mut head).map_err(gz_err)?;

@@ -118,6 +118,36 @@ impl ScalingKind {
 }
 
 impl Scaling {
+    /// The model file's `__metadata__` key that holds the scaling's text form.
+    pub const METADATA_KEY: &'static str = "scaling";
+
+    /// The scaling stored in a model file's metadata; [`Scaling::None`] if the key is
+    /// absent (a model trained elsewhere on raw inputs).
+    ///
+    /// ```
+    /// use backprop::data::Scaling;
+    /// use std::collections::BTreeMap;
+    /// let mut meta = BTreeMap::new();
+    /// assert_eq!(Scaling::from_metadata(&meta).unwrap(), Scaling::None);
+    /// meta.insert("scaling".to_string(), "divide:255".to_string());
+    /// assert_eq!(Scaling::from_metadata(&meta).unwrap(), Scaling::Divide(255.0));
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::BadScaling`] if the value does not parse.
+    pub fn from_metadata(
+        metadata: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, DataError> {
+        metadata
+            .get(Self::METADATA_KEY)
+            .map_or(Ok(Scaling::None), |s| s.parse())
+    }
+
+    /// The (key, value) pair to store in a model file's metadata.
+    pub fn to_metadata(&self) -> (String, String) {
+        (Self::METADATA_KEY.to_string(), self.to_string())
+    }
+
     /// Rescales every input of `data` in place.
     ///
     /// # Errors
