@@ -581,7 +581,7 @@ pub fn load(path: &Path) -> Result<LoadedModel, ModelFileError> {
 /// As for [`load`], without [`ModelFileError::Io`].
 pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<LoadedModel, ModelFileError> {
     // A checkpoint is a model file too: its optimizer tensors are skipped.
-    load_network(bytes, path, Some("optim."))
+    load_network(bytes, path, &CHECKPOINT_PREFIXES)
 }
 
 /// Loads the network of a model or checkpoint file; tensors whose names start with
@@ -589,7 +589,7 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<LoadedModel, ModelFileErr
 fn load_network(
     bytes: &[u8],
     path: &Path,
-    also_allowed: Option<&str>,
+    also_allowed: &[&str],
 ) -> Result<LoadedModel, ModelFileError> {
     let st = parse(bytes, path)?;
     let metadata = metadata_of(bytes, path)?;
@@ -614,7 +614,7 @@ fn load_network(
     // and its metadata disagree.
     for name in st.names() {
         let known = (0..n_layers).any(|i| *name == weight_name(i) || *name == bias_name(i))
-            || also_allowed.is_some_and(|prefix| name.starts_with(prefix));
+            || also_allowed.iter().any(|prefix| name.starts_with(prefix));
         if !known {
             return Err(ModelFileError::UnexpectedTensor {
                 path: path.into(),
@@ -746,9 +746,17 @@ pub const OPTIMIZER_KEY: &str = "optimizer";
 /// Metadata key of a checkpoint's optimizer step count t.
 pub const OPTIMIZER_STEPS_KEY: &str = "optimizer.steps";
 
+/// Prefixes of the tensors a checkpoint holds besides the network's: the optimizer's
+/// state, and the best network so far (for early stopping).
+pub const CHECKPOINT_PREFIXES: [&str; 2] = ["optim.", BEST_PREFIX];
+
+/// Prefix of the best network's tensors in a checkpoint (`best.layers.0.weight`, ...).
+pub const BEST_PREFIX: &str = "best.";
+
 /// Saves a checkpoint: the model file of `net` (loadable by [`load`]'s callers through
 /// [`load_checkpoint`]) plus the optimizer's state tensors (`optim.{i}.{buffer}`), its kind
-/// and step count in the metadata, and `extra_metadata` (epoch, seed, ...). Atomic.
+/// and step count in the metadata, `extra_metadata` (epoch, seed, ...), and
+/// `extra_tensors` (named `best.*`). Atomic.
 ///
 /// ```
 /// # use backprop::linalg::Matrix;
@@ -763,7 +771,7 @@ pub const OPTIMIZER_STEPS_KEY: &str = "optimizer.steps";
 /// adam.step(&mut net, &grads, 0.01).unwrap();
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("ckpt.safetensors");
-/// save_checkpoint(&net, &adam, &path, &[("epoch".into(), "3".into())]).unwrap();
+/// save_checkpoint(&net, &adam, &path, &[("epoch".into(), "3".into())], &[]).unwrap();
 ///
 /// let ckpt = load_checkpoint(&path).unwrap();
 /// assert_eq!(ckpt.model.metadata["epoch"], "3");
@@ -779,6 +787,7 @@ pub fn save_checkpoint<T: Float>(
     optimizer: &Optimizer<T>,
     path: &Path,
     extra_metadata: &[(String, String)],
+    extra_tensors: &[NamedTensor<'_, T>],
 ) -> Result<(), ModelFileError> {
     // The model file's bytes, then the optimizer tensors added to the same header.
     let mut metadata = extra_metadata.to_vec();
@@ -786,11 +795,20 @@ pub fn save_checkpoint<T: Float>(
     metadata.push((OPTIMIZER_STEPS_KEY.into(), optimizer.steps().to_string()));
     let state = optimizer.state_tensors();
     let state_shapes: Vec<[usize; 1]> = state.iter().map(|(_, t)| [t.len()]).collect();
-    let extra: Vec<NamedTensor<'_, T>> = state
+    let mut extra: Vec<NamedTensor<'_, T>> = state
         .iter()
         .zip(&state_shapes)
         .map(|((name, data), shape)| (name.as_str(), &shape[..], *data))
         .collect();
+    for t in extra_tensors {
+        if !t.0.starts_with(BEST_PREFIX) {
+            return Err(ModelFileError::Format {
+                path: path.into(),
+                reason: format!("checkpoint tensor {} must start with {BEST_PREFIX}", t.0),
+            });
+        }
+        extra.push(*t);
+    }
     save_network_and(net, path, &metadata, &extra)
 }
 
@@ -802,6 +820,8 @@ pub struct Checkpoint {
     pub model: LoadedModel,
     /// The optimizer's state tensors by name, widened to `f64` (exactly).
     pub optimizer_state: BTreeMap<String, Vec<f64>>,
+    /// The other saved tensors (`best.*`: the best network so far), widened to `f64`.
+    pub extra: BTreeMap<String, Vec<f64>>,
     path: PathBuf,
 }
 
@@ -846,12 +866,12 @@ impl Checkpoint {
 /// As for [`load`]; tensors named `optim.*` are allowed besides the network's.
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelFileError> {
     let bytes = read_file(path)?;
-    let model = load_network(&bytes, path, Some("optim."))?;
+    let model = load_network(&bytes, path, &CHECKPOINT_PREFIXES)?;
     let st = parse(&bytes, path)?;
-    let optimizer_state = st
+    let saved: BTreeMap<String, Vec<f64>> = st
         .tensors()
         .into_iter()
-        .filter(|(name, _)| name.starts_with("optim."))
+        .filter(|(name, _)| CHECKPOINT_PREFIXES.iter().any(|p| name.starts_with(p)))
         .map(|(name, view)| {
             if matches!(view.dtype(), Dtype::F32 | Dtype::F64) {
                 Ok((name, values::<f64>(&view)))
@@ -865,9 +885,13 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelFileError> {
             }
         })
         .collect::<Result<_, _>>()?;
+    let (extra, optimizer_state) = saved
+        .into_iter()
+        .partition(|(name, _)| name.starts_with(BEST_PREFIX));
     Ok(Checkpoint {
         model,
         optimizer_state,
+        extra,
         path: path.into(),
     })
 }

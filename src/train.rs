@@ -486,30 +486,24 @@ impl<T: Float> Trainer<T> {
         path: &Path,
         metadata: &[(String, String)],
     ) -> Result<(), TrainError> {
-        let mut tensors: Vec<(String, Vec<usize>, &[T])> = Vec::new();
-        network_tensors(&self.net, "", &mut tensors);
-        if let Some((_, best)) = &self.best {
-            network_tensors(best, "best.", &mut tensors);
+        let mut best = Vec::new();
+        if let Some((_, net)) = &self.best {
+            network_tensors(net, model_file::BEST_PREFIX, &mut best);
         }
-        for (name, t) in self.optimizer.state_tensors() {
-            tensors.push((name, vec![t.len()], t));
-        }
-        let named: Vec<NamedTensor<'_, T>> = tensors
+        let best: Vec<NamedTensor<'_, T>> = best
             .iter()
             .map(|(n, s, d)| (n.as_str(), s.as_slice(), *d))
             .collect();
         let mut meta = metadata.to_vec();
         meta.extend(self.config.to_metadata());
         let history = serde_json::to_string(&self.history).expect("plain numbers serialize");
-        meta.push(("checkpoint.history".into(), history));
-        let steps = self.optimizer.steps().to_string();
-        meta.push(("checkpoint.optimizer_steps".into(), steps));
-        let best = self
+        meta.push((HISTORY_KEY.into(), history));
+        let best_accuracy = self
             .best
             .as_ref()
             .map_or(String::new(), |b| b.0.to_string());
-        meta.push(("checkpoint.best_accuracy".into(), best));
-        model_file::save_tensors(path, &named, &meta)?;
+        meta.push((BEST_ACCURACY_KEY.into(), best_accuracy));
+        model_file::save_checkpoint(&self.net, &self.optimizer, path, &meta, &best)?;
         Ok(())
     }
 
@@ -517,72 +511,67 @@ impl<T: Float> Trainer<T> {
     /// the trainer and the checkpoint's whole metadata (its data scaling, say).
     ///
     /// # Errors
-    /// [`TrainError::File`] if the file cannot be read, [`TrainError::Checkpoint`] if it
-    /// is not a checkpoint or contradicts itself.
+    /// [`TrainError::File`] if the file cannot be read or is not a checkpoint,
+    /// [`TrainError::Checkpoint`] if it lacks the training state or contradicts itself.
     pub fn resume(path: &Path) -> Result<(Self, BTreeMap<String, String>), TrainError> {
         let bad = |reason: String| TrainError::Checkpoint {
             path: path.display().to_string(),
             reason,
         };
-        let (tensors, meta) = model_file::read_tensors(path)?;
+        let checkpoint = model_file::load_checkpoint(path)?;
+        let meta = checkpoint.model.metadata.clone();
         let config = TrainConfig::from_metadata(&meta).map_err(bad)?;
-        let model = model_file::load(path)?;
-        if model.network.dtype() != T::DTYPE {
+        if checkpoint.model.network.dtype() != T::DTYPE {
             return Err(bad(format!(
                 "it holds {} tensors, not {}",
-                model.network.dtype(),
+                checkpoint.model.network.dtype(),
                 T::DTYPE
             )));
         }
-        let net: Network<T> = match model.network {
+        let net: Network<T> = match &checkpoint.model.network {
             model_file::AnyNetwork::F32(n) => n.cast(),
             model_file::AnyNetwork::F64(n) => n.cast(),
         };
         let mut trainer = Self::from_network(config, net)?;
+        checkpoint.restore(&mut trainer.optimizer)?;
         let get = |key: &str| {
             meta.get(key)
                 .ok_or_else(|| bad(format!("missing metadata {key}")))
         };
-        trainer.history = serde_json::from_str(get("checkpoint.history")?)
-            .map_err(|e| bad(format!("checkpoint.history: {e}")))?;
-        let steps: u64 = get("checkpoint.optimizer_steps")?
-            .parse()
-            .map_err(|e| bad(format!("checkpoint.optimizer_steps: {e}")))?;
-        let state: BTreeMap<&str, Vec<T>> = tensors
-            .iter()
-            .filter(|(name, _)| name.starts_with("optim."))
-            .map(|(name, (_, v))| (name.as_str(), v.iter().map(|&x| T::from_f64(x)).collect()))
-            .collect();
-        trainer
-            .optimizer
-            .load_state(steps, |name| state.get(name).map(Vec::as_slice))?;
-        let best_acc = get("checkpoint.best_accuracy")?;
-        if !best_acc.is_empty() {
-            let acc: f64 = best_acc
+        trainer.history = serde_json::from_str(get(HISTORY_KEY)?)
+            .map_err(|e| bad(format!("{HISTORY_KEY}: {e}")))?;
+        let best_accuracy = get(BEST_ACCURACY_KEY)?;
+        if !best_accuracy.is_empty() {
+            let accuracy: f64 = best_accuracy
                 .parse()
-                .map_err(|e| bad(format!("checkpoint.best_accuracy: {e}")))?;
+                .map_err(|e| bad(format!("{BEST_ACCURACY_KEY}: {e}")))?;
             let mut best = trainer.net.clone();
             for (i, layer) in best.layers.iter_mut().enumerate() {
                 for (name, dst) in [
                     (model_file::weight_name(i), layer.weights.as_mut_slice()),
                     (model_file::bias_name(i), layer.biases.as_mut_slice()),
                 ] {
-                    let (_, values) = tensors
-                        .get(&format!("best.{name}"))
-                        .ok_or_else(|| bad(format!("missing tensor best.{name}")))?;
-                    if values.len() != dst.len() {
-                        return Err(bad(format!("tensor best.{name} has the wrong size")));
-                    }
+                    let name = format!("{}{name}", model_file::BEST_PREFIX);
+                    let values = checkpoint
+                        .extra
+                        .get(&name)
+                        .filter(|v| v.len() == dst.len())
+                        .ok_or_else(|| bad(format!("missing or misshapen tensor {name}")))?;
                     for (d, &v) in dst.iter_mut().zip(values) {
                         *d = T::from_f64(v);
                     }
                 }
             }
-            trainer.best = Some((acc, best));
+            trainer.best = Some((accuracy, best));
         }
         Ok((trainer, meta))
     }
 }
+
+/// Checkpoint metadata: the epoch reports so far (JSON).
+const HISTORY_KEY: &str = "checkpoint.history";
+/// Checkpoint metadata: the best held-out accuracy so far (empty before the first epoch).
+const BEST_ACCURACY_KEY: &str = "checkpoint.best_accuracy";
 
 fn network_tensors<'a, T: Float>(
     net: &'a Network<T>,

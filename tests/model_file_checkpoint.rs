@@ -72,7 +72,7 @@ fn resume_matches<T: Float>(kind: OptimizerKind, wrap: fn(Network<T>) -> AnyNetw
         let g = grads(&b, k);
         opt_b.step(&mut b, &g, T::from_f64(0.05)).unwrap();
     }
-    save_checkpoint(&b, &opt_b, &path, &[("epoch".into(), "3".into())]).unwrap();
+    save_checkpoint(&b, &opt_b, &path, &[("epoch".into(), "3".into())], &[]).unwrap();
     drop((b, opt_b));
     let ckpt = load_checkpoint(&path).unwrap();
     let mut b: Network<T> = match (ckpt.model.network.clone(), wrap(net::<T>())) {
@@ -132,7 +132,7 @@ fn restore_refuses_another_optimizer_or_damaged_state() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.safetensors");
     let adam = Optimizer::new(OptimizerConfig::new(OptimizerKind::Adam), &n).unwrap();
-    save_checkpoint(&n, &adam, &path, &[]).unwrap();
+    save_checkpoint(&n, &adam, &path, &[], &[]).unwrap();
     let ckpt = load_checkpoint(&path).unwrap();
     let mut sgd = Optimizer::new(OptimizerConfig::new(OptimizerKind::Sgd), &n).unwrap();
     let e = ckpt.restore(&mut sgd).unwrap_err();

@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     test: Option<PathBuf>,
     /// Fraction held out for testing when the data has no test part.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     test_split: f64,
     /// Input scaling: auto (divide by the largest training input), none, standardize.
     #[arg(long, default_value = "auto")]
@@ -50,13 +50,13 @@ pub struct Args {
     #[arg(long, default_value = "sgd")]
     optimizer: OptimizerKind,
     /// eta, the learning rate [default: 0.5; 0.001 for adam and adamw].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// mu, for momentum and nesterov.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     momentum: f64,
     /// L2 weight decay (decoupled for adamw).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     weight_decay: f64,
     /// constant, step (halve every third of the epochs), step:EVERY:GAMMA, cosine.
     #[arg(long, default_value = "constant")]
