@@ -57,6 +57,8 @@ fn render(
     draw_png: impl Fn(&DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult,
 ) -> std::io::Result<()> {
     let failed = |e: Box<dyn std::error::Error>| std::io::Error::other(e.to_string());
+    // Both backends measure text with this font; registering it again is harmless.
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     let bytes = match check_extension(path).map_err(std::io::Error::other)? {
         Format::Svg => {
             let mut svg = String::new();
@@ -68,8 +70,6 @@ fn render(
             svg.into_bytes()
         }
         Format::Png => {
-            // Registering the same font again is harmless.
-            let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
             // The bitmap backend encodes to a file only: draw into a temporary file beside
             // the target, then rename it, so no half-written picture is ever left.
             let name = path.file_name().unwrap_or_default().to_string_lossy();

@@ -4,6 +4,7 @@ mod common;
 mod demo;
 mod diff;
 mod eval;
+mod grad;
 mod gradcheck;
 mod predict;
 mod train;
@@ -32,18 +33,30 @@ enum Command {
     Diff(diff::Args),
     /// Walk through the seed's Figure 1.
     Demo(demo::Args),
+    /// J and dJ/dtheta of a saved model on one batch (safetensors or printed).
+    Grad(grad::Args),
     /// Check backpropagation against finite differences on a random network.
     Gradcheck(gradcheck::Args),
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help and --version
+        Err(e) => {
+            // clap's first line names the flag and what is wrong; the rest is a hint.
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            return std::process::ExitCode::from(2);
+        }
+    };
     let result: anyhow::Result<()> = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Grad(args) => grad::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),
     };
     match result {
