@@ -85,7 +85,7 @@ impl<T: Scalar> Tape<T> {
             if !from_x && !from_y {
                 continue;
             }
-            let (_, dx, dy) = node.op().rule(values[x], values[y]);
+            let (_, dx, dy) = node.op().rule_with(values[x], values[y], Some(values[i]));
             let mut t = T::zero();
             if from_x {
                 t += dx * tangent[x];

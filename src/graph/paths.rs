@@ -125,7 +125,7 @@ impl<T: Scalar> Tape<T> {
                 continue;
             }
             let (x, y) = (node_arg(&node, 0), node_arg(&node, 1));
-            let (_, dx, dy) = node.op().rule(values[x], values[y]);
+            let (_, dx, dy) = node.op().rule_with(values[x], values[y], Some(values[i]));
             edge_partials.push(if k == 0 { dx } else { dy });
             stack.push((arg, 0));
         }

@@ -21,6 +21,7 @@ pub struct NodeId(pub(crate) u32);
 
 impl NodeId {
     /// The node's position on the tape.
+    #[inline]
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -44,10 +45,12 @@ pub struct Node {
 
 impl Node {
     /// The node's operation.
+    #[inline]
     pub fn op(&self) -> Op {
         self.op
     }
     /// The node's arguments (as many as the op's arity).
+    #[inline]
     pub fn args(&self) -> &[NodeId] {
         &self.args[..self.op.arity()]
     }
@@ -117,6 +120,15 @@ impl<T: Scalar> Tape<T> {
     /// Whether the tape has no nodes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Removes every node, keeping the allocated capacity. It takes `&mut self`, so no
+    /// handle to an old node can outlive it.
+    pub fn clear(&mut self) {
+        let inner = self.inner.get_mut();
+        inner.nodes.clear();
+        inner.values.clear();
+        inner.names.clear();
     }
 
     /// Adds an input (a variable to differentiate with respect to) and returns its handle.
@@ -284,6 +296,7 @@ impl<T: Scalar> Tape<T> {
 }
 
 /// The id of the node at position `len`, if it fits in a u32.
+#[inline]
 fn next_id(len: usize) -> Option<NodeId> {
     u32::try_from(len)
         .ok()
