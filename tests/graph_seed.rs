@@ -376,3 +376,10 @@ fn tape_push_is_checked() {
         Err(GraphError::NotALeaf { index: 1 })
     );
 }
+
+#[test]
+#[should_panic(expected = "two different tapes")]
+fn mixing_tapes_panics() {
+    let (t1, t2) = (Tape::new(), Tape::new());
+    let _ = t1.var(1.0) + t2.var(2.0);
+}

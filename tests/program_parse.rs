@@ -130,6 +130,13 @@ fn bad_programs_name_their_position() {
             },
         ),
         (
+            "o = 2 * 1e999",
+            ProgramError::BadNumber {
+                pos: pos(1, 9),
+                text: "1e999".into(),
+            },
+        ),
+        (
             "o = (a + b",
             ProgramError::Unexpected {
                 pos: pos(1, 11),

@@ -99,10 +99,14 @@ pub(crate) fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, ProgramError> {
             c if c.is_ascii_digit() || c == '.' => {
                 let end = number_end(src, at);
                 let text = &src[at..end];
-                let x: f64 = text.parse().map_err(|_| ProgramError::BadNumber {
-                    pos,
-                    text: text.to_string(),
-                })?;
+                let x = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| ProgramError::BadNumber {
+                        pos,
+                        text: text.to_string(),
+                    })?;
                 while chars.peek().is_some_and(|&(i, _)| i < end) {
                     chars.next();
                 }

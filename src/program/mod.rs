@@ -70,8 +70,8 @@ pub enum ProgramError {
         /// The character.
         found: char,
     },
-    /// A malformed number such as `1.2.3`.
-    #[error("{pos}: malformed number '{text}'")]
+    /// A malformed number such as `1.2.3`, or one too large for f64 (`1e999`).
+    #[error("{pos}: '{text}' is not a valid finite number")]
     BadNumber {
         /// Where.
         pos: Pos,
