@@ -239,3 +239,23 @@ fn bad_flags_and_files_fail_cleanly() {
         "exceed the limit of 1000",
     );
 }
+
+#[test]
+fn micrograd_readme_through_the_binary() {
+    // micrograd's README example with fresh names (a name is assigned once):
+    // g = 24.7041, dg/da = 138.8338, dg/db = 645.5773 at a = -4, b = 2.
+    let program = "c = a + b; d = a * b + b**3; c2 = c + (c + 1); c3 = c2 + (1 + c2 + (-a))
+d2 = d + (d * 2 + relu(b + a)); d3 = d2 + (3 * d2 + relu(b - a))
+e = c3 - d3; f = e^2; g = f / 2.0; g2 = g + 10.0 / f";
+    let o = backprop(&["diff", program, "--at", "a=-4,b=2", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["output"], "g2");
+    let num = |x: &serde_json::Value| x.as_f64().unwrap();
+    assert!((num(&v["value"]) - 24.7041).abs() < 1e-4);
+    for mode in ["forward", "reverse"] {
+        let g = &v[mode]["gradient"];
+        assert!((num(&g["a"]) - 138.8338).abs() < 1e-4, "{mode}");
+        assert!((num(&g["b"]) - 645.5773).abs() < 1e-4, "{mode}");
+    }
+}
