@@ -2,7 +2,6 @@
 //! derivatives along it. Their sum is the derivative; their number grows exponentially.
 
 use super::real::Scalar;
-use super::reverse::node_arg;
 use super::tape::{NodeId, Tape};
 use super::GraphError;
 
@@ -124,7 +123,7 @@ impl<T: Scalar> Tape<T> {
             if arg < start || counts[arg - start] == 0 {
                 continue;
             }
-            let (x, y) = (node_arg(&node, 0), node_arg(&node, 1));
+            let [x, y] = node.arg_indices();
             let (_, dx, dy) = node.op().rule_with(values[x], values[y], Some(values[i]));
             edge_partials.push(if k == 0 { dx } else { dy });
             stack.push((arg, 0));

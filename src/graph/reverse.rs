@@ -134,7 +134,7 @@ impl<T: Scalar> Tape<T> {
             if !reached[i] || arity == 0 {
                 continue;
             }
-            let [x, y] = [node_arg(&node, 0), node_arg(&node, 1)];
+            let [x, y] = node.arg_indices();
             let (_, dx, dy) = node.op().rule_with(values[x], values[y], Some(values[i]));
             let g = adjoint[i];
             adjoint[x] += dx * g;
@@ -146,11 +146,4 @@ impl<T: Scalar> Tape<T> {
             *work += arity as u64;
         }
     }
-}
-
-/// Argument `k` of `node` as an index (for one-argument ops both slots hold the argument).
-#[inline]
-pub(crate) fn node_arg(node: &super::tape::Node, k: usize) -> usize {
-    let args = node.args();
-    args.get(k).unwrap_or(&args[0]).index()
 }
