@@ -20,10 +20,20 @@ use super::tape::{NodeId, Tape};
 /// assert_eq!(y.value(), 6.75);
 /// assert_eq!(y.backward().wrt(x), 6.0);
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Var<'t, T: Scalar = f64> {
     tape: &'t Tape<T>,
     id: NodeId,
+}
+
+/// Shows the node and its value, not the whole tape.
+impl<T: Scalar> std::fmt::Debug for Var<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Var")
+            .field("id", &self.id.index())
+            .field("value", &self.val())
+            .finish()
+    }
 }
 
 impl<'t, T: Scalar> Var<'t, T> {
