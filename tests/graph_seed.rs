@@ -389,7 +389,7 @@ fn var_debug_shows_the_node_not_the_tape() {
     let tape = Tape::new();
     let mut x = tape.var(2.0);
     for _ in 0..1000 {
-        x = x * 1.0;
+        x *= 1.0;
     }
     assert_eq!(format!("{x:?}"), "Var { id: 2000, value: 2.0 }");
 }
