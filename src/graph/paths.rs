@@ -20,7 +20,7 @@ use super::GraphError;
 pub struct Path<T = f64> {
     /// The nodes, from the start to the output.
     pub nodes: Vec<NodeId>,
-    /// The local derivative of each edge: `partials[k]` = d nodes[k+1] / d nodes[k].
+    /// The local derivative of each edge: `partials[k]` = d `nodes[k+1]` / d `nodes[k]`.
     pub partials: Vec<T>,
     /// The product of the partials.
     pub product: T,
