@@ -175,6 +175,10 @@ fn bad_programs_fail_cleanly_with_a_position() {
         ),
         ("a = 2", "line 1, column 1: 'a' is assigned by the program"),
         ("", "the program is empty"),
+        (
+            "o = sqrt(a - 5)",
+            "line 1, column 5: 'sqrt' of [-4.0] is NaN, not a finite number",
+        ),
     ];
     for (program, needle) in cases {
         assert_clean_failure(&["diff", program, "--at", ab], needle);

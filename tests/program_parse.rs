@@ -161,6 +161,16 @@ fn bad_programs_name_their_position() {
         ),
         (" \n # nothing\n;", ProgramError::Empty),
     ];
+    let nan = error("o = ln(a - 2)", &ab);
+    assert!(
+        matches!(&nan, ProgramError::NotFinite { pos: p, op: "ln", args, value }
+            if *p == pos(1, 5) && *args == vec![-1.0] && value.is_nan()),
+        "{nan:?}"
+    );
+    assert_eq!(
+        error("o = a / (b - 2)", &ab).to_string(),
+        "line 1, column 7: '/' of [1.0, 0.0] is inf, not a finite number (outside its domain, or too large)"
+    );
     for (src, expected) in cases {
         let e = error(src, &ab);
         assert_eq!(e, expected, "{src}");
@@ -195,6 +205,16 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     // Long but flat is fine: 100,000 terms.
     let flat = vec!["a"; n].join(" + ");
     assert_eq!(value(&flat, &[("a", 1.0)]), n as f64);
+}
+
+#[test]
+fn alias_of_the_output_has_one_path() {
+    let p = Program::compile("c = a + b; o = c", &at(&[("a", 1.0), ("b", 2.0)])).unwrap();
+    let paths = p.paths(10).unwrap();
+    let c = paths.iter().find(|vp| vp.name == "c").unwrap();
+    assert_eq!(c.paths.len(), 1);
+    assert_eq!(c.paths[0].names, ["c", "o"]);
+    assert_eq!(c.sum, 1.0);
 }
 
 #[test]

@@ -144,6 +144,18 @@ pub enum ProgramError {
         /// The limit.
         limit: usize,
     },
+    /// An operation whose value is not finite: outside its domain, or overflowing.
+    #[error("{pos}: '{op}' of {args:?} is {value}, not a finite number (outside its domain, or too large)")]
+    NotFinite {
+        /// The operation's position.
+        pos: Pos,
+        /// Its symbol.
+        op: &'static str,
+        /// Its arguments' values.
+        args: Vec<f64>,
+        /// The value it gave.
+        value: f64,
+    },
     /// A program with no statement.
     #[error("the program is empty")]
     Empty,
@@ -453,6 +465,12 @@ impl Program {
                             factors: Vec::new(),
                             product: p.product,
                         };
+                        if p.nodes.len() == 1 {
+                            // The variable is the output itself (`o = c`): one path, no edge.
+                            path.names.push(out.name.clone());
+                            path.factors.push(1.0);
+                            return path;
+                        }
                         let mut factor = 1.0;
                         let last = p.nodes.len() - 1;
                         for (k, node) in p.nodes.iter().enumerate().skip(1) {
