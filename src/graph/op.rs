@@ -164,8 +164,9 @@ impl Op {
             Op::Neg => (-x, -one, zero),
             Op::Pow => {
                 let v = value(|x, y| x.pow(y));
-                // d/dx x^y = y x^(y-1); written so that y = 0 gives 0, not 0 * inf.
-                let dx = if y.value() == 0.0 {
+                // d/dx x^y = y x^(y-1); at x = y = 0 that is 0 · inf, taken as 0. (Only
+                // there: elsewhere y = 0 must still carry y's tangent when T is a Dual.)
+                let dx = if y.value() == 0.0 && x.value() == 0.0 {
                     zero
                 } else {
                     y * x.pow(y - 1.0)
