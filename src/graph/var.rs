@@ -9,7 +9,8 @@ use super::tape::{NodeId, Tape};
 
 /// A variable on a [`Tape`]: the tape and a node index. Arithmetic on it adds nodes.
 ///
-/// Mixing handles from two different tapes in one operation panics.
+/// Mixing handles from two different tapes in one operation panics, as does an operation on
+/// a full tape (2^32 - 1 nodes; [`Tape::push`] reports that as an error instead).
 ///
 /// ```
 /// use backprop::graph::{Real, Tape};
