@@ -140,8 +140,16 @@ fn program(n_inputs: usize, max_len: usize) -> impl Strategy<Value = Vec<Instr>>
     })
 }
 
+/// Relative closeness; for derivatives below 1e-3 in size, absolute (rel · 1e-3): those
+/// come from cancelling terms of ordinary size, whose rounding residue is absolute.
 fn close(a: f64, b: f64, rel: f64) -> bool {
-    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1.0)
+    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-3)
+}
+
+/// Closeness of a difference quotient: relative, but absolute below 1 (its error is
+/// absolute, O(h²) plus rounding).
+fn close_fd(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * a.abs().max(b.abs()).max(1.0)
 }
 
 /// Central differences, skipping coordinates where the kink of relu/abs is within reach.
@@ -152,11 +160,11 @@ fn check_fd(prog: &[Instr], x: &[f64], g: &[f64]) -> Result<(), TestCaseError> {
         // A one-sided kink makes the difference quotient meaningless: detect it by comparing
         // with a step half as large, and skip only then.
         let fd_half = central_difference(|x| eval(prog, x), x, h / 2.0)[k];
-        if !close(*fd, fd_half, 1e-4) {
+        if !close_fd(*fd, fd_half, 1e-4) {
             continue;
         }
         prop_assert!(
-            close(*fd, *g, 1e-5),
+            close_fd(*fd, *g, 1e-5),
             "x{k}: difference {fd} vs derivative {g}"
         );
     }
@@ -164,7 +172,7 @@ fn check_fd(prog: &[Instr], x: &[f64], g: &[f64]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
     fn forward_equals_reverse_equals_differences(
@@ -212,9 +220,73 @@ proptest! {
         }
         if let Ok(paths) = p.paths(10_000) {
             for (vp, r) in paths.iter().zip(&rev.gradient) {
-                prop_assert!(close(vp.sum, r.1, 1e-10), "{}: paths {} vs {}", vp.name, vp.sum, r.1);
+                // The paths sum in another order than backprop: compare on the scale of the
+                // terms, since they may cancel.
+                let scale: f64 = vp.paths.iter().map(|p| p.product.abs()).sum();
+                prop_assert!(
+                    (vp.sum - r.1).abs() <= 1e-12 * scale.max(1e-300),
+                    "{}: paths {} vs {}", vp.name, vp.sum, r.1
+                );
             }
         }
         check_fd(&prog, &x, &api_grad)?;
+    }
+}
+
+/// A point inside `op`'s domain, away from kinks and poles, for its derivative check.
+fn op_and_point() -> impl Strategy<Value = (backprop::graph::Op, f64, f64)> {
+    use backprop::graph::Op;
+    let away_from_zero = |x: f64| if x.abs() < 1e-3 { x + 0.5 } else { x };
+    prop_oneof![
+        (-5.0..5.0f64, -5.0..5.0f64).prop_map(|(x, y)| (Op::Add, x, y)),
+        (-5.0..5.0f64, -5.0..5.0f64).prop_map(|(x, y)| (Op::Sub, x, y)),
+        (-5.0..5.0f64, -5.0..5.0f64).prop_map(|(x, y)| (Op::Mul, x, y)),
+        (-5.0..5.0f64, 0.2..5.0f64, any::<bool>()).prop_map(|(x, y, neg)| (
+            Op::Div,
+            x,
+            if neg { -y } else { y }
+        )),
+        (0.1..5.0f64, -3.0..3.0f64).prop_map(|(x, y)| (Op::Pow, x, y)),
+        (-5.0..5.0f64).prop_map(|x| (Op::Neg, x, 0.0)),
+        (-5.0..5.0f64).prop_map(|x| (Op::Exp, x, 0.0)),
+        (0.1..10.0f64).prop_map(|x| (Op::Ln, x, 0.0)),
+        (0.1..10.0f64).prop_map(|x| (Op::Sqrt, x, 0.0)),
+        (-10.0..10.0f64).prop_map(|x| (Op::Sin, x, 0.0)),
+        (-10.0..10.0f64).prop_map(|x| (Op::Cos, x, 0.0)),
+        (-1.4..1.4f64).prop_map(|x| (Op::Tan, x, 0.0)),
+        (-5.0..5.0f64).prop_map(|x| (Op::Tanh, x, 0.0)),
+        (-10.0..10.0f64).prop_map(|x| (Op::Sigmoid, x, 0.0)),
+        (-5.0..5.0f64).prop_map(move |x| (Op::Relu, away_from_zero(x), 0.0)),
+        (-5.0..5.0f64).prop_map(move |x| (Op::Abs, away_from_zero(x), 0.0)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Every op's rule: reverse mode, the tape's forward mode and Dual numbers agree exactly
+    /// in structure (1e-12), and with central differences.
+    #[test]
+    fn every_op_rule(case in op_and_point()) {
+        use backprop::graph::Dual;
+        let (op, x0, y0) = case;
+        let two = op.arity() == 2;
+        let tape = Tape::new();
+        let (x, y) = (tape.input(x0), tape.input(y0));
+        let args = [x, y];
+        let z = tape.push(op, &args[..op.arity()]).unwrap();
+        let g = tape.backward(z);
+        let (dx, dy) = (g[x], g[y]);
+        prop_assert_eq!(tape.forward_mode(x)[z], dx);
+        prop_assert_eq!(tape.forward_mode(y)[z], dy);
+        let dual = op.rule(Dual::variable(x0), Dual::constant(y0)).0;
+        prop_assert!(close(dual.d, dx, 1e-12), "{:?}: dual {} vs {}", op, dual.d, dx);
+        let fd = central_difference(|v| op.rule(v[0], v[1]).0, &[x0, y0], 1e-6);
+        prop_assert!(close_fd(fd[0], dx, 1e-6), "{:?} at ({}, {}): d/dx {} vs {}", op, x0, y0, fd[0], dx);
+        if two {
+            prop_assert!(close_fd(fd[1], dy, 1e-6), "{:?} at ({}, {}): d/dy {} vs {}", op, x0, y0, fd[1], dy);
+        } else {
+            prop_assert_eq!(dy, 0.0);
+        }
     }
 }

@@ -376,3 +376,29 @@ fn tape_push_is_checked() {
         Err(GraphError::NotALeaf { index: 1 })
     );
 }
+
+#[test]
+#[should_panic(expected = "two different tapes")]
+fn mixing_tapes_panics() {
+    let (t1, t2) = (Tape::new(), Tape::new());
+    let _ = t1.var(1.0) + t2.var(2.0);
+}
+
+#[test]
+fn var_debug_shows_the_node_not_the_tape() {
+    let tape = Tape::new();
+    let mut x = tape.var(2.0);
+    for _ in 0..1000 {
+        x *= 1.0;
+    }
+    assert_eq!(format!("{x:?}"), "Var { id: 2000, value: 2.0 }");
+}
+
+// f = x^y: d²f/dy dx = x^(y-1) (1 + y ln x), which at y = 0 is 1/x = 0.5 for x = 2;
+// d²f/dy² = x^y ln²x = ln²2.
+#[test]
+fn hvp_of_a_power_at_exponent_zero() {
+    let hv = hvp(|v| v[0].pow(v[1]), &[2.0, 0.0], &[0.0, 1.0]).unwrap();
+    assert!((hv[0] - 0.5).abs() < 1e-15, "{hv:?}");
+    assert!((hv[1] - 2f64.ln().powi(2)).abs() < 1e-15, "{hv:?}");
+}

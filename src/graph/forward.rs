@@ -3,7 +3,6 @@
 use std::ops::Index;
 
 use super::real::Scalar;
-use super::reverse::node_arg;
 use super::tape::{NodeId, Tape};
 
 /// d(node)/d(seed) for every node of a tape, and the work it took.
@@ -79,13 +78,13 @@ impl<T: Scalar> Tape<T> {
             if arity == 0 {
                 continue;
             }
-            let [x, y] = [node_arg(&node, 0), node_arg(&node, 1)];
+            let [x, y] = node.arg_indices();
             let from_x = reached[x];
             let from_y = arity == 2 && reached[y];
             if !from_x && !from_y {
                 continue;
             }
-            let (_, dx, dy) = node.op().rule(values[x], values[y]);
+            let (_, dx, dy) = node.op().rule_with(values[x], values[y], Some(values[i]));
             let mut t = T::zero();
             if from_x {
                 t += dx * tangent[x];

@@ -57,6 +57,7 @@ impl Op {
     /// use backprop::graph::Op;
     /// assert_eq!((Op::Input.arity(), Op::Exp.arity(), Op::Pow.arity()), (0, 1, 2));
     /// ```
+    #[inline]
     pub fn arity(self) -> usize {
         match self {
             Op::Input | Op::Const => 0,
@@ -133,21 +134,39 @@ impl Op {
     /// ```
     #[inline]
     pub fn rule<T: Scalar>(self, x: T, y: T) -> (T, T, T) {
+        self.rule_with(x, y, None)
+    }
+
+    /// [`Op::rule`], reusing the op's value at (x, y) when it is already known (`out`): the
+    /// rules whose derivative is written in terms of the output (e^x, tanh, sigmoid, tan,
+    /// sqrt, x^y, x/y) then skip recomputing it. Backward passes use this, with the value
+    /// stored on the tape.
+    ///
+    /// ```
+    /// use backprop::graph::Op;
+    /// let e = 1f64.exp();
+    /// assert_eq!(Op::Exp.rule_with(1.0, 0.0, Some(e)), (e, e, 0.0));
+    /// ```
+    #[inline]
+    pub fn rule_with<T: Scalar>(self, x: T, y: T, out: Option<T>) -> (T, T, T) {
         let (zero, one) = (T::zero(), T::one());
+        // The op's value: reused if known, else computed by `f`.
+        let value = |f: fn(T, T) -> T| out.unwrap_or_else(|| f(x, y));
         match self {
             Op::Input | Op::Const => (x, zero, zero),
             Op::Add => (x + y, one, one),
             Op::Sub => (x - y, one, -one),
             Op::Mul => (x * y, y, x),
             Op::Div => {
-                let q = x / y;
+                let q = value(|x, y| x / y);
                 (q, one / y, -q / y)
             }
             Op::Neg => (-x, -one, zero),
             Op::Pow => {
-                let v = x.pow(y);
-                // d/dx x^y = y x^(y-1); written so that y = 0 gives 0, not 0 * inf.
-                let dx = if y.value() == 0.0 {
+                let v = value(|x, y| x.pow(y));
+                // d/dx x^y = y x^(y-1); at x = y = 0 that is 0 · inf, taken as 0. (Only
+                // there: elsewhere y = 0 must still carry y's tangent when T is a Dual.)
+                let dx = if y.value() == 0.0 && x.value() == 0.0 {
                     zero
                 } else {
                     y * x.pow(y - 1.0)
@@ -157,26 +176,26 @@ impl Op {
                 (v, dx, dy)
             }
             Op::Exp => {
-                let e = x.exp();
+                let e = value(|x, _| x.exp());
                 (e, e, zero)
             }
             Op::Ln => (x.ln(), one / x, zero),
             Op::Sqrt => {
-                let s = x.sqrt();
+                let s = value(|x, _| x.sqrt());
                 (s, one / (s * 2.0), zero)
             }
             Op::Sin => (x.sin(), x.cos(), zero),
             Op::Cos => (x.cos(), -x.sin(), zero),
             Op::Tan => {
-                let t = x.tan();
+                let t = value(|x, _| x.tan());
                 (t, one + t * t, zero)
             }
             Op::Tanh => {
-                let t = x.tanh();
+                let t = value(|x, _| x.tanh());
                 (t, one - t * t, zero)
             }
             Op::Sigmoid => {
-                let s = x.sigmoid();
+                let s = value(|x, _| x.sigmoid());
                 (s, s * (one - s), zero)
             }
             Op::Relu => {

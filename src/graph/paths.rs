@@ -2,7 +2,6 @@
 //! derivatives along it. Their sum is the derivative; their number grows exponentially.
 
 use super::real::Scalar;
-use super::reverse::node_arg;
 use super::tape::{NodeId, Tape};
 use super::GraphError;
 
@@ -21,7 +20,7 @@ use super::GraphError;
 pub struct Path<T = f64> {
     /// The nodes, from the start to the output.
     pub nodes: Vec<NodeId>,
-    /// The local derivative of each edge: `partials[k]` = d nodes[k+1] / d nodes[k].
+    /// The local derivative of each edge: `partials[k]` = d `nodes[k+1]` / d `nodes[k]`.
     pub partials: Vec<T>,
     /// The product of the partials.
     pub product: T,
@@ -124,8 +123,8 @@ impl<T: Scalar> Tape<T> {
             if arg < start || counts[arg - start] == 0 {
                 continue;
             }
-            let (x, y) = (node_arg(&node, 0), node_arg(&node, 1));
-            let (_, dx, dy) = node.op().rule(values[x], values[y]);
+            let [x, y] = node.arg_indices();
+            let (_, dx, dy) = node.op().rule_with(values[x], values[y], Some(values[i]));
             edge_partials.push(if k == 0 { dx } else { dy });
             stack.push((arg, 0));
         }

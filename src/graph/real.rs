@@ -154,7 +154,9 @@ impl Real for f64 {
         f64::powf(self, c)
     }
     fn powi(self, n: i32) -> Self {
-        f64::powi(self, n)
+        // The tape and Dual compute x^n as the real power x^(n as f64); so does f64, so that
+        // one function gives the same bits on all three.
+        f64::powf(self, f64::from(n))
     }
 }
 

@@ -21,10 +21,27 @@ use super::var::Var;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adjoints<T = f64> {
     adjoint: Vec<T>,
+    /// Whether each node lies on a path to the output: only those edges are work.
+    reached: Vec<bool>,
     work: u64,
 }
 
+impl<T: Scalar> Default for Adjoints<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T: Scalar> Adjoints<T> {
+    /// Empty buffers, to be filled by [`Tape::backward_into`].
+    pub fn new() -> Self {
+        Adjoints {
+            adjoint: Vec::new(),
+            reached: Vec::new(),
+            work: 0,
+        }
+    }
+
     /// d(output)/d(v).
     pub fn wrt(&self, v: Var<'_, T>) -> T {
         self.adjoint[v.id().index()]
@@ -73,22 +90,52 @@ impl<T: Scalar> Tape<T> {
     /// # Panics
     /// If `output` is not on this tape.
     pub fn backward(&self, output: NodeId) -> Adjoints<T> {
+        let mut adjoints = Adjoints::new();
+        self.backward_into(output, &mut adjoints);
+        adjoints
+    }
+
+    /// [`Tape::backward`] into existing buffers, so that a loop that rebuilds a graph of the
+    /// same size (after [`Tape::clear`]) allocates nothing.
+    ///
+    /// ```
+    /// use backprop::graph::{Adjoints, Tape};
+    /// let mut tape = Tape::new();
+    /// let mut g = Adjoints::new();
+    /// for x0 in [1.0, 2.0] {
+    ///     tape.clear();
+    ///     let x = tape.var(x0);
+    ///     let y = x * x;
+    ///     tape.backward_into(y.id(), &mut g);
+    ///     assert_eq!(g.wrt(x), 2.0 * x0);
+    /// }
+    /// ```
+    ///
+    /// # Panics
+    /// If `output` is not on this tape.
+    pub fn backward_into(&self, output: NodeId, adjoints: &mut Adjoints<T>) {
         let inner = self.inner.borrow();
         let (nodes, values) = (&inner.nodes, &inner.values);
-        let mut adjoint = vec![T::zero(); nodes.len()];
-        // Whether a node depends-on-path reaches the output: only those edges count as work.
-        let mut reached = vec![false; output.index() + 1];
+        let Adjoints {
+            adjoint,
+            reached,
+            work,
+        } = adjoints;
+        adjoint.clear();
+        adjoint.resize(nodes.len(), T::zero());
+        reached.clear();
+        reached.resize(output.index() + 1, false);
+        *work = 0;
         adjoint[output.index()] = T::one();
         reached[output.index()] = true;
-        let mut work = 0;
         for i in (0..=output.index()).rev() {
             let node = nodes[i];
             let arity = node.op().arity();
             if !reached[i] || arity == 0 {
                 continue;
             }
-            let [x, y] = [node_arg(&node, 0), node_arg(&node, 1)];
-            let (_, dx, dy) = node.op().rule(values[x], values[y]);
+            let [x, y] = node.arg_indices();
+            let (_, dx, dy) = node.op().rule_with(values[x], values[y], Some(values[i]));
             let g = adjoint[i];
             adjoint[x] += dx * g;
             reached[x] = true;
@@ -96,15 +143,7 @@ impl<T: Scalar> Tape<T> {
                 adjoint[y] += dy * g;
                 reached[y] = true;
             }
-            work += arity as u64;
+            *work += arity as u64;
         }
-        Adjoints { adjoint, work }
     }
-}
-
-/// Argument `k` of `node` as an index (for one-argument ops both slots hold the argument).
-#[inline]
-pub(crate) fn node_arg(node: &super::tape::Node, k: usize) -> usize {
-    let args = node.args();
-    args.get(k).unwrap_or(&args[0]).index()
 }

@@ -21,13 +21,15 @@ pub struct NodeId(pub(crate) u32);
 
 impl NodeId {
     /// The node's position on the tape.
+    #[inline]
     pub fn index(self) -> usize {
         self.0 as usize
     }
 }
 
-/// One node: an op and up to two arguments (unused ones are 0). Its value is stored apart,
-/// in the tape's value buffer.
+/// One node: an op and up to two arguments. A one-argument op stores its argument twice and
+/// a leaf stores 0s, so both slots are always valid indices. Its value is stored apart, in
+/// the tape's value buffer: 12 bytes a node, plus 8 for the value.
 ///
 /// ```
 /// use backprop::graph::{Op, Tape};
@@ -44,10 +46,19 @@ pub struct Node {
 
 impl Node {
     /// The node's operation.
+    #[inline]
     pub fn op(&self) -> Op {
         self.op
     }
+    /// Both argument slots as indices, whatever the arity: the hot loops read them without
+    /// branching, and ignore what the op does not use.
+    #[inline]
+    pub(crate) fn arg_indices(&self) -> [usize; 2] {
+        [self.args[0].index(), self.args[1].index()]
+    }
+
     /// The node's arguments (as many as the op's arity).
+    #[inline]
     pub fn args(&self) -> &[NodeId] {
         &self.args[..self.op.arity()]
     }
@@ -117,6 +128,15 @@ impl<T: Scalar> Tape<T> {
     /// Whether the tape has no nodes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Removes every node, keeping the allocated capacity. It takes `&mut self`, so no
+    /// handle to an old node can outlive it.
+    pub fn clear(&mut self) {
+        let inner = self.inner.get_mut();
+        inner.nodes.clear();
+        inner.values.clear();
+        inner.names.clear();
     }
 
     /// Adds an input (a variable to differentiate with respect to) and returns its handle.
@@ -284,6 +304,7 @@ impl<T: Scalar> Tape<T> {
 }
 
 /// The id of the node at position `len`, if it fits in a u32.
+#[inline]
 fn next_id(len: usize) -> Option<NodeId> {
     u32::try_from(len)
         .ok()

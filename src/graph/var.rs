@@ -9,7 +9,8 @@ use super::tape::{NodeId, Tape};
 
 /// A variable on a [`Tape`]: the tape and a node index. Arithmetic on it adds nodes.
 ///
-/// Mixing handles from two different tapes in one operation panics.
+/// Mixing handles from two different tapes in one operation panics, as does an operation on
+/// a full tape (2^32 - 1 nodes; [`Tape::push`] reports that as an error instead).
 ///
 /// ```
 /// use backprop::graph::{Real, Tape};
@@ -20,10 +21,20 @@ use super::tape::{NodeId, Tape};
 /// assert_eq!(y.value(), 6.75);
 /// assert_eq!(y.backward().wrt(x), 6.0);
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Var<'t, T: Scalar = f64> {
     tape: &'t Tape<T>,
     id: NodeId,
+}
+
+/// Shows the node and its value, not the whole tape.
+impl<T: Scalar> std::fmt::Debug for Var<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Var")
+            .field("id", &self.id.index())
+            .field("value", &self.val())
+            .finish()
+    }
 }
 
 impl<'t, T: Scalar> Var<'t, T> {

@@ -45,14 +45,13 @@ impl fmt::Display for Tok {
 pub(crate) fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, ProgramError> {
     let mut toks = Vec::new();
     let mut chars = src.char_indices().peekable();
-    let (mut line, mut line_start) = (1usize, 0usize);
-    // Columns count characters, not bytes, from 1.
-    let pos_of = |line: usize, line_start: usize, at: usize| Pos {
-        line,
-        column: src[line_start..at].chars().count() + 1,
+    let mut cursor = Cursor {
+        line: 1,
+        at: 0,
+        column: 1,
     };
     while let Some(&(at, c)) = chars.peek() {
-        let pos = pos_of(line, line_start, at);
+        let pos = cursor.pos(src, at);
         let single = match c {
             '+' => Some(Tok::Plus),
             '-' => Some(Tok::Minus),
@@ -73,8 +72,11 @@ pub(crate) fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, ProgramError> {
             '\n' => {
                 chars.next();
                 toks.push((Tok::Sep, pos));
-                line += 1;
-                line_start = at + 1;
+                cursor = Cursor {
+                    line: cursor.line + 1,
+                    at: at + 1,
+                    column: 1,
+                };
             }
             c if c.is_whitespace() => {
                 chars.next();
@@ -97,10 +99,14 @@ pub(crate) fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, ProgramError> {
             c if c.is_ascii_digit() || c == '.' => {
                 let end = number_end(src, at);
                 let text = &src[at..end];
-                let x: f64 = text.parse().map_err(|_| ProgramError::BadNumber {
-                    pos,
-                    text: text.to_string(),
-                })?;
+                let x = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| ProgramError::BadNumber {
+                        pos,
+                        text: text.to_string(),
+                    })?;
                 while chars.peek().is_some_and(|&(i, _)| i < end) {
                     chars.next();
                 }
@@ -121,9 +127,29 @@ pub(crate) fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, ProgramError> {
             c => return Err(ProgramError::UnexpectedChar { pos, found: c }),
         }
     }
-    let pos = pos_of(line, line_start, src.len());
+    let pos = cursor.pos(src, src.len());
     toks.push((Tok::Eof, pos));
     Ok(toks)
+}
+
+/// Where the lexer is: columns count characters, not bytes, from 1, and advance
+/// incrementally so that a long line costs linear time.
+struct Cursor {
+    line: usize,
+    /// The byte offset `column` refers to.
+    at: usize,
+    column: usize,
+}
+
+impl Cursor {
+    fn pos(&mut self, src: &str, at: usize) -> Pos {
+        self.column += src[self.at..at].chars().count();
+        self.at = at;
+        Pos {
+            line: self.line,
+            column: self.column,
+        }
+    }
 }
 
 /// The end of the number starting at byte `at`: digits, one '.', and an exponent

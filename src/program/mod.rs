@@ -22,15 +22,14 @@
 
 mod lexer;
 mod parser;
+mod report;
 
-use std::collections::HashMap;
 use std::fmt;
-
-use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::graph::{Adjoints, GraphError, NodeId, Tape};
 
 pub use parser::MAX_DEPTH;
+pub use report::{Analysis, Mode, ModeReport, NamedPath, VariablePaths};
 
 /// The seed's Figure 1 as a program.
 pub const FIGURE_1: &str = "c = a + b\nd = a * b\no = 0.5 * c * d";
@@ -70,8 +69,8 @@ pub enum ProgramError {
         /// The character.
         found: char,
     },
-    /// A malformed number such as `1.2.3`.
-    #[error("{pos}: malformed number '{text}'")]
+    /// A malformed number such as `1.2.3`, or one too large for f64 (`1e999`).
+    #[error("{pos}: '{text}' is not a valid finite number")]
     BadNumber {
         /// Where.
         pos: Pos,
@@ -143,6 +142,18 @@ pub enum ProgramError {
         pos: Pos,
         /// The limit.
         limit: usize,
+    },
+    /// An operation whose value is not finite: outside its domain, or overflowing.
+    #[error("{pos}: '{op}' of {args:?} is {value}, not a finite number (outside its domain, or too large)")]
+    NotFinite {
+        /// The operation's position.
+        pos: Pos,
+        /// Its symbol.
+        op: &'static str,
+        /// Its arguments' values.
+        args: Vec<f64>,
+        /// The value it gave.
+        value: f64,
     },
     /// A program with no statement.
     #[error("the program is empty")]
@@ -239,65 +250,6 @@ pub struct Program {
     statements: Vec<Statement>,
 }
 
-/// Which differentiation modes to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Forward mode only: one pass per variable.
-    Forward,
-    /// Reverse mode only: one pass from the output.
-    Reverse,
-    /// Both, to compare.
-    Both,
-}
-
-/// The result of one mode: d(output)/d(variable) for each input and named intermediate, and
-/// the local-derivative multiply-adds it took.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModeReport {
-    /// (name, derivative of the output with respect to it), inputs first, in program order.
-    pub gradient: Vec<(String, f64)>,
-    /// Local-derivative multiply-adds performed.
-    pub work: u64,
-}
-
-/// Everything `backprop diff` reports; serializes to the JSON of `--json`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Analysis {
-    /// The output's name.
-    pub output: String,
-    /// The output's value.
-    pub value: f64,
-    /// Every named value: inputs, then statements, in program order.
-    pub values: Vec<(String, f64)>,
-    /// Forward mode's result, if it ran.
-    pub forward: Option<ModeReport>,
-    /// Reverse mode's result, if it ran.
-    pub reverse: Option<ModeReport>,
-}
-
-/// One path from a variable to the output, through named nodes; the unnamed nodes between
-/// two names are folded into one factor.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NamedPath {
-    /// The names along the path, from the variable to the output.
-    pub names: Vec<String>,
-    /// `factors[k]` = the product of local derivatives from `names[k]` to `names[k+1]`.
-    pub factors: Vec<f64>,
-    /// The product of all factors.
-    pub product: f64,
-}
-
-/// All paths from one variable to the output; their products sum to the derivative.
-#[derive(Clone, Debug, PartialEq)]
-pub struct VariablePaths {
-    /// The variable.
-    pub name: String,
-    /// Its paths.
-    pub paths: Vec<NamedPath>,
-    /// The sum of the paths' products.
-    pub sum: f64,
-}
-
 impl Program {
     /// Parses `source` into a tape, taking input values from `at`. Names in `at` that the
     /// program never uses become inputs too (their derivative is 0).
@@ -378,147 +330,8 @@ impl Program {
         self.tape.backward(self.output().node)
     }
 
-    /// Values and derivatives of the output with respect to every variable, by the chosen
-    /// mode(s), with each mode's work.
-    pub fn analyse(&self, mode: Mode) -> Analysis {
-        let out = self.output().node;
-        let vars = self.variables();
-        let forward = (mode != Mode::Reverse).then(|| {
-            let mut work = 0;
-            let gradient = vars
-                .iter()
-                .map(|(name, id)| {
-                    let t = self.tape.forward_mode(*id);
-                    work += t.work();
-                    (name.clone(), t[out])
-                })
-                .collect();
-            ModeReport { gradient, work }
-        });
-        let reverse = (mode != Mode::Forward).then(|| {
-            let adjoints = self.backward();
-            ModeReport {
-                gradient: vars
-                    .iter()
-                    .map(|(n, id)| (n.clone(), adjoints[*id]))
-                    .collect(),
-                work: adjoints.work(),
-            }
-        });
-        Analysis {
-            output: self.output().name.clone(),
-            value: self.tape.value(out),
-            values: self.values(),
-            forward,
-            reverse,
-        }
-    }
-
-    /// For every variable, every path to the output (named nodes only; the unnamed nodes in
-    /// between are folded into the factors). Refuses above `limit` paths per variable.
-    ///
-    /// ```
-    /// use backprop::program::{figure_1_inputs, Program, FIGURE_1, PATH_LIMIT};
-    /// let p = Program::compile(FIGURE_1, &figure_1_inputs()).unwrap();
-    /// let paths = p.paths(PATH_LIMIT).unwrap();
-    /// // do/da = 1 · 3 (a -> c -> o) + 3 · 2.5 (a -> d -> o) = 10.5
-    /// assert_eq!(paths[0].paths[0].names, ["a", "c", "o"]);
-    /// assert_eq!(paths[0].paths[0].factors, [1.0, 3.0]);
-    /// assert_eq!(paths[0].sum, 10.5);
-    /// ```
-    pub fn paths(&self, limit: u64) -> Result<Vec<VariablePaths>, ProgramError> {
-        let out = self.output();
-        let mut names: HashMap<NodeId, &str> = HashMap::new();
-        for (n, id) in self.inputs.iter().map(|(n, id)| (n, *id)) {
-            names.entry(id).or_insert(n);
-        }
-        for s in &self.statements {
-            names.entry(s.node).or_insert(&s.name);
-        }
-        self.variables()
-            .into_iter()
-            .map(|(name, id)| {
-                let raw =
-                    self.tape
-                        .paths(id, out.node, limit)
-                        .map_err(|source| ProgramError::Paths {
-                            name: name.clone(),
-                            source,
-                        })?;
-                let paths: Vec<NamedPath> = raw
-                    .iter()
-                    .map(|p| {
-                        let mut path = NamedPath {
-                            names: vec![name.clone()],
-                            factors: Vec::new(),
-                            product: p.product,
-                        };
-                        let mut factor = 1.0;
-                        let last = p.nodes.len() - 1;
-                        for (k, node) in p.nodes.iter().enumerate().skip(1) {
-                            factor *= p.partials[k - 1];
-                            let label = if k == last {
-                                Some(out.name.as_str())
-                            } else {
-                                names.get(node).copied()
-                            };
-                            if let Some(label) = label {
-                                path.names.push(label.to_string());
-                                path.factors.push(factor);
-                                factor = 1.0;
-                            }
-                        }
-                        path
-                    })
-                    .collect();
-                let sum = paths.iter().map(|p| p.product).sum();
-                Ok(VariablePaths { name, paths, sum })
-            })
-            .collect()
-    }
-
     /// The graph in Graphviz DOT with every node's value and reverse-mode derivative.
     pub fn to_dot(&self) -> String {
         self.tape.to_dot(Some(&self.backward()))
-    }
-}
-
-/// Serializes pairs as a JSON object, in their order.
-struct OrderedMap<'a>(&'a [(String, f64)]);
-
-impl Serialize for OrderedMap<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for ModeReport {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(2))?;
-        map.serialize_entry("gradient", &OrderedMap(&self.gradient))?;
-        map.serialize_entry("work", &self.work)?;
-        map.end()
-    }
-}
-
-/// `{"output", "value", "values", "forward", "reverse"}`, the last two only for the modes
-/// that ran.
-impl Serialize for Analysis {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("output", &self.output)?;
-        map.serialize_entry("value", &self.value)?;
-        map.serialize_entry("values", &OrderedMap(&self.values))?;
-        if let Some(f) = &self.forward {
-            map.serialize_entry("forward", f)?;
-        }
-        if let Some(r) = &self.reverse {
-            map.serialize_entry("reverse", r)?;
-        }
-        map.end()
     }
 }

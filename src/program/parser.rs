@@ -154,10 +154,23 @@ impl<'a> Parser<'a> {
         name
     }
 
+    /// Adds `op(args)`; a value that is not finite (ln of a negative number, 1/0, an
+    /// overflow) is an error at the op's position, not a NaN that travels silently.
     fn push(&self, op: Op, args: &[NodeId], pos: Pos) -> Result<NodeId, ProgramError> {
-        self.tape
+        let node = self
+            .tape
             .push(op, args)
-            .map_err(|e| ProgramError::Graph { pos, source: e })
+            .map_err(|e| ProgramError::Graph { pos, source: e })?;
+        let value = self.tape.value(node);
+        if !value.is_finite() {
+            return Err(ProgramError::NotFinite {
+                pos,
+                op: op.symbol(),
+                args: args.iter().map(|&a| self.tape.value(a)).collect(),
+                value,
+            });
+        }
+        Ok(node)
     }
 
     /// expr := term (('+' | '-') term)*

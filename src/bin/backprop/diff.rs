@@ -11,7 +11,11 @@ use backprop::program::{parse_bindings, Analysis, Mode, Program, VariablePaths, 
 pub struct Args {
     /// The program: statements `name = expr` separated by ';' or newlines; the last is the
     /// output.
-    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    #[arg(
+        required_unless_present = "file",
+        conflicts_with = "file",
+        allow_hyphen_values = true
+    )]
     pub program: Option<String>,
     /// Read the program from this file ('-' for standard input).
     #[arg(long, value_name = "PATH")]
