@@ -1,5 +1,8 @@
 //! The `backprop` command: thin over the library; it parses flags, calls, and prints.
 
+// The lead wires `demo_network::run` to `backprop demo --network`.
+#[allow(dead_code)]
+mod demo_network;
 mod gradcheck;
 
 use clap::{Parser, Subcommand};
