@@ -215,9 +215,9 @@ mod tests {
             a_prev = w.a[i].clone();
         }
         // Equation 4 with C = 1/2 ||a - y||^2 and F' = a (1 - a).
-        for j in 0..3 {
+        for (j, y) in Y.iter().enumerate() {
             let a = w.a[2][j];
-            assert!(((a - Y[j]) * a * (1.0 - a) - w.delta[2][j]).abs() < 1e-15);
+            assert!(((a - y) * a * (1.0 - a) - w.delta[2][j]).abs() < 1e-15);
         }
         // Equation 3: delta^l_j = F'(z^l_j) sum_q delta^(l+1)_q w^(l+1)_qj.
         for i in (0..2).rev() {
