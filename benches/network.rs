@@ -75,7 +75,7 @@ fn train_step(c: &mut Criterion) {
         let mut grads = Gradients::zeros_like(&net);
         let mut b = 0;
         group.throughput(Throughput::Elements(cfg.batch as u64));
-        group.bench_function(cfg.name, |bench| {
+        group.bench_function(BenchmarkId::new("backprop+sgd_step", cfg.name), |bench| {
             bench.iter(|| {
                 let (xs, ys) = (cfg.batch * inputs, cfg.batch * classes);
                 let j = net.backprop(
@@ -86,6 +86,22 @@ fn train_step(c: &mut Criterion) {
                     &mut grads,
                 );
                 net.sgd_step(&grads, cfg.eta);
+                b = (b + 1) % batches;
+                j
+            })
+        });
+        group.bench_function(BenchmarkId::new("sgd_train_step", cfg.name), |bench| {
+            bench.iter(|| {
+                let (xs, ys) = (cfg.batch * inputs, cfg.batch * classes);
+                let j = net
+                    .sgd_train_step(
+                        &x[b * xs..(b + 1) * xs],
+                        &y[b * ys..(b + 1) * ys],
+                        cfg.batch,
+                        &mut ws,
+                        cfg.eta,
+                    )
+                    .unwrap();
                 b = (b + 1) % batches;
                 j
             })
