@@ -46,7 +46,7 @@ pub struct Workspace<T> {
 
 impl<T: Float> Workspace<T> {
     /// Buffers for `net` and batches of up to `max_batch` examples (larger batches grow them).
-    pub fn new<U>(net: &Network<U>, max_batch: usize) -> Self {
+    pub fn new(net: &Network<T>, max_batch: usize) -> Self {
         let mut ws = Workspace {
             z: Vec::new(),
             a: Vec::new(),
