@@ -110,7 +110,31 @@ impl<T: Float> Network<T> {
         if n == 0 {
             return Err(NetworkError::EmptyBatch);
         }
-        let sizes = self.sizes();
+        // N^1 and N^L straight from the layers: `sizes()` would allocate on every step.
+        let (n_in, n_out) = match (self.layers.first(), self.layers.last()) {
+            (Some(first), Some(last)) => (first.weights.cols(), last.weights.rows()),
+            _ => return Err(NetworkError::TooFewLayers { got: 0 }),
+        };
+        // The fields are public, so re-check that the layers chain (O(L), no allocation).
+        for (i, l) in self.layers.iter().enumerate() {
+            let (rows, cols) = (l.weights.rows(), l.weights.cols());
+            if l.biases.len() != rows {
+                return Err(NetworkError::BiasLength {
+                    layer: i + 2,
+                    rows,
+                    biases: l.biases.len(),
+                });
+            }
+            if i > 0 && cols != self.layers[i - 1].weights.rows() {
+                let expected = self.layers[i - 1].weights.rows();
+                return Err(NetworkError::SizesDontChain {
+                    layer: i + 2,
+                    rows,
+                    cols,
+                    expected,
+                });
+            }
+        }
         let check = |what, data: &[T], width: usize| {
             let expected = n.saturating_mul(width);
             if data.len() != expected {
@@ -124,9 +148,9 @@ impl<T: Float> Network<T> {
             }
             Ok(())
         };
-        check("inputs", x, sizes[0])?;
+        check("inputs", x, n_in)?;
         if let Some(y) = y {
-            check("targets", y, sizes[sizes.len() - 1])?;
+            check("targets", y, n_out)?;
         }
         Ok(())
     }
