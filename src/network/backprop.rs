@@ -227,7 +227,11 @@ impl<T: Float> Network<T> {
         total / T::from_f64(n as f64)
     }
 
-    /// J = (1/n) sum_x C_x over the batch (`y` is n x N^L: one-hot rows for log-likelihood).
+    /// J = (1/n) sum_x C_x over the batch (`y` is n x N^L: one-hot rows for log-likelihood);
+    /// each C_x stays in [`Workspace::losses`].
+    ///
+    /// # Errors
+    /// [`NetworkError::EmptyBatch`] or [`NetworkError::BatchShape`].
     ///
     /// ```
     /// use backprop::linalg::Matrix;
@@ -237,9 +241,10 @@ impl<T: Float> Network<T> {
     ///     biases: vec![0.0], activation: Activation::Identity }], Cost::Quadratic).unwrap();
     /// let mut ws = Workspace::new(&net, 2);
     /// // outputs 2 and 4 against targets 0 and 0: J = (2 + 8) / 2
-    /// assert_eq!(net.cost(&[1.0, 2.0], &[0.0, 0.0], 2, &mut ws).unwrap(), 5.0);
+    /// assert_eq!(net.try_cost(&[1.0, 2.0], &[0.0, 0.0], 2, &mut ws).unwrap(), 5.0);
+    /// assert_eq!(ws.losses(), [2.0, 8.0]);
     /// ```
-    pub fn cost(
+    pub fn try_cost(
         &self,
         x: &[T],
         y: &[T],
@@ -248,6 +253,15 @@ impl<T: Float> Network<T> {
     ) -> Result<T, NetworkError> {
         self.check_batch(x, Some(y), n)?;
         Ok(self.costs_unchecked(x, y, n, ws))
+    }
+
+    /// [`Network::try_cost`], panicking on shapes that do not fit.
+    ///
+    /// # Panics
+    /// If `n == 0`, `x` is not n x N^1 or `y` is not n x N^L.
+    pub fn cost(&self, x: &[T], y: &[T], n: usize, ws: &mut Workspace<T>) -> T {
+        self.try_cost(x, y, n, ws)
+            .unwrap_or_else(|e| panic!("cost: {e}"))
     }
 
     /// Feed-forward and Equations 4 and 3: fills Delta^l of every layer in `ws` (row i is
