@@ -115,13 +115,31 @@ fn train_step(c: &mut Criterion) {
 }
 
 /// The products of a training step, as (name, m, k, n, lhs transposed, rhs transposed).
-const SHAPES: [(&str, usize, usize, usize, bool, bool); 6] = [
+const SHAPES: [(&str, usize, usize, usize, bool, bool); 8] = [
     ("small fwd A W^T 64x784x128", 64, 784, 128, false, true),
     ("small eq1 D^T A 128x64x784", 128, 64, 784, true, false),
     ("wide fwd A W^T 256x784x1024", 256, 784, 1024, false, true),
     ("wide fwd A W^T 256x1024x1024", 256, 1024, 1024, false, true),
     ("wide eq3 D W 256x1024x1024", 256, 1024, 1024, false, false),
     ("wide eq1 D^T A 1024x256x1024", 1024, 256, 1024, true, false),
+    // The same two products if activations were stored feature-major (one column per
+    // example, the seed's column vectors): the layout trade-off, measured.
+    (
+        "wide fwd feature-major 256x1024x1024",
+        256,
+        1024,
+        1024,
+        true,
+        true,
+    ),
+    (
+        "wide eq1 feature-major 1024x256x1024",
+        1024,
+        256,
+        1024,
+        false,
+        true,
+    ),
 ];
 
 fn gemm_vs_matrixmultiply(c: &mut Criterion) {
