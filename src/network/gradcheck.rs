@@ -12,8 +12,8 @@ pub struct GradCheck {
     pub max_rel_error: f64,
     /// max over parameters of |backprop - finite difference|.
     pub max_abs_error: f64,
-    /// The parameter with the largest relative error, e.g. `"w^3_21"` or `"b^2_4"` (seed's
-    /// numbering: layer l >= 2, neuron j and input k from 1).
+    /// The parameter with the largest relative error, e.g. `"w^3_21"`, `"w^2_{14,293}"` or
+    /// `"b^2_4"` (the seed's numbering: layer l >= 2, neuron j and input k from 1).
     pub worst: String,
     /// How many parameters were checked.
     pub parameters: usize,
@@ -92,7 +92,12 @@ pub fn gradcheck<T: Float>(
                     out.worst = if is_bias {
                         format!("b^{}_{}", li + 2, p + 1)
                     } else {
-                        format!("w^{}_{}{}", li + 2, p / cols + 1, p % cols + 1)
+                        let (j, k) = (p / cols + 1, p % cols + 1);
+                        if j < 10 && k < 10 {
+                            format!("w^{}_{j}{k}", li + 2)
+                        } else {
+                            format!("w^{}_{{{j},{k}}}", li + 2) // w^2_{14,293}: unambiguous
+                        }
                     };
                 }
             }
