@@ -67,7 +67,8 @@ fn train_step(c: &mut Criterion) {
     for cfg in &CONFIGS {
         let mut acts = vec![cfg.hidden; cfg.sizes.len() - 2];
         acts.push(cfg.output);
-        let mut net = Network::<f32>::new(cfg.sizes, &acts, cfg.cost, Init::Uniform, 1).unwrap();
+        let fresh = Network::<f32>::new(cfg.sizes, &acts, cfg.cost, Init::Uniform, 1).unwrap();
+        let mut net = fresh.clone();
         let (inputs, classes) = (cfg.sizes[0], cfg.sizes[cfg.sizes.len() - 1]);
         let batches = 16;
         let (x, y) = data(cfg.batch * batches, inputs, classes);
@@ -75,7 +76,7 @@ fn train_step(c: &mut Criterion) {
         let mut grads = Gradients::zeros_like(&net);
         let mut b = 0;
         group.throughput(Throughput::Elements(cfg.batch as u64));
-        group.bench_function(cfg.name, |bench| {
+        group.bench_function(BenchmarkId::new("backprop+sgd_step", cfg.name), |bench| {
             bench.iter(|| {
                 let (xs, ys) = (cfg.batch * inputs, cfg.batch * classes);
                 let j = net.backprop(
@@ -90,18 +91,55 @@ fn train_step(c: &mut Criterion) {
                 j
             })
         });
+        // Each path starts from the same untrained network: a network trained on random
+        // labels drifts into saturation, where tiny deltas change the arithmetic's speed.
+        net = fresh.clone();
+        group.bench_function(BenchmarkId::new("sgd_train_step", cfg.name), |bench| {
+            bench.iter(|| {
+                let (xs, ys) = (cfg.batch * inputs, cfg.batch * classes);
+                let j = net
+                    .sgd_train_step(
+                        &x[b * xs..(b + 1) * xs],
+                        &y[b * ys..(b + 1) * ys],
+                        cfg.batch,
+                        &mut ws,
+                        cfg.eta,
+                    )
+                    .unwrap();
+                b = (b + 1) % batches;
+                j
+            })
+        });
     }
     group.finish();
 }
 
 /// The products of a training step, as (name, m, k, n, lhs transposed, rhs transposed).
-const SHAPES: [(&str, usize, usize, usize, bool, bool); 6] = [
+const SHAPES: [(&str, usize, usize, usize, bool, bool); 8] = [
     ("small fwd A W^T 64x784x128", 64, 784, 128, false, true),
     ("small eq1 D^T A 128x64x784", 128, 64, 784, true, false),
     ("wide fwd A W^T 256x784x1024", 256, 784, 1024, false, true),
     ("wide fwd A W^T 256x1024x1024", 256, 1024, 1024, false, true),
     ("wide eq3 D W 256x1024x1024", 256, 1024, 1024, false, false),
     ("wide eq1 D^T A 1024x256x1024", 1024, 256, 1024, true, false),
+    // The same two products if activations were stored feature-major (one column per
+    // example, the seed's column vectors): the layout trade-off, measured.
+    (
+        "wide fwd feature-major 256x1024x1024",
+        256,
+        1024,
+        1024,
+        true,
+        true,
+    ),
+    (
+        "wide eq1 feature-major 1024x256x1024",
+        1024,
+        256,
+        1024,
+        false,
+        true,
+    ),
 ];
 
 fn gemm_vs_matrixmultiply(c: &mut Criterion) {

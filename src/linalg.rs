@@ -182,11 +182,17 @@ fn extent(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Opt
         .checked_add(1)
 }
 
-/// Whether a product of this many multiply-adds is worth a second thread.
+/// The threading for a product of `m x k` by `k x n`: `gemm`'s own Rayon threads for the
+/// wide network's products (256 x 784 x 1024 and up, ~2 * 10^8 multiply-adds), none below.
 ///
-/// Measured on the 2-core machine of PEERS.md with `benches/network.rs`: only the products of
-/// the wide network (256 x 784 x 1024 and up, ~2 * 10^8 multiply-adds) gained from `Rayon`;
-/// on the small network's shapes the hand-off cost more than it saved.
+/// PEERS.md measured on this kind of 2-core machine that a second thread paid only on the
+/// wide network and slowed the small shapes down; the threshold sits between the two
+/// (the small network's largest product is 64 x 784 x 128 = 6.4 * 10^6).
+///
+/// The thread count is the current rayon pool's (`RAYON_NUM_THREADS`, or a pool the caller
+/// enters with `install`, e.g. for a `--threads` flag); with one thread nothing is spawned.
+/// On a machine busy with other work one thread can be faster: measured here under a load
+/// of ~4.5 on 2 cores, the wide step took 44 ms with 1 thread and 48-50 ms with 2.
 pub fn parallelism_for(m: usize, n: usize, k: usize) -> gemm::Parallelism {
     const THRESHOLD: usize = 32 << 20;
     let threads = rayon::current_num_threads();
@@ -200,6 +206,9 @@ pub fn parallelism_for(m: usize, n: usize, k: usize) -> gemm::Parallelism {
 /// `dst = scale * lhs * rhs` (or `dst += scale * lhs * rhs` when `accumulate`), where `dst`
 /// is a row-major `lhs.rows() x rhs.cols()` block and `lhs`, `rhs` are any strided views
 /// (transposes included): the one matrix product of the network, done by the `gemm` crate.
+///
+/// Nothing is copied or allocated here; `gemm` itself packs operands into a buffer it
+/// allocates per call (as every blocked GEMM does), which the allocator recycles.
 ///
 /// # Panics
 /// If the shapes do not agree (`lhs.cols() != rhs.rows()`, or `dst` shorter than

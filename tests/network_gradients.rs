@@ -213,6 +213,22 @@ proptest! {
     }
 
     #[test]
+    fn fused_sgd_step_equals_backprop_then_sgd_step((net, x, y, n) in random_case(), eta in 0.01f64..2.0) {
+        let (mut fused, mut plain) = (net.clone(), net);
+        let mut ws = Workspace::new(&fused, n);
+        let j1 = fused.sgd_train_step(&x, &y, n, &mut ws, eta).unwrap();
+        let mut g = Gradients::zeros_like(&plain);
+        let j2 = plain.backprop(&x, &y, n, &mut ws, &mut g);
+        plain.sgd_step(&g, eta);
+        prop_assert_eq!(j1, j2);
+        for (a, b) in fused.layers.iter().zip(&plain.layers) {
+            for (p, q) in a.weights.as_slice().iter().zip(b.weights.as_slice()).chain(a.biases.iter().zip(&b.biases)) {
+                prop_assert!((p - q).abs() <= 1e-13 * (1.0 + q.abs()), "{} vs {}", p, q);
+            }
+        }
+    }
+
+    #[test]
     fn matched_pairs_equal_general_equation_4(
         z in prop::collection::vec(-8.0f64..8.0, 1..8),
         cls in any::<prop::sample::Index>(),

@@ -291,7 +291,7 @@ fn sgd_step_follows_the_gradient_downhill() {
             assert_eq!(*w, w0 - 0.01 * gw);
         }
     }
-    let j1 = net.cost(&x, &y, 2, &mut ws).unwrap();
+    let j1 = net.cost(&x, &y, 2, &mut ws);
     let g2: f64 = g
         .weights
         .iter()
@@ -304,4 +304,39 @@ fn sgd_step_follows_the_gradient_downhill() {
         j1 < j0 && ((j0 - j1) / (0.01 * g2) - 1.0).abs() < 0.05,
         "{j0} -> {j1}, {g2}"
     );
+}
+
+#[test]
+fn layers_broken_through_public_fields_are_errors_not_panics() {
+    let mut net = Network::<f64>::new(
+        &[2, 3, 2],
+        &[Tanh, Sigmoid],
+        Cost::Quadratic,
+        Init::Large,
+        0,
+    )
+    .unwrap();
+    net.layers[1].weights = Matrix::zeros(2, 4);
+    let mut ws = Workspace::new(&net, 1);
+    let mut g = Gradients::zeros_like(&net);
+    let err = net
+        .try_backprop(&[1.0, 2.0], &[0.0, 1.0], 1, &mut ws, &mut g)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        NetworkError::SizesDontChain {
+            layer: 3,
+            rows: 2,
+            cols: 4,
+            expected: 3
+        }
+    );
+    net.layers[1].weights = Matrix::zeros(2, 3);
+    net.layers[0].biases.pop();
+    assert!(matches!(
+        net.try_cost(&[1.0, 2.0], &[0.0, 1.0], 1, &mut ws),
+        Err(NetworkError::BiasLength { layer: 2, .. })
+    ));
+    net.layers.clear();
+    assert!(net.try_feed_forward(&[1.0], 1, &mut ws).is_err());
 }

@@ -1,5 +1,5 @@
 //! Agreement with PyTorch autograd in float64: loss, batch gradients and per-example
-//! gradients, to 1e-9, on the fixtures that `tests/fixtures/make_torch_fixtures.py` wrote
+//! gradients, on the fixtures that `tests/fixtures/make_torch_fixtures.py` wrote
 //! (PyTorch is not needed to run this test).
 
 use backprop::linalg::Matrix;
@@ -14,11 +14,16 @@ fn floats(v: &Value) -> Vec<f64> {
         .collect()
 }
 
+/// The issue asks for 1e-9; measured deviations are at most 2.8e-16 (about one ulp), so the
+/// bound is 1e-12, relative above 1 and absolute below, which leaves room for a different
+/// summation order in the GEMM kernels and still catches any real discrepancy.
+const TOL: f64 = 1e-12;
+
 fn close(what: &str, got: &[f64], want: &[f64]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
-            (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+            (g - w).abs() <= TOL * w.abs().max(1.0),
             "{what}[{i}]: backprop {g}, PyTorch {w}"
         );
     }

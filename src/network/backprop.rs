@@ -46,7 +46,7 @@ pub struct Workspace<T> {
 
 impl<T: Float> Workspace<T> {
     /// Buffers for `net` and batches of up to `max_batch` examples (larger batches grow them).
-    pub fn new<U>(net: &Network<U>, max_batch: usize) -> Self {
+    pub fn new(net: &Network<T>, max_batch: usize) -> Self {
         let mut ws = Workspace {
             z: Vec::new(),
             a: Vec::new(),
@@ -110,7 +110,31 @@ impl<T: Float> Network<T> {
         if n == 0 {
             return Err(NetworkError::EmptyBatch);
         }
-        let sizes = self.sizes();
+        // N^1 and N^L straight from the layers: `sizes()` would allocate on every step.
+        let (n_in, n_out) = match (self.layers.first(), self.layers.last()) {
+            (Some(first), Some(last)) => (first.weights.cols(), last.weights.rows()),
+            _ => return Err(NetworkError::TooFewLayers { got: 0 }),
+        };
+        // The fields are public, so re-check that the layers chain (O(L), no allocation).
+        for (i, l) in self.layers.iter().enumerate() {
+            let (rows, cols) = (l.weights.rows(), l.weights.cols());
+            if l.biases.len() != rows {
+                return Err(NetworkError::BiasLength {
+                    layer: i + 2,
+                    rows,
+                    biases: l.biases.len(),
+                });
+            }
+            if i > 0 && cols != self.layers[i - 1].weights.rows() {
+                let expected = self.layers[i - 1].weights.rows();
+                return Err(NetworkError::SizesDontChain {
+                    layer: i + 2,
+                    rows,
+                    cols,
+                    expected,
+                });
+            }
+        }
         let check = |what, data: &[T], width: usize| {
             let expected = n.saturating_mul(width);
             if data.len() != expected {
@@ -124,9 +148,9 @@ impl<T: Float> Network<T> {
             }
             Ok(())
         };
-        check("inputs", x, sizes[0])?;
+        check("inputs", x, n_in)?;
         if let Some(y) = y {
-            check("targets", y, sizes[sizes.len() - 1])?;
+            check("targets", y, n_out)?;
         }
         Ok(())
     }
@@ -203,7 +227,11 @@ impl<T: Float> Network<T> {
         total / T::from_f64(n as f64)
     }
 
-    /// J = (1/n) sum_x C_x over the batch (`y` is n x N^L: one-hot rows for log-likelihood).
+    /// J = (1/n) sum_x C_x over the batch (`y` is n x N^L: one-hot rows for log-likelihood);
+    /// each C_x stays in [`Workspace::losses`].
+    ///
+    /// # Errors
+    /// [`NetworkError::EmptyBatch`] or [`NetworkError::BatchShape`].
     ///
     /// ```
     /// use backprop::linalg::Matrix;
@@ -213,9 +241,10 @@ impl<T: Float> Network<T> {
     ///     biases: vec![0.0], activation: Activation::Identity }], Cost::Quadratic).unwrap();
     /// let mut ws = Workspace::new(&net, 2);
     /// // outputs 2 and 4 against targets 0 and 0: J = (2 + 8) / 2
-    /// assert_eq!(net.cost(&[1.0, 2.0], &[0.0, 0.0], 2, &mut ws).unwrap(), 5.0);
+    /// assert_eq!(net.try_cost(&[1.0, 2.0], &[0.0, 0.0], 2, &mut ws).unwrap(), 5.0);
+    /// assert_eq!(ws.losses(), [2.0, 8.0]);
     /// ```
-    pub fn cost(
+    pub fn try_cost(
         &self,
         x: &[T],
         y: &[T],
@@ -224,6 +253,15 @@ impl<T: Float> Network<T> {
     ) -> Result<T, NetworkError> {
         self.check_batch(x, Some(y), n)?;
         Ok(self.costs_unchecked(x, y, n, ws))
+    }
+
+    /// [`Network::try_cost`], panicking on shapes that do not fit.
+    ///
+    /// # Panics
+    /// If `n == 0`, `x` is not n x N^1 or `y` is not n x N^L.
+    pub fn cost(&self, x: &[T], y: &[T], n: usize, ws: &mut Workspace<T>) -> T {
+        self.try_cost(x, y, n, ws)
+            .unwrap_or_else(|e| panic!("cost: {e}"))
     }
 
     /// Feed-forward and Equations 4 and 3: fills Delta^l of every layer in `ws` (row i is

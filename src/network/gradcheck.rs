@@ -12,8 +12,8 @@ pub struct GradCheck {
     pub max_rel_error: f64,
     /// max over parameters of |backprop - finite difference|.
     pub max_abs_error: f64,
-    /// The parameter with the largest relative error, e.g. `"w^3_21"` or `"b^2_4"` (seed's
-    /// numbering: layer l >= 2, neuron j and input k from 1).
+    /// The parameter with the largest relative error, e.g. `"w^3_21"`, `"w^2_{14,293}"` or
+    /// `"b^2_4"` (the seed's numbering: layer l >= 2, neuron j and input k from 1).
     pub worst: String,
     /// How many parameters were checked.
     pub parameters: usize,
@@ -70,7 +70,7 @@ pub fn gradcheck<T: Float>(
                 let h = 1e-4 * (1.0 + theta.abs());
                 let mut j_at = |d: f64, net: &mut Network<f64>| -> f64 {
                     set(net, li, p, is_bias, theta + d);
-                    let j = net.cost(&x, &y, n, &mut ws).expect("checked above");
+                    let j = net.cost(&x, &y, n, &mut ws); // shapes checked by backprop above
                     set(net, li, p, is_bias, theta);
                     j
                 };
@@ -92,7 +92,12 @@ pub fn gradcheck<T: Float>(
                     out.worst = if is_bias {
                         format!("b^{}_{}", li + 2, p + 1)
                     } else {
-                        format!("w^{}_{}{}", li + 2, p / cols + 1, p % cols + 1)
+                        let (j, k) = (p / cols + 1, p % cols + 1);
+                        if j < 10 && k < 10 {
+                            format!("w^{}_{j}{k}", li + 2)
+                        } else {
+                            format!("w^{}_{{{j},{k}}}", li + 2) // w^2_{14,293}: unambiguous
+                        }
                     };
                 }
             }

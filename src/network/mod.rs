@@ -1,5 +1,30 @@
 //! The fully connected network of the seed's Figure 2: layers of sizes N^1..N^L, weights
 //! w^l_jk, biases b^l_j, activation F, a cost C that depends only on a^L.
+//!
+//! - [`Activation`] (F and F' side by side), [`Cost`] (C and dC/da^L), [`Init`].
+//! - [`Network::feed_forward`] and [`Network::backprop`]: the four equations for a whole
+//!   mini-batch, each product one call to `gemm` (see [`crate::linalg::matmul`]), the
+//!   buffers in a reusable [`Workspace`].
+//! - [`Network::per_example_gradients`]: the seed's W_i and B_i for every example.
+//! - [`Network::sgd_step`], [`Network::sgd_train_step`], [`Network::sgd`]: the seed's SGD.
+//! - [`gradcheck`]: backprop against finite differences, in f64.
+//!
+//! ```
+//! use backprop::network::{gradcheck, Activation, Cost, Gradients, Init, Network, Workspace};
+//! use Activation::*;
+//! // Figure 2: 2 inputs, two hidden layers of 4, 3 softmax outputs.
+//! let net = Network::<f64>::new(&[2, 4, 4, 3], &[Sigmoid, Sigmoid, Softmax],
+//!                               Cost::LogLikelihood, Init::Scaled, 42).unwrap();
+//! // A batch of n = 2 examples, one per row: x is n x N^1, y is n x N^L (one-hot).
+//! let x = [0.3, -0.7, 1.2, 0.4];
+//! let y = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+//! let mut ws = Workspace::new(&net, 2);
+//! let mut grads = Gradients::zeros_like(&net);
+//! let j = net.backprop(&x, &y, 2, &mut ws, &mut grads); // J = (1/n) sum C_x
+//! assert!(j > 0.0 && grads.weights[2].rows() == 3 && grads.weights[2].cols() == 4);
+//! // The same gradients by central differences:
+//! assert!(gradcheck(&net, &x, &y, 2).unwrap().max_rel_error < 1e-7);
+//! ```
 
 mod activation;
 mod backprop;

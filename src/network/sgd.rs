@@ -1,7 +1,8 @@
 //! Stochastic gradient descent exactly as the seed ends: shuffled mini-batches, and
 //! w <- w - eta dJ/dw for each.
 
-use super::{Gradients, Network, NetworkError, Workspace};
+use super::{Network, NetworkError, Workspace};
+use crate::linalg::{matmul, MatRef};
 use crate::Float;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -13,7 +14,8 @@ impl<T: Float> Network<T> {
     /// order shuffled each epoch by a stream seeded with `seed`. Returns the mean cost J of
     /// each epoch, measured on each batch before its update.
     ///
-    /// All buffers are allocated once, before the first step.
+    /// All buffers are allocated once, before the first step; each step is
+    /// [`Network::sgd_train_step`].
     ///
     /// # Errors
     /// [`NetworkError::ZeroBatchSize`], and those of [`Network::backprop`] for data that does
@@ -47,7 +49,6 @@ impl<T: Float> Network<T> {
         let (n_in, n_out) = (sizes[0], sizes[sizes.len() - 1]);
         let batch_size = batch_size.min(n);
         let mut ws = Workspace::new(self, batch_size);
-        let mut grads = Gradients::zeros_like(self);
         let (mut bx, mut by) = (
             vec![T::zero(); batch_size * n_in],
             vec![T::zero(); batch_size * n_out],
@@ -64,13 +65,74 @@ impl<T: Float> Network<T> {
                     bx[r * n_in..(r + 1) * n_in].copy_from_slice(&x[e * n_in..(e + 1) * n_in]);
                     by[r * n_out..(r + 1) * n_out].copy_from_slice(&y[e * n_out..(e + 1) * n_out]);
                 }
-                let j =
-                    self.try_backprop(&bx[..m * n_in], &by[..m * n_out], m, &mut ws, &mut grads)?;
+                let j = self.sgd_train_step(&bx[..m * n_in], &by[..m * n_out], m, &mut ws, eta)?;
                 total += j * T::from_f64(m as f64);
-                self.sgd_step(&grads, eta);
             }
             costs.push(total / T::from_f64(n as f64));
         }
         Ok(costs)
+    }
+}
+
+impl<T: Float> Network<T> {
+    /// One SGD step on a batch with the update fused into Equations 1 and 2: returns J and
+    /// leaves W^l <- W^l - eta (1/n) Delta^l^T A^(l-1), b^l <- b^l - eta (1/n) sum rows of
+    /// Delta^l, without materialising the gradients.
+    ///
+    /// Exact to do because Equation 3 has already used every W^(l+1) before any W^l
+    /// changes. The result equals [`Network::backprop`] then [`Network::sgd_step`] up to
+    /// rounding (the product is accumulated into W^l instead of added afterwards); a test
+    /// holds the two paths together.
+    ///
+    /// # Errors
+    /// [`NetworkError::EmptyBatch`] or [`NetworkError::BatchShape`].
+    ///
+    /// ```
+    /// use backprop::network::{Activation, Cost, Gradients, Init, Network, Workspace};
+    /// let mut fused = Network::<f64>::new(&[3, 4, 2], &[Activation::Tanh, Activation::Sigmoid],
+    ///                                     Cost::CrossEntropy, Init::Scaled, 1).unwrap();
+    /// let mut plain = fused.clone();
+    /// let (x, y) = ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [1.0, 0.0, 0.0, 1.0]);
+    /// let mut ws = Workspace::new(&fused, 2);
+    /// let j1 = fused.sgd_train_step(&x, &y, 2, &mut ws, 0.5).unwrap();
+    /// let mut g = Gradients::zeros_like(&plain);
+    /// let j2 = plain.backprop(&x, &y, 2, &mut ws, &mut g);
+    /// plain.sgd_step(&g, 0.5);
+    /// assert_eq!(j1, j2);
+    /// let w = |n: &Network<f64>| n.layers[0].weights[(1, 2)];
+    /// assert!((w(&fused) - w(&plain)).abs() < 1e-15);
+    /// ```
+    pub fn sgd_train_step(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        ws: &mut Workspace<T>,
+        eta: T,
+    ) -> Result<T, NetworkError> {
+        self.check_batch(x, Some(y), n)?;
+        // Feed-forward, Equation 4 and Equation 3 (all deltas, before any weight moves).
+        let j = self.deltas_unchecked(x, y, n, ws);
+        let step = -eta / T::from_f64(n as f64);
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
+            let delta = ws.delta(i);
+            let below = if i == 0 {
+                x
+            } else {
+                &ws.a(i - 1)[..n * fan_in]
+            };
+            // Equation 1, accumulated: W^l += (-eta/n) Delta^l^T A^(l-1).
+            let delta_t = MatRef::row_major(delta, n, width).expect("sized").t();
+            let below = MatRef::row_major(below, n, fan_in).expect("sized");
+            matmul(layer.weights.as_mut_slice(), delta_t, below, step, true);
+            // Equation 2, accumulated: b^l += (-eta/n) sum of the rows of Delta^l.
+            for row in delta.chunks_exact(width) {
+                for (b, &d) in layer.biases.iter_mut().zip(row) {
+                    *b += step * d;
+                }
+            }
+        }
+        Ok(j)
     }
 }

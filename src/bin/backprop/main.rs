@@ -5,6 +5,9 @@ mod demo;
 mod diff;
 mod eval;
 mod grad;
+// The lead wires `demo_network::run` to `backprop demo --network`.
+#[allow(dead_code)]
+mod demo_network;
 mod gradcheck;
 mod predict;
 mod train;
