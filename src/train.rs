@@ -669,7 +669,7 @@ fn evaluate_with<T: Float>(
         let n = idx.len();
         let (x, y) = (&mut x[..n * inputs], &mut y[..n * outputs]);
         fill_batch(data, idx, x, y, outputs)?;
-        loss += net.cost(x, y, n, ws)?.to_f64() * n as f64;
+        loss += net.try_cost(x, y, n, ws)?.to_f64() * n as f64;
         // `cost` ran the feed-forward: a^L is in the workspace.
         let a = &ws.a(sizes.len() - 2)[..n * outputs];
         for (row, &i) in a.chunks_exact(outputs).zip(idx) {

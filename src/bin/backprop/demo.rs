@@ -4,15 +4,22 @@ use backprop::program::{figure_1_inputs, Mode, Program, FIGURE_1, PATH_LIMIT};
 
 use crate::diff::render_paths;
 
-/// Walk through the seed's Figure 1: c = a + b, d = a b, o = c d / 2 at a = 2, b = 3.
+/// Walk through the seed's Figure 1 (c = a + b, d = a b, o = c d / 2 at a = 2, b = 3), or
+/// with `--network` its Figure 2 (a 2-4-4-3 network, one example, the four equations).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Print one JSON object (the keys of `diff --json`) instead of the walk-through.
     #[arg(long)]
     pub json: bool,
+    /// Walk through Figure 2 instead: z, a, then delta^4, delta^3, delta^2, dC/dW, dC/db.
+    #[arg(long)]
+    pub network: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.network {
+        return crate::demo_network::run(args.json);
+    }
     let program = Program::compile(FIGURE_1, &figure_1_inputs())?;
     let a = program.analyse(Mode::Both);
     if args.json {

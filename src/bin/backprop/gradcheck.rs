@@ -4,6 +4,8 @@ use anyhow::{bail, Context};
 use backprop::network::{gradcheck, Activation, Cost, Init, Network};
 use rand::{Rng, SeedableRng};
 
+use crate::common::Sizes;
+
 /// Check backpropagation against central finite differences on a random network.
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,24 +33,6 @@ pub struct Args {
     /// Largest relative error that passes.
     #[arg(long, default_value_t = 1e-6)]
     tolerance: f64,
-}
-
-/// A comma-separated list of sizes (`2,4,4,3`), the one value of `--layers`.
-#[derive(Clone, Debug)]
-struct Sizes(Vec<usize>);
-
-impl std::str::FromStr for Sizes {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        s.split(',')
-            .map(|p| {
-                let p = p.trim();
-                p.parse::<usize>()
-                    .map_err(|_| format!("'{p}' is not a layer size"))
-            })
-            .collect::<Result<_, _>>()
-            .map(Sizes)
-    }
 }
 
 /// The largest network `gradcheck` accepts.

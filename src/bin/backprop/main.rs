@@ -2,12 +2,10 @@
 
 mod common;
 mod demo;
+mod demo_network;
 mod diff;
 mod eval;
 mod grad;
-// The lead wires `demo_network::run` to `backprop demo --network`.
-#[allow(dead_code)]
-mod demo_network;
 mod gradcheck;
 mod predict;
 mod train;
