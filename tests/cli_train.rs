@@ -156,7 +156,7 @@ fn ctrl_c_saves_a_checkpoint_that_resumes_to_the_uninterrupted_result() {
         "--seed",
         "5",
     ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_backprop"))
+    let child = Command::new(env!("CARGO_BIN_EXE_backprop"))
         .args(["train", "--epochs", "1000"])
         .args(common)
         .args(["--checkpoint", path_str(&ckpt)])
