@@ -73,7 +73,7 @@ fn grad<T: Float>(net: &Network<T>, args: &Args) -> anyhow::Result<()> {
     }
     if x.rows() != y.rows() {
         bail!(
-            "--inputs has {} rows but --targets has {}",
+            "--inputs has {} rows but --targets has {} rows",
             x.rows(),
             y.rows()
         );
