@@ -32,7 +32,7 @@ enum Command {
     Predict(predict::Args),
     /// Differentiate a program in forward and reverse mode.
     Diff(diff::Args),
-    /// Walk through the seed's Figure 1.
+    /// Walk through the seed's Figure 1 (or, with --network, its Figure 2).
     Demo(demo::Args),
     /// J and dJ/dtheta of a saved model on one batch (safetensors or printed).
     Grad(grad::Args),
