@@ -14,6 +14,8 @@
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
 //! - [`model_file`]: networks in and out of safetensors files.
 //! - [`train`]: the training loop.
+//! - [`plot`]: training curves and confusion matrices.
+//! - [`mod@bench`]: the harness of `backprop bench`.
 //!
 //! Data flows one way: text or files -> graph or network -> derivatives -> updates -> files.
 //!
@@ -42,6 +44,30 @@
 //!
 //! The same graph as text: `backprop diff "c = a + b; d = a * b; o = 0.5 * c * d" --at a=2,b=3`
 //! (see [`program`]).
+//!
+//! ## The seed's Figure 2: a 2-4-4-3 network and the four equations
+//!
+//! Feed-forward keeps z^l and a^l = F(z^l) of every layer; then Equation 4 gives the output
+//! error delta^L = dC/da^L . F'(z^L), Equation 3 carries it back,
+//! delta^l = (W^(l+1)^T delta^(l+1)) . F'(z^l), and Equations 1 and 2 turn each error into
+//! gradients: dC/dw^l_jk = delta^l_j a^(l-1)_k and dC/db^l_j = delta^l_j. For a mini-batch,
+//! J = (1/n) sum C_i and its gradient is the mean of the per-example gradients W_i, B_i.
+//!
+//! ```
+//! use backprop::network::{Activation::Sigmoid, Cost, Gradients, Init, Network, Workspace};
+//! let net = Network::<f64>::new(&[2, 4, 4, 3], &[Sigmoid; 3], Cost::Quadratic, Init::Scaled, 7)
+//!     .unwrap();
+//! let (x, y) = ([0.3, -0.7, 0.9, 0.1], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]); // n = 2 examples
+//! let (mut ws, mut g) = (Workspace::new(&net, 2), Gradients::zeros_like(&net));
+//! let j = net.backprop(&x, &y, 2, &mut ws, &mut g);
+//! // The batch gradient is the mean of the per-example gradients (the seed's W_i, B_i).
+//! let (c, per) = net.per_example_gradients(&x, &y, 2, &mut ws).unwrap();
+//! assert!((j - (c[0] + c[1]) / 2.0).abs() < 1e-15);
+//! let mean = (per[0].biases[0][3] + per[1].biases[0][3]) / 2.0;
+//! assert!((g.biases[0][3] - mean).abs() < 1e-15);
+//! // And it is what central finite differences say.
+//! assert!(backprop::network::gradcheck(&net, &x, &y, 2).unwrap().max_rel_error < 1e-7);
+//! ```
 
 #![warn(missing_docs)]
 

@@ -27,7 +27,7 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
-    /// An IDX file does not start with 0x00 0x00 <type> <dims>.
+    /// An IDX file does not start with 0x00 0x00, a type byte and a dimension count.
     #[error("{}: not an IDX file (magic number 0x{magic:08x}; expected 0x000008NN for ubyte data, e.g. 0x00000803 for images, 0x00000801 for labels)", path.display())]
     BadMagic {
         /// The file.
