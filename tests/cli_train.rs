@@ -295,45 +295,26 @@ fn bad_flags_are_refused_before_training_and_leave_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.safetensors");
     let o = path_str(&out);
-    refused(&backprop(&["train", "--lr", "-1", "--out", o]), "--lr");
-    refused(&backprop(&["train", "--lr", "nan", "--out", o]), "--lr");
-    refused(&backprop(&["train", "--batch", "0", "--out", o]), "--batch");
-    refused(
-        &backprop(&["train", "--epochs", "0", "--out", o]),
-        "--epochs",
-    );
-    refused(
-        &backprop(&["train", "--hidden", "0", "--out", o]),
-        "--hidden",
-    );
-    refused(
-        &backprop(&["train", "--hidden", "30,x", "--out", o]),
-        "--hidden",
-    );
-    refused(
-        &backprop(&["train", "--momentum", "1.5", "--out", o]),
-        "--momentum",
-    );
-    refused(
-        &backprop(&["train", "--test-split", "1.5", "--out", o]),
-        "--test-split",
-    );
-    refused(
-        &backprop(&["train", "--activation", "swish", "--out", o]),
-        "swish",
-    );
-    refused(
-        &backprop(&["train", "--schedule", "weekly", "--out", o]),
-        "--schedule",
-    );
-    refused(
-        &backprop(&["train", "--data", "nowhere.csv", "--out", o]),
-        "nowhere.csv",
-    );
-    refused(
-        &backprop(&["train", "--plot", "curves.pdf", "--out", o]),
-        "--plot",
-    );
+    for (flags, needle) in [
+        (&["--lr", "-1"][..], "--lr"),
+        (&["--lr", "nan"], "--lr"),
+        (&["--batch", "0"], "--batch"),
+        (&["--epochs", "0"], "--epochs"),
+        (&["--hidden", "0"], "--hidden"),
+        (&["--hidden", "30,x"], "--hidden"),
+        (&["--momentum", "1.5"], "--momentum"),
+        (&["--test-split", "1.5"], "--test-split"),
+        (&["--activation", "swish"], "swish"),
+        (&["--schedule", "weekly"], "--schedule"),
+        (&["--data", "nowhere.csv"], "nowhere.csv"),
+        (&["--plot", "curves.pdf"], "--plot"),
+        (&["--dtype", "f16"], "--dtype"),
+        (&["--threads", "0"], "--threads"),
+    ] {
+        let mut args = vec!["train", "--out", o];
+        args.extend(flags);
+        refused(&backprop(&args), needle);
+    }
     let missing = dir.path().join("no/such/dir/m.safetensors");
     refused(
         &backprop(&["train", "--out", path_str(&missing)]),
