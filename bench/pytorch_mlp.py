@@ -12,6 +12,7 @@ with `--json`, using the keys of `backprop bench --json`.
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -125,6 +126,13 @@ def peak_rss_bytes():
     return r if sys.platform == "darwin" else r * 1024
 
 
+def logical_cores():
+    """Cores this process may run on (what Rust's available_parallelism reports)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -159,7 +167,7 @@ def run(name, args):
         "train_repeats_samples_per_sec": train_rates,
         "infer_repeats_samples_per_sec": infer_rates,
         "cpu_model": cpu_model(),
-        "logical_cores": torch.multiprocessing.cpu_count(),
+        "logical_cores": logical_cores(),
     }
 
 
