@@ -96,6 +96,8 @@ def compare(args, config, threads):
     for name in runs:
         for key in ["train_samples_per_sec", "infer_samples_per_sec", "peak_rss_bytes"]:
             row[f"{name}_{key}"] = med(name, key)
+        # Repeats disturbed by other processes and kept anyway: a warning sign.
+        row[f"{name}_contended_repeats"] = sum(o.get("contended_repeats", 0) for o in runs[name])
     for what in ["train", "infer"]:
         a, b = row[f"backprop_{what}_samples_per_sec"], row[f"pytorch_{what}_samples_per_sec"]
         row[f"{what}_ratio"] = a / b if a and b else None
@@ -139,6 +141,12 @@ def table(rows, model, cores):
             f"{fmt_mib(r['backprop_peak_rss_bytes'])} / {fmt_mib(r['pytorch_peak_rss_bytes'])}",
         ]
         out.append("| " + " | ".join(cells) + " |")
+    contended = [f"{r['config']}/{r['threads']}: backprop {r['backprop_contended_repeats']}, "
+                 f"PyTorch {r['pytorch_contended_repeats']}"
+                 for r in rows
+                 if r["backprop_contended_repeats"] or r["pytorch_contended_repeats"]]
+    if contended:
+        out += ["", "repeats kept although another process took the CPU: " + "; ".join(contended)]
     return "\n".join(out)
 
 

@@ -192,6 +192,7 @@ fn run_calls_both_steps_and_serialises_the_shared_keys() {
         seconds_per_repeat: 0.002,
         repeats: 5,
         warmup_steps: 3,
+        retries: 2,
     };
     let config = BenchConfig::NIELSEN;
     let (mut trained, mut inferred) = (0usize, 0usize);
@@ -212,6 +213,7 @@ fn run_calls_both_steps_and_serialises_the_shared_keys() {
     )
     .unwrap();
     assert!(trained >= 3 + 5 && inferred >= 3 + 5);
+    assert!(result.redone_repeats <= 4 && result.contended_repeats <= 10);
     assert_eq!(result.train_repeats_samples_per_sec.len(), 5);
     assert!(result.train_samples_per_sec > 0.0 && result.infer_samples_per_sec > 0.0);
     assert_eq!(result.threads, 2);
@@ -232,6 +234,8 @@ fn run_calls_both_steps_and_serialises_the_shared_keys() {
         "peak_rss_bytes",
         "impl",
         "repeats",
+        "redone_repeats",
+        "contended_repeats",
         "cpu_model",
         "logical_cores",
     ] {
@@ -260,4 +264,15 @@ fn run_calls_both_steps_and_serialises_the_shared_keys() {
     );
     let text = result.to_string();
     assert!(text.starts_with("nielsen  threads 2  train "), "{text}");
+}
+
+#[test]
+fn runqueue_wait_is_read_on_linux() {
+    let before = backprop::bench::runqueue_wait_seconds();
+    if cfg!(target_os = "linux") {
+        let before = before.expect("/proc/self/task/*/schedstat");
+        std::thread::yield_now();
+        let after = backprop::bench::runqueue_wait_seconds().unwrap();
+        assert!(before >= 0.0 && after >= before, "{before} -> {after}");
+    }
 }
