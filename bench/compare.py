@@ -141,6 +141,24 @@ def table(rows, model, cores):
             f"{fmt_mib(r['backprop_peak_rss_bytes'])} / {fmt_mib(r['pytorch_peak_rss_bytes'])}",
         ]
         out.append("| " + " | ".join(cells) + " |")
+    # Issue #5 compares each side at its own best thread count.
+    best = {}
+    for r in rows:
+        b = best.setdefault(r["config"], {"backprop": (None, 0), "pytorch": (None, 0)})
+        for name in b:
+            rate = r[f"{name}_train_samples_per_sec"] or 0
+            if rate > b[name][1]:
+                b[name] = (r["threads"], rate)
+    if any(len({r["threads"] for r in rows if r["config"] == c}) > 1 for c in best):
+        out += ["", "| config | backprop best (threads) | PyTorch best (threads) | ratio | target |",
+                "|---|---|---|---|---|"]
+        for config, b in best.items():
+            (tb, rb), (tp, rp) = b["backprop"], b["pytorch"]
+            ratio = rb / rp if rb and rp else None
+            target = TARGETS.get(config)
+            mark = "" if ratio is None or target is None else (" ok" if ratio >= target else " MISSED")
+            out.append(f"| {config} | {fmt_rate(rb)} ({tb}) | {fmt_rate(rp)} ({tp}) | "
+                       f"{fmt_ratio(ratio)} | >= {target:g}x{mark} |")
     contended = [f"{r['config']}/{r['threads']}: backprop {r['backprop_contended_repeats']}, "
                  f"PyTorch {r['pytorch_contended_repeats']}"
                  for r in rows
