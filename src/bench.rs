@@ -1,10 +1,11 @@
 //! The harness behind `backprop bench`: the three networks of issue #5, their synthetic
 //! data, a timer that reports samples per second, and the JSON line each run prints.
 //!
-//! The harness knows nothing about how a step is computed: [`run`] takes two closures,
-//! one training step (forward, cost, backward, SGD update) and one inference step
-//! (forward only), each called with the index of the mini-batch to use. That keeps the
-//! timing rules in one place for every implementation that is measured.
+//! The harness knows nothing about how a step is computed: [`run`] takes a state (the
+//! network and its buffers) and two closures over it, one training step (forward, cost,
+//! backward, SGD update) and one inference step (forward only), each called with the
+//! index of the mini-batch to use. That keeps the timing rules in one place for every
+//! implementation that is measured.
 //!
 //! ```
 //! use backprop::bench::{run, BenchConfig, SyntheticData, Timing};
@@ -12,14 +13,24 @@
 //! let config = BenchConfig::NIELSEN;
 //! let data = SyntheticData::new(1_000, 784, 10, 42)?;
 //! let timing = Timing { seconds_per_repeat: 0.001, repeats: 5, warmup_steps: 1, retries: 0 };
-//! // Stand-ins for the network's steps: each reads its mini-batch.
-//! let (mut trained, mut inferred) = (0.0f32, 0.0f32);
+//! // Stand-ins for a network's steps: a "model" of one weight per feature, trained
+//! // toward the mean input of each mini-batch, and read back for inference.
+//! let mut model = vec![0.0f32; 784];
 //! let result = run(
 //!     &config,
 //!     1,
 //!     &timing,
-//!     |i| trained += data.batch(i, config.batch).unwrap().x[0],
-//!     |i| inferred += data.batch(i, config.batch).unwrap().y[0],
+//!     &mut model,
+//!     |w, i| {
+//!         let b = data.batch(i, config.batch).unwrap();
+//!         for (k, wk) in w.iter_mut().enumerate() {
+//!             *wk -= 0.1 * (*wk - b.x[k]);
+//!         }
+//!     },
+//!     |w, i| {
+//!         let b = data.batch(i, config.batch).unwrap();
+//!         std::hint::black_box(b.x.iter().zip(w.iter()).map(|(x, w)| x * w).sum::<f32>());
+//!     },
 //! )?;
 //! assert_eq!(result.config, "nielsen");
 //! assert!(result.train_samples_per_sec > 0.0);
@@ -677,19 +688,22 @@ fn thousands(x: f64) -> String {
     out
 }
 
-/// Measures one config: `train_step(i)` then `infer_step(i)` under the same `timing`,
-/// each called with a running mini-batch index (use [`SyntheticData::batch`] with
-/// `config.batch`). `threads` is recorded as given: setting up the thread pool or the
-/// GEMM parallelism is the caller's business.
-pub fn run(
+/// Measures one config: `train_step(state, i)` then `infer_step(state, i)` under the
+/// same `timing`, each called with a running mini-batch index (use
+/// [`SyntheticData::batch`] with `config.batch`). Both steps get the same `state` (the
+/// network, its workspace and gradients), which neither closure could borrow mutably
+/// while the other holds it. `threads` is recorded as given: setting up the thread pool
+/// or the GEMM parallelism is the caller's business.
+pub fn run<S>(
     config: &BenchConfig,
     threads: usize,
     timing: &Timing,
-    train_step: impl FnMut(usize),
-    infer_step: impl FnMut(usize),
+    state: &mut S,
+    mut train_step: impl FnMut(&mut S, usize),
+    mut infer_step: impl FnMut(&mut S, usize),
 ) -> Result<BenchResult, BenchError> {
-    let train = measure(timing, config.batch, train_step)?;
-    let infer = measure(timing, config.batch, infer_step)?;
+    let train = measure(timing, config.batch, |i| train_step(state, i))?;
+    let infer = measure(timing, config.batch, |i| infer_step(state, i))?;
     let machine = Machine::detect();
     Ok(BenchResult {
         config: config.name.to_owned(),

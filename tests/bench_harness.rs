@@ -195,23 +195,26 @@ fn run_calls_both_steps_and_serialises_the_shared_keys() {
         retries: 2,
     };
     let config = BenchConfig::NIELSEN;
-    let (mut trained, mut inferred) = (0usize, 0usize);
+    // The state both steps share: (train calls, infer calls).
+    let mut calls = (0usize, 0usize);
     let result = run(
         &config,
         2,
         &timing,
-        |i| {
+        &mut calls,
+        |calls, i| {
             // A real (tiny) amount of work on the batch, so the timer has something to time.
             let b = data.batch(i, config.batch).unwrap();
             std::hint::black_box(b.x.iter().sum::<f32>());
-            trained += 1;
+            calls.0 += 1;
         },
-        |i| {
+        |calls, i| {
             std::hint::black_box(data.batch(i, config.batch).unwrap().x[0]);
-            inferred += 1;
+            calls.1 += 1;
         },
     )
     .unwrap();
+    let (trained, inferred) = calls;
     assert!(trained >= 3 + 5 && inferred >= 3 + 5);
     assert!(result.redone_repeats <= 4 && result.contended_repeats <= 10);
     assert_eq!(result.train_repeats_samples_per_sec.len(), 5);
