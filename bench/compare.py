@@ -96,6 +96,8 @@ def compare(args, config, threads):
     for name in runs:
         for key in ["train_samples_per_sec", "infer_samples_per_sec", "peak_rss_bytes"]:
             row[f"{name}_{key}"] = med(name, key)
+        # Repeats disturbed by other processes and kept anyway: a warning sign.
+        row[f"{name}_contended_repeats"] = sum(o.get("contended_repeats", 0) for o in runs[name])
     for what in ["train", "infer"]:
         a, b = row[f"backprop_{what}_samples_per_sec"], row[f"pytorch_{what}_samples_per_sec"]
         row[f"{what}_ratio"] = a / b if a and b else None
@@ -139,6 +141,30 @@ def table(rows, model, cores):
             f"{fmt_mib(r['backprop_peak_rss_bytes'])} / {fmt_mib(r['pytorch_peak_rss_bytes'])}",
         ]
         out.append("| " + " | ".join(cells) + " |")
+    # Issue #5 compares each side at its own best thread count.
+    best = {}
+    for r in rows:
+        b = best.setdefault(r["config"], {"backprop": (None, 0), "pytorch": (None, 0)})
+        for name in b:
+            rate = r[f"{name}_train_samples_per_sec"] or 0
+            if rate > b[name][1]:
+                b[name] = (r["threads"], rate)
+    if any(len({r["threads"] for r in rows if r["config"] == c}) > 1 for c in best):
+        out += ["", "| config | backprop best (threads) | PyTorch best (threads) | ratio | target |",
+                "|---|---|---|---|---|"]
+        for config, b in best.items():
+            (tb, rb), (tp, rp) = b["backprop"], b["pytorch"]
+            ratio = rb / rp if rb and rp else None
+            target = TARGETS.get(config)
+            mark = "" if ratio is None or target is None else (" ok" if ratio >= target else " MISSED")
+            out.append(f"| {config} | {fmt_rate(rb)} ({tb}) | {fmt_rate(rp)} ({tp}) | "
+                       f"{fmt_ratio(ratio)} | >= {target:g}x{mark} |")
+    contended = [f"{r['config']}/{r['threads']}: backprop {r['backprop_contended_repeats']}, "
+                 f"PyTorch {r['pytorch_contended_repeats']}"
+                 for r in rows
+                 if r["backprop_contended_repeats"] or r["pytorch_contended_repeats"]]
+    if contended:
+        out += ["", "repeats kept although another process took the CPU: " + "; ".join(contended)]
     return "\n".join(out)
 
 

@@ -12,6 +12,7 @@ with `--json`, using the keys of `backprop bench --json`.
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -98,14 +99,37 @@ def make_step(cfg, model, x, labels, onehot):
     return train, infer
 
 
-def measure(step, batch, seconds, repeats, warmup):
-    """Samples per second per repeat: each repeat runs whole steps until `seconds` pass."""
+# A repeat in which this process's threads waited this share of the wall time for a CPU
+# was disturbed by another process: run it again (as src/bench.rs does).
+CONTENDED = 0.05
+
+
+def runqueue_wait_seconds():
+    """Seconds this process's threads spent runnable but not running; None off Linux."""
+    total = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the thread exited meanwhile
+    return total * 1e-9
+
+
+def measure(step, batch, seconds, repeats, warmup, retries):
+    """Samples per second per repeat: each repeat runs whole steps until `seconds` pass.
+    Returns (rates, redone, contended) like src/bench.rs's measure."""
     i = 0
     for _ in range(warmup):
         step(i)
         i += 1
-    rates = []
-    for _ in range(repeats):
+    rates, redone, contended = [], 0, 0
+    while len(rates) < repeats:
+        w0 = runqueue_wait_seconds()
         steps = 0
         t0 = time.perf_counter()
         while True:
@@ -115,14 +139,27 @@ def measure(step, batch, seconds, repeats, warmup):
             elapsed = time.perf_counter() - t0
             if elapsed >= seconds:
                 break
+        w1 = runqueue_wait_seconds()
+        if w0 is not None and w1 is not None and w1 - w0 > CONTENDED * elapsed:
+            if redone < retries:
+                redone += 1
+                continue
+            contended += 1
         rates.append(steps * batch / elapsed)
-    return rates
+    return rates, redone, contended
 
 
 def peak_rss_bytes():
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return r if sys.platform == "darwin" else r * 1024
+
+
+def logical_cores():
+    """Cores this process may run on (what Rust's available_parallelism reports)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def cpu_model():
@@ -143,9 +180,10 @@ def run(name, args):
     x, labels, onehot = make_data(args.seed)
     train, infer = make_step(cfg, model, x, labels, onehot)
     batch = cfg["batch"]
-    train_rates = measure(train, batch, args.seconds, args.repeats, args.warmup)
+    timing = (batch, args.seconds, args.repeats, args.warmup, args.retries)
+    train_rates, redone_t, contended_t = measure(train, *timing)
     with torch.inference_mode():
-        infer_rates = measure(infer, batch, args.seconds, args.repeats, args.warmup)
+        infer_rates, redone_i, contended_i = measure(infer, *timing)
     return {
         "config": name,
         "threads": args.threads,
@@ -156,10 +194,12 @@ def run(name, args):
         "torch_version": torch.__version__,
         "repeats": args.repeats,
         "seconds_per_repeat": args.seconds,
+        "redone_repeats": redone_t + redone_i,
+        "contended_repeats": contended_t + contended_i,
         "train_repeats_samples_per_sec": train_rates,
         "infer_repeats_samples_per_sec": infer_rates,
         "cpu_model": cpu_model(),
-        "logical_cores": torch.multiprocessing.cpu_count(),
+        "logical_cores": logical_cores(),
     }
 
 
@@ -171,11 +211,14 @@ def main():
                    help="minimum length of one timed repeat (default 0.5)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=20, help="untimed steps first")
+    p.add_argument("--retries", type=int, default=10,
+                   help="repeats to run again when another process took the CPU (default 10)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--json", action="store_true", help="one JSON object per config per line")
     args = p.parse_args()
-    if args.threads < 1 or args.seconds <= 0 or args.repeats < 1 or args.warmup < 0:
-        p.error("--threads and --repeats must be >= 1, --seconds > 0, --warmup >= 0")
+    if args.threads < 1 or args.seconds <= 0 or args.repeats < 1 or args.warmup < 0 \
+            or args.retries < 0:
+        p.error("--threads and --repeats must be >= 1, --seconds > 0, --warmup and --retries >= 0")
     torch.set_num_threads(args.threads)
     names = list(CONFIGS) if args.config == "all" else [args.config]
     for name in names:
@@ -185,7 +228,9 @@ def main():
         else:
             print(f"{name:8} threads {r['threads']}  train {r['train_samples_per_sec']:>10,.0f} "
                   f"samples/s  infer {r['infer_samples_per_sec']:>11,.0f} samples/s  "
-                  f"peak RSS {r['peak_rss_bytes'] / 2**20:,.0f} MiB", flush=True)
+                  f"peak RSS {r['peak_rss_bytes'] / 2**20:,.0f} MiB  "
+                  f"(repeats redone {r['redone_repeats']}, contended {r['contended_repeats']})",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -1,25 +1,36 @@
 //! The harness behind `backprop bench`: the three networks of issue #5, their synthetic
 //! data, a timer that reports samples per second, and the JSON line each run prints.
 //!
-//! The harness knows nothing about how a step is computed: [`run`] takes two closures,
-//! one training step (forward, cost, backward, SGD update) and one inference step
-//! (forward only), each called with the index of the mini-batch to use. That keeps the
-//! timing rules in one place for every implementation that is measured.
+//! The harness knows nothing about how a step is computed: [`run`] takes a state (the
+//! network and its buffers) and two closures over it, one training step (forward, cost,
+//! backward, SGD update) and one inference step (forward only), each called with the
+//! index of the mini-batch to use. That keeps the timing rules in one place for every
+//! implementation that is measured.
 //!
 //! ```
 //! use backprop::bench::{run, BenchConfig, SyntheticData, Timing};
 //!
 //! let config = BenchConfig::NIELSEN;
 //! let data = SyntheticData::new(1_000, 784, 10, 42)?;
-//! let timing = Timing { seconds_per_repeat: 0.001, repeats: 5, warmup_steps: 1 };
-//! // Stand-ins for the network's steps: each reads its mini-batch.
-//! let (mut trained, mut inferred) = (0.0f32, 0.0f32);
+//! let timing = Timing { seconds_per_repeat: 0.001, repeats: 5, warmup_steps: 1, retries: 0 };
+//! // Stand-ins for a network's steps: a "model" of one weight per feature, trained
+//! // toward the mean input of each mini-batch, and read back for inference.
+//! let mut model = vec![0.0f32; 784];
 //! let result = run(
 //!     &config,
 //!     1,
 //!     &timing,
-//!     |i| trained += data.batch(i, config.batch).unwrap().x[0],
-//!     |i| inferred += data.batch(i, config.batch).unwrap().y[0],
+//!     &mut model,
+//!     |w, i| {
+//!         let b = data.batch(i, config.batch).unwrap();
+//!         for (k, wk) in w.iter_mut().enumerate() {
+//!             *wk -= 0.1 * (*wk - b.x[k]);
+//!         }
+//!     },
+//!     |w, i| {
+//!         let b = data.batch(i, config.batch).unwrap();
+//!         std::hint::black_box(b.x.iter().zip(w.iter()).map(|(x, w)| x * w).sum::<f32>());
+//!     },
 //! )?;
 //! assert_eq!(result.config, "nielsen");
 //! assert!(result.train_samples_per_sec > 0.0);
@@ -348,6 +359,9 @@ pub struct Timing {
     pub repeats: usize,
     /// Untimed steps first (caches, page faults, thread pools, branch predictors).
     pub warmup_steps: usize,
+    /// Extra repeats allowed in place of repeats during which another process took the
+    /// CPU (see [`Stats::redone`]); once they are used up, contended repeats count.
+    pub retries: usize,
 }
 
 impl Default for Timing {
@@ -357,6 +371,7 @@ impl Default for Timing {
             seconds_per_repeat: 0.5,
             repeats: 5,
             warmup_steps: 20,
+            retries: 10,
         }
     }
 }
@@ -390,7 +405,16 @@ pub struct Stats {
     pub per_repeat: Vec<f64>,
     /// Steps run in each repeat.
     pub steps: Vec<u64>,
+    /// Repeats thrown away and run again because this process's threads spent more
+    /// than [`CONTENDED`] of the repeat waiting for a CPU (another process had it).
+    pub redone: usize,
+    /// Repeats kept although contended, because [`Timing::retries`] ran out.
+    pub contended: usize,
 }
+
+/// The share of a repeat's wall time that this process's threads may spend runnable but
+/// waiting for a CPU before the repeat counts as disturbed by another process.
+pub const CONTENDED: f64 = 0.05;
 
 /// The median: the middle value, or the mean of the two middle values for an even count.
 /// `None` for no values or a NaN among them.
@@ -420,7 +444,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
 ///
 /// ```
 /// use backprop::bench::{measure, Timing};
-/// let timing = Timing { seconds_per_repeat: 0.001, repeats: 3, warmup_steps: 2 };
+/// let timing = Timing { seconds_per_repeat: 0.001, repeats: 3, warmup_steps: 2, retries: 0 };
 /// let mut calls = 0;
 /// let stats = measure(&timing, 10, |_| calls += 1)?;
 /// assert_eq!(stats.per_repeat.len(), 3);
@@ -434,16 +458,38 @@ pub fn measure(
     step: impl FnMut(usize),
 ) -> Result<Stats, BenchError> {
     let start = Instant::now();
-    measure_with_clock(timing, batch, step, || start.elapsed().as_secs_f64())
+    measure_with_clock(
+        timing,
+        batch,
+        step,
+        || start.elapsed().as_secs_f64(),
+        runqueue_wait_seconds,
+    )
 }
 
-/// [`measure`] with the clock passed in (seconds since any fixed instant), so the
-/// counting can be tested with a clock that ticks exactly.
+/// Seconds this process's threads have spent runnable but not running (the second
+/// field of `/proc/self/task/*/schedstat`), summed; `None` where that is not available.
+pub fn runqueue_wait_seconds() -> Option<f64> {
+    let mut total_ns: u64 = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(task) = task else { continue };
+        // A thread may exit between listing and reading: skip it.
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total_ns += text.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+    }
+    Some(total_ns as f64 * 1e-9)
+}
+
+/// [`measure`] with the clock and the run-queue wait passed in (seconds since any fixed
+/// instant), so the counting can be tested with clocks that tick exactly.
 fn measure_with_clock(
     timing: &Timing,
     batch: usize,
     mut step: impl FnMut(usize),
     mut now: impl FnMut() -> f64,
+    mut wait: impl FnMut() -> Option<f64>,
 ) -> Result<Stats, BenchError> {
     timing.check()?;
     if batch == 0 {
@@ -458,7 +504,9 @@ fn measure_with_clock(
     }
     let mut per_repeat = Vec::with_capacity(timing.repeats);
     let mut steps = Vec::with_capacity(timing.repeats);
-    for _ in 0..timing.repeats {
+    let (mut redone, mut contended) = (0, 0);
+    while per_repeat.len() < timing.repeats {
+        let w0 = wait();
         let t0 = now();
         let mut count = 0u64;
         // Whole steps only: the clock is read after each one, and the repeat ends on
@@ -472,6 +520,14 @@ fn measure_with_clock(
                 break elapsed;
             }
         };
+        let waited = wait().zip(w0).map_or(0.0, |(w1, w0)| w1 - w0);
+        if waited > CONTENDED * elapsed {
+            if redone < timing.retries {
+                redone += 1;
+                continue;
+            }
+            contended += 1;
+        }
         per_repeat.push(count as f64 * batch as f64 / elapsed);
         steps.push(count);
     }
@@ -486,6 +542,8 @@ fn measure_with_clock(
         max,
         per_repeat,
         steps,
+        redone,
+        contended,
     })
 }
 
@@ -578,6 +636,10 @@ pub struct BenchResult {
     pub train_repeats_samples_per_sec: Vec<f64>,
     /// Inference samples per second of each repeat.
     pub infer_repeats_samples_per_sec: Vec<f64>,
+    /// Repeats (training and inference) run again because another process took the CPU.
+    pub redone_repeats: usize,
+    /// Repeats kept although another process took the CPU (retries ran out).
+    pub contended_repeats: usize,
     /// Training GFLOP/s of the matrix products, from
     /// [`BenchConfig::train_flops_per_example`].
     pub train_gflops: f64,
@@ -626,19 +688,22 @@ fn thousands(x: f64) -> String {
     out
 }
 
-/// Measures one config: `train_step(i)` then `infer_step(i)` under the same `timing`,
-/// each called with a running mini-batch index (use [`SyntheticData::batch`] with
-/// `config.batch`). `threads` is recorded as given: setting up the thread pool or the
-/// GEMM parallelism is the caller's business.
-pub fn run(
+/// Measures one config: `train_step(state, i)` then `infer_step(state, i)` under the
+/// same `timing`, each called with a running mini-batch index (use
+/// [`SyntheticData::batch`] with `config.batch`). Both steps get the same `state` (the
+/// network, its workspace and gradients), which neither closure could borrow mutably
+/// while the other holds it. `threads` is recorded as given: setting up the thread pool
+/// or the GEMM parallelism is the caller's business.
+pub fn run<S>(
     config: &BenchConfig,
     threads: usize,
     timing: &Timing,
-    train_step: impl FnMut(usize),
-    infer_step: impl FnMut(usize),
+    state: &mut S,
+    mut train_step: impl FnMut(&mut S, usize),
+    mut infer_step: impl FnMut(&mut S, usize),
 ) -> Result<BenchResult, BenchError> {
-    let train = measure(timing, config.batch, train_step)?;
-    let infer = measure(timing, config.batch, infer_step)?;
+    let train = measure(timing, config.batch, |i| train_step(state, i))?;
+    let infer = measure(timing, config.batch, |i| infer_step(state, i))?;
     let machine = Machine::detect();
     Ok(BenchResult {
         config: config.name.to_owned(),
@@ -649,6 +714,8 @@ pub fn run(
         implementation: "backprop".to_owned(),
         repeats: timing.repeats,
         seconds_per_repeat: timing.seconds_per_repeat,
+        redone_repeats: train.redone + infer.redone,
+        contended_repeats: train.contended + infer.contended,
         train_gflops: train.median * config.train_flops_per_example() as f64 / 1e9,
         train_repeats_samples_per_sec: train.per_repeat,
         infer_repeats_samples_per_sec: infer.per_repeat,
@@ -671,6 +738,7 @@ mod tests {
             seconds_per_repeat: 0.25,
             repeats: 4,
             warmup_steps: 2,
+            retries: 0,
         };
         let stats = measure_with_clock(
             &timing,
@@ -680,6 +748,7 @@ mod tests {
                 t.set(t.get() + 0.1);
             },
             || t.get(),
+            || Some(0.0),
         )
         .unwrap();
         assert_eq!(stats.steps, vec![3, 3, 3, 3]);
@@ -698,6 +767,7 @@ mod tests {
             seconds_per_repeat: 0.1,
             repeats: 3,
             warmup_steps: 0,
+            retries: 0,
         };
         let stats = measure_with_clock(
             &timing,
@@ -707,6 +777,7 @@ mod tests {
                 t.set(t.get() + 0.5 * calls as f64);
             },
             || t.get(),
+            || Some(0.0),
         )
         .unwrap();
         // 4 samples in 0.5, 1.0, 1.5 s: 8, 4, 2.667 samples/s.
@@ -714,6 +785,51 @@ mod tests {
         assert!((stats.max - 8.0).abs() < 1e-12);
         assert!((stats.median - 4.0).abs() < 1e-12);
         assert!((stats.min - 4.0 / 1.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn redoes_repeats_another_process_disturbed() {
+        // Attempt n is one step of 1/(10 n) s (the minimum repeat is shorter). The
+        // run-queue wait grows by 0.05 s (contended) in attempts 2 and 3 and by 1e-4 s
+        // (at most 0.5%) otherwise.
+        // With one retry: attempt 2 is redone, attempt 3 is kept as contended.
+        let t = std::cell::Cell::new(0.0);
+        let attempt = std::cell::Cell::new(0usize);
+        let waited = std::cell::Cell::new(0.0);
+        let mut rates = vec![10.0, 20.0, 30.0, 40.0, 50.0].into_iter();
+        let mut samples_per_step = 0.0;
+        let timing = Timing {
+            seconds_per_repeat: 0.001,
+            repeats: 4,
+            warmup_steps: 0,
+            retries: 1,
+        };
+        let stats = measure_with_clock(
+            &timing,
+            1,
+            |_| {
+                // Each attempt's step takes a different time, so the kept rates
+                // show which attempts were kept.
+                samples_per_step = rates.next().unwrap();
+                t.set(t.get() + 1.0 / samples_per_step);
+            },
+            || t.get(),
+            || {
+                // Called once before and once after each attempt.
+                let before = attempt.get() % 2 == 0;
+                let n = attempt.get() / 2 + 1;
+                attempt.set(attempt.get() + 1);
+                if !before {
+                    waited.set(waited.get() + if n == 2 || n == 3 { 0.05 } else { 1e-4 });
+                }
+                Some(waited.get())
+            },
+        )
+        .unwrap();
+        assert_eq!((stats.redone, stats.contended), (1, 1));
+        // Attempts ran at 10, 20 (redone), 30 (kept, contended), 40, 50 samples/s.
+        let kept: Vec<f64> = stats.per_repeat.iter().map(|r| r.round()).collect();
+        assert_eq!(kept, vec![10.0, 30.0, 40.0, 50.0]);
     }
 
     #[test]

@@ -174,6 +174,34 @@ fn prints_a_table_with_the_machine() {
 }
 
 #[test]
+fn compares_each_side_at_its_best_thread_count() {
+    if python().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // backprop is fastest on 2 threads (2 x 30,000), PyTorch on 1 (its second call is slow).
+    let ours = fake(dir.path(), "backprop", &[30_000.0], 1.0, "threads");
+    let theirs = fake(dir.path(), "pytorch", &[50_000.0, 10_000.0], 1.0, "threads");
+    let out = compare(
+        dir.path(),
+        &ours,
+        &theirs,
+        &["--config", "nielsen", "--threads", "1,2", "--rounds", "1"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    // PyTorch: 50,000 at 1 thread, then 10,000 x 2 = 20,000 at 2 threads.
+    assert!(
+        text.contains("| nielsen | 60,000 (2) | 50,000 (1) | 1.20x | >= 10x MISSED |"),
+        "{text}"
+    );
+}
+
+#[test]
 fn reports_bad_input_in_one_line() {
     if python().is_none() {
         return;

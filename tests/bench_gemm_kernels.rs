@@ -4,7 +4,10 @@
 #[path = "../benches/common/kernels.rs"]
 mod kernels;
 
-use kernels::{matmul, max_relative_error, naive, step_products, Kernel, Product, Role, View};
+use kernels::{
+    forward_t_products, matmul, matmul_to, max_relative_error, naive, step_products, Kernel,
+    Product, Role, View,
+};
 
 fn check(product: &Product) {
     let (lhs_buf, rhs_buf) = product.buffers(product.m as u64 * 31 + product.n as u64);
@@ -12,12 +15,12 @@ fn check(product: &Product) {
     let expected = naive(lhs, rhs);
     for kernel in [Kernel::Gemm, Kernel::GemmRayon(2), Kernel::MatrixMultiply] {
         let mut dst = vec![f32::NAN; product.m * product.n];
-        matmul(kernel, &mut dst, lhs, rhs);
+        matmul_to(kernel, &mut dst, product.col_major(), lhs, rhs);
         // f32 accumulation errs by at most about k eps of the sum of |terms|; 1e-5 of it
         // is far above that (k <= 784 here) and far below any layout mistake.
         assert!(expected.iter().all(|v| v.is_finite()));
         let all = (0..product.m).flat_map(|i| (0..product.n).map(move |j| (i, j)));
-        let err = max_relative_error(lhs, rhs, &dst, all);
+        let err = max_relative_error(lhs, rhs, &dst, product.col_major(), all);
         assert!(
             err < 1e-5,
             "{} {kernel:?}: relative error {err}",
@@ -38,6 +41,9 @@ fn every_layout_matches_the_triple_loop() {
         for product in step_products("t", sizes, batch) {
             check(&product);
         }
+        for product in forward_t_products("t", sizes, batch) {
+            check(&product);
+        }
     }
 }
 
@@ -46,10 +52,10 @@ fn the_error_measure_sees_a_wrong_entry() {
     let (a, b) = ([1.0f32, 2.0], [3.0f32, 4.0]); // [1 2] [3 4]^T = 11
     let (lhs, rhs) = (View::new(&a, 1, 2), View::new(&b, 2, 1));
     assert_eq!(
-        max_relative_error(lhs, rhs, &[11.0], std::iter::once((0, 0))),
+        max_relative_error(lhs, rhs, &[11.0], false, std::iter::once((0, 0))),
         0.0
     );
-    let err = max_relative_error(lhs, rhs, &[11.011], std::iter::once((0, 0)));
+    let err = max_relative_error(lhs, rhs, &[11.011], false, std::iter::once((0, 0)));
     assert!((err - 0.001).abs() < 1e-6, "{err}");
     assert!(naive(lhs, rhs) == vec![11.0]);
 }
@@ -96,6 +102,22 @@ fn step_products_of_the_small_network() {
         flops,
         backprop::bench::BenchConfig::SMALL.train_flops_per_example() * 64
     );
+}
+
+#[test]
+fn forward_t_writes_z_in_its_own_layout() {
+    // A = [[1, 0, 2], [0, 1, 1]] (n = 2 examples x 3 inputs), W = [[1, 1, 1], [1, 0, 0]]
+    // (2 outputs x 3 inputs): Z = A W^T = [[3, 1], [2, 0]], row-major [3, 1, 2, 0].
+    let a = [1.0, 0.0, 2.0, 0.0, 1.0, 1.0];
+    let w = [1.0, 1.0, 1.0, 1.0, 0.0, 0.0];
+    let p = &forward_t_products("t", &[3, 2], 2)[0];
+    assert_eq!((p.m, p.k, p.n, p.col_major()), (2, 3, 2, true));
+    let (lhs, rhs) = p.views(&w, &a);
+    for kernel in [Kernel::Gemm, Kernel::GemmRayon(2), Kernel::MatrixMultiply] {
+        let mut z = [f32::NAN; 4];
+        matmul_to(kernel, &mut z, true, lhs, rhs);
+        assert_eq!(z, [3.0, 1.0, 2.0, 0.0], "{kernel:?}");
+    }
 }
 
 #[test]

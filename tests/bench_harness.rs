@@ -192,26 +192,31 @@ fn run_calls_both_steps_and_serialises_the_shared_keys() {
         seconds_per_repeat: 0.002,
         repeats: 5,
         warmup_steps: 3,
+        retries: 2,
     };
     let config = BenchConfig::NIELSEN;
-    let (mut trained, mut inferred) = (0usize, 0usize);
+    // The state both steps share: (train calls, infer calls).
+    let mut calls = (0usize, 0usize);
     let result = run(
         &config,
         2,
         &timing,
-        |i| {
+        &mut calls,
+        |calls, i| {
             // A real (tiny) amount of work on the batch, so the timer has something to time.
             let b = data.batch(i, config.batch).unwrap();
             std::hint::black_box(b.x.iter().sum::<f32>());
-            trained += 1;
+            calls.0 += 1;
         },
-        |i| {
+        |calls, i| {
             std::hint::black_box(data.batch(i, config.batch).unwrap().x[0]);
-            inferred += 1;
+            calls.1 += 1;
         },
     )
     .unwrap();
+    let (trained, inferred) = calls;
     assert!(trained >= 3 + 5 && inferred >= 3 + 5);
+    assert!(result.redone_repeats <= 4 && result.contended_repeats <= 10);
     assert_eq!(result.train_repeats_samples_per_sec.len(), 5);
     assert!(result.train_samples_per_sec > 0.0 && result.infer_samples_per_sec > 0.0);
     assert_eq!(result.threads, 2);
@@ -232,6 +237,8 @@ fn run_calls_both_steps_and_serialises_the_shared_keys() {
         "peak_rss_bytes",
         "impl",
         "repeats",
+        "redone_repeats",
+        "contended_repeats",
         "cpu_model",
         "logical_cores",
     ] {
@@ -260,4 +267,16 @@ fn run_calls_both_steps_and_serialises_the_shared_keys() {
     );
     let text = result.to_string();
     assert!(text.starts_with("nielsen  threads 2  train "), "{text}");
+}
+
+#[test]
+fn runqueue_wait_is_read_on_linux() {
+    let before = backprop::bench::runqueue_wait_seconds();
+    // Kernels built without scheduler statistics have no schedstat files.
+    if std::path::Path::new("/proc/self/schedstat").exists() {
+        let before = before.expect("/proc/self/task/*/schedstat");
+        std::thread::yield_now();
+        let after = backprop::bench::runqueue_wait_seconds().unwrap();
+        assert!(before >= 0.0 && after >= before, "{before} -> {after}");
+    }
 }

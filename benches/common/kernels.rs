@@ -87,6 +87,15 @@ impl Kernel {
 /// # Panics
 /// If the shapes disagree or a view reaches outside its buffer.
 pub fn matmul(kernel: Kernel, dst: &mut [f32], lhs: View<'_>, rhs: View<'_>) {
+    matmul_to(kernel, dst, false, lhs, rhs)
+}
+
+/// `dst = lhs rhs`, with `dst` `lhs.rows x rhs.cols`, row-major or, if `col_major`,
+/// column-major (which is the transpose's row-major layout: Z^T written as Z).
+///
+/// # Panics
+/// If the shapes disagree or a view reaches outside its buffer.
+pub fn matmul_to(kernel: Kernel, dst: &mut [f32], col_major: bool, lhs: View<'_>, rhs: View<'_>) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "inner dimensions differ");
     assert_eq!(dst.len(), m * n, "destination is not {m} x {n}");
@@ -102,6 +111,13 @@ pub fn matmul(kernel: Kernel, dst: &mut [f32], lhs: View<'_>, rhs: View<'_>) {
         return;
     }
     let (dst_ptr, lhs_ptr, rhs_ptr) = (dst.as_mut_ptr(), lhs.data.as_ptr(), rhs.data.as_ptr());
+    // Row-major (n, 1) or column-major (1, m): either way the m x n elements are exactly
+    // the m * n distinct slots of dst.
+    let (dst_rs, dst_cs) = if col_major {
+        (1, m as isize)
+    } else {
+        (n as isize, 1)
+    };
     match kernel {
         Kernel::Gemm | Kernel::GemmRayon(_) => {
             let parallelism = match kernel {
@@ -110,8 +126,8 @@ pub fn matmul(kernel: Kernel, dst: &mut [f32], lhs: View<'_>, rhs: View<'_>) {
             };
             // SAFETY: `fits` proved every (i, p) of lhs and (p, j) of rhs, i < m, p < k,
             // j < n, indexes inside its slice, and `dst.len() == m * n` with row-major
-            // strides (n, 1) covers dst exactly; all strides fit in isize (checked by
-            // `fits`, n <= dst.len()). dst is borrowed mutably, lhs and rhs shared, so
+            // strides (n, 1) or (1, m) covers dst exactly; all strides fit in isize
+            // (checked by `fits`; m, n <= dst.len()). dst is borrowed mutably, lhs and rhs shared, so
             // the borrow checker rules out aliasing. read_dst = false: dst is only
             // written (alpha unused), beta = 1 gives dst = lhs rhs. f32 is a type gemm
             // supports, so it does not panic.
@@ -121,8 +137,8 @@ pub fn matmul(kernel: Kernel, dst: &mut [f32], lhs: View<'_>, rhs: View<'_>) {
                     n,
                     k,
                     dst_ptr,
-                    1,
-                    n as isize,
+                    dst_cs,
+                    dst_rs,
                     false,
                     lhs_ptr,
                     lhs.col_stride as isize,
@@ -141,8 +157,8 @@ pub fn matmul(kernel: Kernel, dst: &mut [f32], lhs: View<'_>, rhs: View<'_>) {
         }
         Kernel::MatrixMultiply => {
             // SAFETY: as for gemm above: every index the product reads is inside lhs
-            // or rhs (`fits`), dst is exactly m x n row-major with distinct elements
-            // (strides n, 1), and it does not alias the inputs. beta = 0, so dst is
+            // or rhs (`fits`), dst is exactly m x n with distinct elements (strides
+            // (n, 1) or (1, m)), and it does not alias the inputs. beta = 0, so dst is
             // not read before it is written.
             unsafe {
                 matrixmultiply::sgemm(
@@ -158,8 +174,8 @@ pub fn matmul(kernel: Kernel, dst: &mut [f32], lhs: View<'_>, rhs: View<'_>) {
                     rhs.col_stride as isize,
                     0.0,
                     dst_ptr,
-                    n as isize,
-                    1,
+                    dst_rs,
+                    dst_cs,
                 )
             }
         }
@@ -177,6 +193,10 @@ pub enum Role {
     /// Equation 1: dW^l = Delta^l^T A^(l-1): m = N^l, k = n, columns = N^(l-1);
     /// Delta^T a transposed view.
     Eq1,
+    /// The forward product the other way round: Z^T = W^l A^(l-1)^T, m = N^l,
+    /// k = N^(l-1), columns = n, written column-major, i.e. into Z's own row-major
+    /// layout. W is read unstrided, A^T is the strided view instead.
+    ForwardT,
 }
 
 /// One product of one network's training step.
@@ -223,7 +243,14 @@ impl Product {
             Role::Eq3 => (View::new(lhs, m, k), View::new(rhs, k, n)),
             // The transpose of Delta (stored n x out) times A (n x in).
             Role::Eq1 => (View::transpose_of(lhs, k, m), View::new(rhs, k, n)),
+            // W (out x in) times the transpose of A (stored n x in).
+            Role::ForwardT => (View::new(lhs, m, k), View::transpose_of(rhs, n, k)),
         }
+    }
+
+    /// Whether the product is written column-major (see [`Role::ForwardT`]).
+    pub fn col_major(&self) -> bool {
+        self.role == Role::ForwardT
     }
 }
 
@@ -265,11 +292,34 @@ pub fn step_products(config: &str, sizes: &[usize], batch: usize) -> Vec<Product
     out
 }
 
-/// The products of the three `backprop bench` networks, then 256^3 and 512^3 squares.
+/// The forward products of a network computed as Z^T = W A^T ([`Role::ForwardT`]): an
+/// alternative to compare with the `fwd` products, not part of the step's total.
+pub fn forward_t_products(config: &str, sizes: &[usize], batch: usize) -> Vec<Product> {
+    sizes
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| Product {
+            id: format!("{config}-fwdT-l{}", i + 2),
+            role: Role::ForwardT,
+            m: w[1],
+            k: w[0],
+            n: batch,
+        })
+        .collect()
+}
+
+/// The products of the three `backprop bench` networks, the alternative forward
+/// products, then 256^3 and 512^3 squares.
 pub fn all_products() -> Vec<Product> {
-    let mut p = step_products("nielsen", &[784, 30, 10], 10);
-    p.extend(step_products("small", &[784, 128, 64, 10], 64));
-    p.extend(step_products("wide", &[784, 1024, 1024, 10], 256));
+    let mut p = Vec::new();
+    for (config, sizes, batch) in [
+        ("nielsen", &[784, 30, 10][..], 10),
+        ("small", &[784, 128, 64, 10], 64),
+        ("wide", &[784, 1024, 1024, 10], 256),
+    ] {
+        p.extend(step_products(config, sizes, batch));
+        p.extend(forward_t_products(config, sizes, batch));
+    }
     for s in [256, 512] {
         p.push(Product {
             id: format!("square-{s}"),
@@ -310,15 +360,21 @@ pub fn max_relative_error(
     lhs: View<'_>,
     rhs: View<'_>,
     dst: &[f32],
+    col_major: bool,
     entries: impl Iterator<Item = (usize, usize)>,
 ) -> f64 {
-    let n = rhs.cols;
+    let (m, n) = (lhs.rows, rhs.cols);
     entries
         .map(|(i, j)| {
             let scale: f64 = (0..lhs.cols)
                 .map(|p| (lhs.get(i, p) as f64 * rhs.get(p, j) as f64).abs())
                 .sum();
-            (dst[i * n + j] as f64 - entry(lhs, rhs, i, j)).abs() / scale.max(f64::MIN_POSITIVE)
+            let got = if col_major {
+                dst[j * m + i]
+            } else {
+                dst[i * n + j]
+            };
+            (got as f64 - entry(lhs, rhs, i, j)).abs() / scale.max(f64::MIN_POSITIVE)
         })
         .fold(0.0, f64::max)
 }
