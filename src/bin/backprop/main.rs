@@ -1,5 +1,6 @@
 //! The `backprop` command: thin over the library; it parses flags, calls, and prints.
 
+mod bench;
 mod common;
 mod demo;
 mod demo_network;
@@ -30,6 +31,8 @@ enum Command {
     Eval(eval::Args),
     /// Predict the class of each row of a CSV file.
     Predict(predict::Args),
+    /// Training and inference samples per second on the networks of issue #5.
+    Bench(bench::Args),
     /// Differentiate a program in forward and reverse mode.
     Diff(diff::Args),
     /// Walk through the seed's Figure 1 (or, with --network, its Figure 2).
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Grad(args) => grad::run(args),
