@@ -40,6 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.repeats == 0 {
         bail!("--repeats 0: must be at least 1");
     }
+    common::set_threads(args.threads)?;
     if configs.len() > 1 {
         // One process per config, so that each reports its own peak memory.
         for c in configs {
@@ -61,7 +62,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    common::set_threads(args.threads)?;
     let threads = rayon::current_num_threads();
     let config = &configs[0];
     let timing = Timing {
