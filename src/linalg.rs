@@ -231,6 +231,20 @@ pub fn matmul<T: Float>(
     scale: T,
     accumulate: bool,
 ) {
+    let par = parallelism_for(lhs.rows, rhs.cols, lhs.cols);
+    matmul_with(dst, lhs, rhs, scale, accumulate, par);
+}
+
+/// [`matmul`] with the threading chosen by the caller: `Parallelism::None` for a product
+/// that is itself one half of work already split across the pool's threads.
+pub(crate) fn matmul_with<T: Float>(
+    dst: &mut [T],
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    scale: T,
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(k, rhs.rows, "matmul: inner dimensions differ");
     assert!(dst.len() >= m * n, "matmul: destination too short");
@@ -273,7 +287,7 @@ pub fn matmul<T: Float>(
             false,
             false,
             false,
-            parallelism_for(m, n, k),
+            par,
         );
     }
 }
