@@ -179,7 +179,7 @@ impl<T: Float> Network<T> {
         ws: &'w mut Workspace<T>,
     ) -> Result<&'w [T], NetworkError> {
         self.check_batch(x, None, n)?;
-        on_pool(|| self.forward_unchecked(x, n, ws));
+        on_pool(self.splits(n), || self.forward_unchecked(x, n, ws));
         Ok(ws.a(self.layers.len() - 1))
     }
 
@@ -359,7 +359,9 @@ impl<T: Float> Network<T> {
         if !grads.is_shaped_like(self) {
             return Err(NetworkError::GradientShape);
         }
-        Ok(on_pool(|| self.backprop_unchecked(x, y, n, ws, grads)))
+        Ok(on_pool(self.splits(n), || {
+            self.backprop_unchecked(x, y, n, ws, grads)
+        }))
     }
 
     fn backprop_unchecked(
@@ -420,11 +422,25 @@ pub(crate) fn split_rows(n: usize, work: usize) -> Option<usize> {
     (n >= 2 && work >= THRESHOLD && rayon::current_num_threads() >= 2).then_some(n / 2)
 }
 
-/// Runs `f` on a worker of the rayon pool when the pool has more than one thread, so that
-/// the halves [`split_rows`] makes are handed to the other worker cheaply (a local queue)
-/// instead of each being sent into the pool from outside and waited for.
-pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_num_threads() > 1 && rayon::current_thread_index().is_none() {
+impl<T: Float> Network<T> {
+    /// Whether a step on a batch of `n` splits some product in two (see [`split_rows`]).
+    pub(crate) fn splits(&self, n: usize) -> bool {
+        let largest = (self.layers.iter())
+            .map(|l| {
+                n.saturating_mul(l.weights.rows())
+                    .saturating_mul(l.weights.cols())
+            })
+            .max();
+        split_rows(n, largest.unwrap_or(0)).is_some()
+    }
+}
+
+/// Runs `f` on a worker of the rayon pool when `splits` (some product of the step will be
+/// split in two), so that the halves [`split_rows`] makes are handed to the other worker
+/// cheaply (a local queue) instead of each being sent into the pool from outside and waited
+/// for. Otherwise `f` runs right here: the hand-over alone cost the nielsen step ~40%.
+pub(crate) fn on_pool<R: Send>(splits: bool, f: impl FnOnce() -> R + Send) -> R {
+    if splits && rayon::current_thread_index().is_none() {
         rayon::scope(|_| f())
     } else {
         f()

@@ -111,7 +111,10 @@ impl<T: Float> Network<T> {
         eta: T,
     ) -> Result<T, NetworkError> {
         self.check_batch(x, Some(y), n)?;
-        Ok(on_pool(|| self.sgd_train_step_unchecked(x, y, n, ws, eta)))
+        let splits = self.splits(n);
+        Ok(on_pool(splits, || {
+            self.sgd_train_step_unchecked(x, y, n, ws, eta)
+        }))
     }
 
     fn sgd_train_step_unchecked(
