@@ -91,6 +91,14 @@ fn train_step(c: &mut Criterion) {
                 j
             })
         });
+        group.bench_function(BenchmarkId::new("feed_forward", cfg.name), |bench| {
+            bench.iter(|| {
+                let xs = cfg.batch * inputs;
+                let out = net.feed_forward(&x[b * xs..(b + 1) * xs], cfg.batch, &mut ws);
+                b = (b + 1) % batches;
+                out[0]
+            })
+        });
         // Each path starts from the same untrained network: a network trained on random
         // labels drifts into saturation, where tiny deltas change the arithmetic's speed.
         net = fresh.clone();
