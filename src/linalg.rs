@@ -189,6 +189,9 @@ fn extent(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Opt
 /// wide network and slowed the small shapes down; the threshold sits between the two
 /// (the small network's largest product is 64 x 784 x 128 = 6.4 * 10^6).
 ///
+/// The network splits its large products across the pool's threads itself (two halves that
+/// share nothing, see `network::backprop`), and uses this only for the products it keeps whole.
+///
 /// The thread count is the current rayon pool's (`RAYON_NUM_THREADS`, or a pool the caller
 /// enters with `install`, e.g. for a `--threads` flag); with one thread nothing is spawned.
 /// On a machine busy with other work one thread can be faster: measured here under a load
