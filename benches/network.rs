@@ -91,6 +91,14 @@ fn train_step(c: &mut Criterion) {
                 j
             })
         });
+        group.bench_function(BenchmarkId::new("feed_forward", cfg.name), |bench| {
+            bench.iter(|| {
+                let xs = cfg.batch * inputs;
+                let out = net.feed_forward(&x[b * xs..(b + 1) * xs], cfg.batch, &mut ws);
+                b = (b + 1) % batches;
+                out[0]
+            })
+        });
         // Each path starts from the same untrained network: a network trained on random
         // labels drifts into saturation, where tiny deltas change the arithmetic's speed.
         net = fresh.clone();
@@ -197,10 +205,71 @@ fn gemm_vs_matrixmultiply(c: &mut Criterion) {
     group.finish();
 }
 
+/// Every product of one training step of a network, back to back, through the same
+/// `matmul` with the same shapes and layouts as the step: the GEMM rate the step's kernels
+/// reach on the layer shapes alone (issue #5 asks the wide step for >= 80% of it).
+/// Throughput is in flops, so criterion's `Gelem/s` reads as GFLOP/s.
+fn step_products(c: &mut Criterion) {
+    let mut group = c.benchmark_group("step_products");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    for cfg in &CONFIGS {
+        let (sizes, n) = (cfg.sizes, cfg.batch);
+        let weights: Vec<Vec<f32>> = sizes
+            .windows(2)
+            .map(|w| (0..w[0] * w[1]).map(|i| (i % 7) as f32 * 0.01).collect())
+            .collect();
+        // A^l (A^1 = X), Z^l and Delta^l of the batch, n x N^l each.
+        let acts: Vec<Vec<f32>> = sizes
+            .iter()
+            .map(|&s| (0..n * s).map(|i| (i % 5) as f32 * 0.1).collect())
+            .collect();
+        let mut z: Vec<Vec<f32>> = sizes.iter().map(|&s| vec![0.0; n * s]).collect();
+        let mut delta = z.clone();
+        let mut w_out = weights.clone();
+        // Feed-forward and Equation 1 for every layer; Equation 3 for all but the first.
+        let mut flops = 0;
+        for l in 1..sizes.len() {
+            let (width, fan_in) = (sizes[l], sizes[l - 1]);
+            flops += 2 * 2 * n * width * fan_in;
+            if l > 1 {
+                flops += 2 * n * width * fan_in;
+            }
+        }
+        group.throughput(Throughput::Elements(flops as u64));
+        group.bench_function(BenchmarkId::new("all products", cfg.name), |bench| {
+            bench.iter(|| {
+                let layers = sizes.len() - 1;
+                for l in 1..=layers {
+                    let (width, fan_in) = (sizes[l], sizes[l - 1]);
+                    let a = MatRef::row_major(&acts[l - 1], n, fan_in).unwrap();
+                    let w = MatRef::row_major(&weights[l - 1], width, fan_in).unwrap();
+                    matmul(&mut z[l], a, w.t(), 1.0, false);
+                }
+                for l in (2..=layers).rev() {
+                    let (width, fan_in) = (sizes[l], sizes[l - 1]);
+                    let d = MatRef::row_major(&acts[l], n, width).unwrap();
+                    let w = MatRef::row_major(&weights[l - 1], width, fan_in).unwrap();
+                    matmul(&mut delta[l - 1], d, w, 1.0, false);
+                }
+                for l in 1..=layers {
+                    let (width, fan_in) = (sizes[l], sizes[l - 1]);
+                    let d = MatRef::row_major(&delta[l], n, width).unwrap();
+                    let a = MatRef::row_major(&acts[l - 1], n, fan_in).unwrap();
+                    matmul(w_out[l - 1].as_mut_slice(), d.t(), a, -0.01, true);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     // No plots: plotters here has no system fonts.
     config = Criterion::default().without_plots();
-    targets = train_step, gemm_vs_matrixmultiply
+    targets = train_step, step_products, gemm_vs_matrixmultiply
 }
 criterion_main!(benches);

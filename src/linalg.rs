@@ -189,6 +189,9 @@ fn extent(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Opt
 /// wide network and slowed the small shapes down; the threshold sits between the two
 /// (the small network's largest product is 64 x 784 x 128 = 6.4 * 10^6).
 ///
+/// The network splits its large products across the pool's threads itself (two halves that
+/// share nothing, see `network::backprop`), and uses this only for the products it keeps whole.
+///
 /// The thread count is the current rayon pool's (`RAYON_NUM_THREADS`, or a pool the caller
 /// enters with `install`, e.g. for a `--threads` flag); with one thread nothing is spawned.
 /// On a machine busy with other work one thread can be faster: measured here under a load
@@ -230,6 +233,20 @@ pub fn matmul<T: Float>(
     rhs: MatRef<'_, T>,
     scale: T,
     accumulate: bool,
+) {
+    let par = parallelism_for(lhs.rows, rhs.cols, lhs.cols);
+    matmul_with(dst, lhs, rhs, scale, accumulate, par);
+}
+
+/// [`matmul`] with the threading chosen by the caller: `Parallelism::None` for a product
+/// that is itself one half of work already split across the pool's threads.
+pub(crate) fn matmul_with<T: Float>(
+    dst: &mut [T],
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    scale: T,
+    accumulate: bool,
+    par: gemm::Parallelism,
 ) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(k, rhs.rows, "matmul: inner dimensions differ");
@@ -273,7 +290,7 @@ pub fn matmul<T: Float>(
             false,
             false,
             false,
-            parallelism_for(m, n, k),
+            par,
         );
     }
 }

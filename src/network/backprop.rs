@@ -13,10 +13,22 @@
 //!
 //! Row i of Delta^l is the seed's delta^l for example i, dC_i/dz^l; the 1/n of J = (1/n) sum
 //! C_i is applied once, in Equations 1 and 2.
+//!
+//! Where the time goes, and what is done about it (measured for issue #5):
+//! - ~90% of a step is the matrix products (the `gemm` crate's AVX-512 kernels); the bias,
+//!   F and F' passes are fused into one pass over each row after each product.
+//! - With two threads in the rayon pool, each large product is split in two halves that
+//!   share nothing: the feed-forward and Equation 3 by examples (rows of Z, A, Delta), and
+//!   Equations 1 and 2 by neurons j (rows of W, entries of b). See [`split_rows`].
+//! - A W^l whose rows are exactly 4 KiB long is copied to padded rows before its
+//!   feed-forward product, which otherwise runs 30% slower. See [`padded_stride`].
+//! - [`Network::sgd_train_step`] adds -eta/n Delta^T A^(l-1) straight into W^l (Equation 1
+//!   accumulated by the product itself), so no gradient is materialised.
 
-use super::{Activation, Gradients, Network, NetworkError};
-use crate::linalg::{matmul, MatRef};
+use super::{Activation, Gradients, Layer, Network, NetworkError};
+use crate::linalg::{matmul_with, parallelism_for, MatRef};
 use crate::Float;
+use gemm::Parallelism;
 
 /// Reusable buffers for Z^l, A^l and Delta^l of every weight layer, so that a training step
 /// allocates nothing: they are sized for the largest batch seen and then only reused.
@@ -36,6 +48,8 @@ pub struct Workspace<T> {
     a: Vec<Vec<T>>,
     /// Delta^l = dC_i/dZ^l, one row per example.
     delta: Vec<Vec<T>>,
+    /// W^l copied with padded rows, for the layers [`padded_stride`] picks (else empty).
+    padded: Vec<Vec<T>>,
     /// C_i for each example of the last batch.
     losses: Vec<T>,
     /// N^2..N^L these buffers were sized for.
@@ -51,6 +65,7 @@ impl<T: Float> Workspace<T> {
             z: Vec::new(),
             a: Vec::new(),
             delta: Vec::new(),
+            padded: Vec::new(),
             losses: Vec::new(),
             sizes: Vec::new(),
             n: 0,
@@ -65,6 +80,7 @@ impl<T: Float> Workspace<T> {
             self.sizes = sizes.clone().collect();
             let empty = || vec![Vec::new(); self.sizes.len()];
             (self.z, self.a, self.delta) = (empty(), empty(), empty());
+            self.padded = empty();
         }
         for (i, s) in sizes.enumerate() {
             for buf in [&mut self.z[i], &mut self.a[i], &mut self.delta[i]] {
@@ -178,7 +194,7 @@ impl<T: Float> Network<T> {
         ws: &'w mut Workspace<T>,
     ) -> Result<&'w [T], NetworkError> {
         self.check_batch(x, None, n)?;
-        self.forward_unchecked(x, n, ws);
+        on_pool(self.splits(n), || self.forward_unchecked(x, n, ws));
         Ok(ws.a(self.layers.len() - 1))
     }
 
@@ -196,17 +212,42 @@ impl<T: Float> Network<T> {
         for (i, layer) in self.layers.iter().enumerate() {
             let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
             let (done, rest) = ws.a.split_at_mut(i);
-            let below = if i == 0 { x } else { &done[i - 1] };
-            let input = MatRef::row_major(below, n, fan_in).expect("checked or sized by fit");
+            let below = if i == 0 {
+                x
+            } else {
+                &done[i - 1][..n * fan_in]
+            };
             let (z, a) = (&mut ws.z[i][..n * width], &mut rest[0][..n * width]);
-            // Z^l = A^(l-1) W^l^T (W^l read transposed in place) ...
-            matmul(z, input, layer.weights.view().t(), T::one(), false);
-            // ... + b^l, and A^l = F(Z^l), in one pass over each row.
-            for (z, a) in z.chunks_exact_mut(width).zip(a.chunks_exact_mut(width)) {
-                for (z, &b) in z.iter_mut().zip(&layer.biases) {
-                    *z += b;
+            // W^l^T, read in place, or from a copy with padded rows (see `padded_stride`).
+            let w_t = match padded_stride::<T>(width, fan_in) {
+                Some(stride) => {
+                    let padded = &mut ws.padded[i];
+                    if padded.len() < width * stride {
+                        padded.resize(width * stride, T::zero());
+                    }
+                    let rows = padded.chunks_exact_mut(stride);
+                    for (copy, row) in rows.zip(layer.weights.as_slice().chunks_exact(fan_in)) {
+                        copy[..fan_in].copy_from_slice(row);
+                    }
+                    MatRef::strided(padded, fan_in, width, 1, stride).expect("sized above")
                 }
-                layer.activation.f(z, a);
+                None => layer.weights.view().t(),
+            };
+            // Examples are independent, so two threads can each take half of the rows.
+            match split_rows(n, n * width * fan_in) {
+                Some(h) => {
+                    let (below0, below1) = below.split_at(h * fan_in);
+                    let (z0, z1) = z.split_at_mut(h * width);
+                    let (a0, a1) = a.split_at_mut(h * width);
+                    rayon::join(
+                        || layer_forward(layer, w_t, below0, z0, a0, Parallelism::None),
+                        || layer_forward(layer, w_t, below1, z1, a1, Parallelism::None),
+                    );
+                }
+                None => {
+                    let par = parallelism_for(n, width, fan_in);
+                    layer_forward(layer, w_t, below, z, a, par)
+                }
             }
         }
     }
@@ -291,19 +332,27 @@ impl<T: Float> Network<T> {
         }
 
         // Equation 3: delta^l = (W^(l+1)^T delta^(l+1)) (.) F'(z^l), for l = L-1 down to 2;
-        // for the batch, Delta^l = (Delta^(l+1) W^(l+1)) (.) F'(Z^l).
+        // for the batch, Delta^l = (Delta^(l+1) W^(l+1)) (.) F'(Z^l), row by row.
         for i in (0..out).rev() {
             let (width, above) = (ws.sizes[i], &self.layers[i + 1]);
             let (lower, upper) = ws.delta.split_at_mut(i + 1);
-            let d_above = MatRef::row_major(&upper[0], n, ws.sizes[i + 1]).expect("sized by fit");
+            let d_above = &upper[0][..n * ws.sizes[i + 1]];
             let delta = &mut lower[i][..n * width];
-            matmul(delta, d_above, above.weights.view(), T::one(), false);
-            let act = self.layers[i].activation;
-            for (d, a) in delta
-                .chunks_exact_mut(width)
-                .zip(ws.a[i].chunks_exact(width))
-            {
-                backward_in_place(act, a, d);
+            let (act, a) = (self.layers[i].activation, &ws.a[i][..n * width]);
+            match split_rows(n, n * width * ws.sizes[i + 1]) {
+                Some(h) => {
+                    let (d0, d1) = d_above.split_at(h * ws.sizes[i + 1]);
+                    let (delta0, delta1) = delta.split_at_mut(h * width);
+                    let (a0, a1) = a.split_at(h * width);
+                    rayon::join(
+                        || equation_3(above, act, d0, a0, delta0, Parallelism::None),
+                        || equation_3(above, act, d1, a1, delta1, Parallelism::None),
+                    );
+                }
+                None => {
+                    let par = parallelism_for(n, width, ws.sizes[i + 1]);
+                    equation_3(above, act, d_above, a, delta, par);
+                }
             }
         }
         j
@@ -343,6 +392,19 @@ impl<T: Float> Network<T> {
         if !grads.is_shaped_like(self) {
             return Err(NetworkError::GradientShape);
         }
+        Ok(on_pool(self.splits(n), || {
+            self.backprop_unchecked(x, y, n, ws, grads)
+        }))
+    }
+
+    fn backprop_unchecked(
+        &self,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        ws: &mut Workspace<T>,
+        grads: &mut Gradients<T>,
+    ) -> T {
         // Feed-forward, Equation 4 and Equation 3.
         let j = self.deltas_unchecked(x, y, n, ws);
         let inv_n = T::one() / T::from_f64(n as f64);
@@ -354,28 +416,12 @@ impl<T: Float> Network<T> {
             } else {
                 &ws.a[i - 1][..n * fan_in]
             };
-            // Equation 1: dC/dw^l_jk = delta^l_j a^(l-1)_k; for the batch mean,
-            // dJ/dW^l = (1/n) Delta^l^T A^(l-1) (Delta^l read transposed in place).
-            let delta_t = MatRef::row_major(delta, n, width).expect("sized").t();
-            let a_below = MatRef::row_major(a_below, n, fan_in).expect("sized");
-            matmul(
-                grads.weights[i].as_mut_slice(),
-                delta_t,
-                a_below,
-                inv_n,
-                false,
-            );
-            // Equation 2: dC/db^l_j = delta^l_j; dJ/db^l = (1/n) sum of the rows of Delta^l.
-            let gb = &mut grads.biases[i];
-            gb.fill(T::zero());
-            for row in delta.chunks_exact(width) {
-                for (g, &d) in gb.iter_mut().zip(row) {
-                    *g += d;
-                }
-            }
-            gb.iter_mut().for_each(|g| *g *= inv_n);
+            // Equations 1 and 2: dJ/dW^l = (1/n) Delta^l^T A^(l-1), dJ/db^l = (1/n) sum of
+            // the rows of Delta^l.
+            let (gw, gb) = (grads.weights[i].as_mut_slice(), &mut grads.biases[i][..]);
+            equations_1_and_2(delta, a_below, n, gw, gb, inv_n, false);
         }
-        Ok(j)
+        j
     }
 
     /// [`Network::try_backprop`], panicking on shapes that do not fit.
@@ -393,6 +439,177 @@ impl<T: Float> Network<T> {
     ) -> T {
         self.try_backprop(x, y, n, ws, grads)
             .unwrap_or_else(|e| panic!("backprop: {e}"))
+    }
+}
+
+/// The row `h` at which to cut a batch of `n` examples into two halves, one per thread, for
+/// a product of `work` multiply-adds; `None` to keep it whole (one thread, or `gemm`'s own).
+///
+/// Splitting the batch makes each half an independent single-threaded product with its own
+/// bias, activation and F' passes, with no synchronisation inside; the rows of Z^l, A^l and
+/// Delta^l come out the same whoever computes them, so the result does not depend on timing.
+/// Below ~10^6 multiply-adds (the nielsen network's products) waking a second thread
+/// costs more than it saves.
+pub(crate) fn split_rows(n: usize, work: usize) -> Option<usize> {
+    const THRESHOLD: usize = 1 << 20;
+    (n >= 2 && work >= THRESHOLD && rayon::current_num_threads() >= 2).then_some(n / 2)
+}
+
+impl<T: Float> Network<T> {
+    /// Whether a step on a batch of `n` splits some product in two (see [`split_rows`]).
+    pub(crate) fn splits(&self, n: usize) -> bool {
+        let largest = (self.layers.iter())
+            .map(|l| {
+                n.saturating_mul(l.weights.rows())
+                    .saturating_mul(l.weights.cols())
+            })
+            .max();
+        split_rows(n, largest.unwrap_or(0)).is_some()
+    }
+}
+
+/// Runs `f` on a worker of the rayon pool when `splits` (some product of the step will be
+/// split in two), so that the halves [`split_rows`] makes are handed to the other worker
+/// cheaply (a local queue) instead of each being sent into the pool from outside and waited
+/// for. Otherwise `f` runs right here: the hand-over alone cost the nielsen step ~40%.
+pub(crate) fn on_pool<R: Send>(splits: bool, f: impl FnOnce() -> R + Send) -> R {
+    if splits && rayon::current_thread_index().is_none() {
+        rayon::scope(|_| f())
+    } else {
+        f()
+    }
+}
+
+/// The row stride at which to copy W^l (N^l x N^(l-1)) before the feed-forward product,
+/// or `None` to read it in place.
+///
+/// The product reads W^l^T, so `gemm` packs W^l by walking down its columns; when a row
+/// is a multiple of 4 KiB long (N^(l-1) = 1024 in f32) every element of such a walk falls
+/// in the same set of the L1 cache, which then holds only 8 of them. Measured on the wide
+/// network's 256 x 1024 x 1024 product, one thread: 8.0-8.5 ms read in place, 6.0-6.2 ms
+/// copied to rows of 1024 + 16 (the copy included), as fast as the same product with
+/// N^(l-1) = 784. Only for layers big enough to pay for the copy.
+pub(crate) fn padded_stride<T>(width: usize, fan_in: usize) -> Option<usize> {
+    let row_bytes = fan_in * std::mem::size_of::<T>();
+    let pad = 64 / std::mem::size_of::<T>().max(1);
+    (row_bytes % 4096 == 0 && width >= 64 && fan_in > 0).then_some(fan_in + pad)
+}
+
+/// Feed-forward through one layer for a block of rows (examples) of the batch; `w_t` is
+/// W^l^T, N^(l-1) x N^l.
+fn layer_forward<T: Float>(
+    layer: &Layer<T>,
+    w_t: MatRef<'_, T>,
+    below: &[T],
+    z: &mut [T],
+    a: &mut [T],
+    par: Parallelism,
+) {
+    let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
+    let input = MatRef::row_major(below, z.len() / width, fan_in).expect("sized by fit");
+    // Z^l = A^(l-1) W^l^T ...
+    matmul_with(z, input, w_t, T::one(), false, par);
+    // ... + b^l, and A^l = F(Z^l), in one pass over each row.
+    for (z, a) in z.chunks_exact_mut(width).zip(a.chunks_exact_mut(width)) {
+        for (z, &b) in z.iter_mut().zip(&layer.biases) {
+            *z += b;
+        }
+        layer.activation.f(z, a);
+    }
+}
+
+/// Equation 3 for a block of rows: `delta = (d_above W^(l+1)) (.) F'(z^l)`, F' read from
+/// the rows `a` of A^l.
+fn equation_3<T: Float>(
+    above: &Layer<T>,
+    act: Activation,
+    d_above: &[T],
+    a: &[T],
+    delta: &mut [T],
+    par: Parallelism,
+) {
+    let (width, rows) = (above.weights.cols(), d_above.len() / above.weights.rows());
+    let d_above = MatRef::row_major(d_above, rows, above.weights.rows()).expect("sized by fit");
+    matmul_with(delta, d_above, above.weights.view(), T::one(), false, par);
+    for (d, a) in delta.chunks_exact_mut(width).zip(a.chunks_exact(width)) {
+        backward_in_place(act, a, d);
+    }
+}
+
+/// Equations 1 and 2 for one layer, scaled: with `accumulate`, `w += scale Delta^T A^(l-1)`
+/// and `b += scale delta` for each row (the fused SGD update, scale = -eta/n); without,
+/// `w = scale Delta^T A^(l-1)` and `b = scale (sum of the rows of Delta)` (the gradient,
+/// scale = 1/n). `w` is N^l x N^(l-1) row-major, `delta` n x N^l, `below` n x N^(l-1).
+///
+/// Row j of `w` and entry j of `b` depend only on column j of Delta, so two threads can each
+/// take half of the neurons j, writing disjoint rows; each entry is computed the same way
+/// whoever computes it.
+pub(crate) fn equations_1_and_2<T: Float>(
+    delta: &[T],
+    below: &[T],
+    n: usize,
+    w: &mut [T],
+    b: &mut [T],
+    scale: T,
+    accumulate: bool,
+) {
+    let (width, fan_in) = (b.len(), below.len() / n);
+    match split_rows(width, n * width * fan_in) {
+        Some(h) => {
+            let (w0, w1) = w.split_at_mut(h * fan_in);
+            let (b0, b1) = b.split_at_mut(h);
+            rayon::join(
+                || neurons_1_and_2(delta, below, n, 0, w0, b0, scale, accumulate),
+                || neurons_1_and_2(delta, below, n, h, w1, b1, scale, accumulate),
+            );
+        }
+        None => neurons_1_and_2(delta, below, n, 0, w, b, scale, accumulate),
+    }
+}
+
+/// [`equations_1_and_2`] for the neurons `first..first + b.len()`: `w` and `b` hold only
+/// their rows and entries.
+#[allow(clippy::too_many_arguments)]
+fn neurons_1_and_2<T: Float>(
+    delta: &[T],
+    below: &[T],
+    n: usize,
+    first: usize,
+    w: &mut [T],
+    b: &mut [T],
+    scale: T,
+    accumulate: bool,
+) {
+    let (width, fan_in, count) = (delta.len() / n, below.len() / n, b.len());
+    // Columns first..first+count of Delta, read transposed in place: count x n.
+    let delta_t = MatRef::strided(&delta[first..], count, n, 1, width).expect("inside Delta");
+    let below_v = MatRef::row_major(below, n, fan_in).expect("sized by fit");
+    // Equation 1: dC/dw^l_jk = delta^l_j a^(l-1)_k, summed over the batch as one product.
+    let par = parallelism_for(count, fan_in, n);
+    let par = if count == width {
+        par
+    } else {
+        Parallelism::None
+    };
+    matmul_with(w, delta_t, below_v, scale, accumulate, par);
+    // Equation 2: dC/db^l_j = delta^l_j.
+    if !accumulate {
+        b.fill(T::zero());
+    }
+    for row in delta.chunks_exact(width) {
+        let row = &row[first..first + count];
+        if accumulate {
+            for (b, &d) in b.iter_mut().zip(row) {
+                *b += scale * d;
+            }
+        } else {
+            for (b, &d) in b.iter_mut().zip(row) {
+                *b += d;
+            }
+        }
+    }
+    if !accumulate {
+        b.iter_mut().for_each(|b| *b *= scale);
     }
 }
 
@@ -435,3 +652,123 @@ pub fn general_output_delta<T: Float>(
 }
 
 use super::Cost;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::Init;
+    use rand::{Rng, SeedableRng};
+
+    /// Layers large enough that every product of the step crosses `split_rows`' threshold
+    /// (feed-forward, Equation 3 and Equation 1), and an odd batch for uneven halves.
+    fn case() -> (Network<f64>, Vec<f64>, Vec<f64>, usize) {
+        let acts = [Activation::Relu, Activation::Tanh, Activation::Softmax];
+        let net = Network::new(
+            &[200, 160, 160, 10],
+            &acts,
+            Cost::LogLikelihood,
+            Init::Scaled,
+            3,
+        )
+        .unwrap();
+        let n = 47;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let x = (0..n * 200).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let mut y = vec![0.0; n * 10];
+        for row in y.chunks_exact_mut(10) {
+            row[rng.gen_range(0..10)] = 1.0;
+        }
+        (net, x, y, n)
+    }
+
+    /// Feed-forward output, J, the gradients, and the network after one fused SGD step.
+    fn run(threads: usize) -> (Vec<f64>, f64, Gradients<f64>, Network<f64>) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (mut net, x, y, n) = case();
+            assert_eq!(split_rows(n, n * 160 * 160).is_some(), threads > 1);
+            let mut ws = Workspace::new(&net, n);
+            let out = net.feed_forward(&x, n, &mut ws).to_vec();
+            let mut g = Gradients::zeros_like(&net);
+            let j = net.backprop(&x, &y, n, &mut ws, &mut g);
+            net.sgd_train_step(&x, &y, n, &mut ws, 0.5).unwrap();
+            (out, j, g, net)
+        })
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (p, q) in a.iter().zip(b) {
+            assert!((p - q).abs() <= 1e-12 * (1.0 + q.abs()), "{p} vs {q}");
+        }
+    }
+
+    #[test]
+    fn padded_copy_of_w_gives_the_plain_product() {
+        // f32 rows of 1024 are 4 KiB long: the copy is taken; 784 are not.
+        assert_eq!(padded_stride::<f32>(64, 1024), Some(1040));
+        assert_eq!(padded_stride::<f64>(64, 512), Some(520));
+        assert_eq!(padded_stride::<f32>(64, 784), None);
+        assert_eq!(padded_stride::<f32>(10, 1024), None);
+        let acts = [Activation::Relu, Activation::Sigmoid];
+        let net =
+            Network::<f32>::new(&[1024, 96, 3], &acts, Cost::Quadratic, Init::Scaled, 4).unwrap();
+        let n = 5;
+        let x: Vec<f32> = (0..n * 1024)
+            .map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0)
+            .collect();
+        let mut ws = Workspace::new(&net, n);
+        net.feed_forward(&x, n, &mut ws);
+        // Z^2 by the plain path: W^2 read transposed in place, then + b^2.
+        let layer = &net.layers[0];
+        let mut z = vec![0.0f32; n * 96];
+        let input = MatRef::row_major(&x, n, 1024).unwrap();
+        matmul_with(
+            &mut z,
+            input,
+            layer.weights.view().t(),
+            1.0,
+            false,
+            Parallelism::None,
+        );
+        for (k, (got, want)) in ws.z(0).iter().zip(&z).enumerate() {
+            let want = want + layer.biases[k % 96];
+            assert!(
+                (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "{got} vs {want}"
+            );
+        }
+        // The copy follows the weights: w^2_03 += 1 moves z^2_0 of example 0 by x_3.
+        let (b0, mut net) = (layer.biases[0], net.clone());
+        net.layers[0].weights[(0, 3)] += 1.0;
+        net.feed_forward(&x, n, &mut ws);
+        let moved = ws.z(0)[0] - (z[0] + b0);
+        assert!((moved - x[3]).abs() < 1e-4, "{moved} vs {}", x[3]);
+    }
+
+    #[test]
+    fn two_halves_on_two_threads_match_one_thread() {
+        let (out1, j1, g1, net1) = run(1);
+        let (out2, j2, g2, net2) = run(2);
+        close(&out2, &out1);
+        close(&[j2], &[j1]);
+        for i in 0..3 {
+            close(g2.weights[i].as_slice(), g1.weights[i].as_slice());
+            close(&g2.biases[i], &g1.biases[i]);
+            close(
+                net2.layers[i].weights.as_slice(),
+                net1.layers[i].weights.as_slice(),
+            );
+            close(&net2.layers[i].biases, &net1.layers[i].biases);
+        }
+        // The halves never race: the same thread count gives the same bits.
+        let (out3, j3, g3, net3) = run(2);
+        assert_eq!((out3, j3), (out2, j2));
+        assert_eq!(g3.weights, g2.weights);
+        assert_eq!(g3.biases, g2.biases);
+        assert_eq!(net3.layers, net2.layers);
+    }
+}

@@ -1,8 +1,8 @@
 //! Stochastic gradient descent exactly as the seed ends: shuffled mini-batches, and
 //! w <- w - eta dJ/dw for each.
 
+use super::backprop::{equations_1_and_2, on_pool};
 use super::{Network, NetworkError, Workspace};
-use crate::linalg::{matmul, MatRef};
 use crate::Float;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -111,28 +111,36 @@ impl<T: Float> Network<T> {
         eta: T,
     ) -> Result<T, NetworkError> {
         self.check_batch(x, Some(y), n)?;
+        let splits = self.splits(n);
+        Ok(on_pool(splits, || {
+            self.sgd_train_step_unchecked(x, y, n, ws, eta)
+        }))
+    }
+
+    fn sgd_train_step_unchecked(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        ws: &mut Workspace<T>,
+        eta: T,
+    ) -> T {
         // Feed-forward, Equation 4 and Equation 3 (all deltas, before any weight moves).
         let j = self.deltas_unchecked(x, y, n, ws);
         let step = -eta / T::from_f64(n as f64);
         for (i, layer) in self.layers.iter_mut().enumerate() {
-            let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
+            let fan_in = layer.weights.cols();
             let delta = ws.delta(i);
             let below = if i == 0 {
                 x
             } else {
                 &ws.a(i - 1)[..n * fan_in]
             };
-            // Equation 1, accumulated: W^l += (-eta/n) Delta^l^T A^(l-1).
-            let delta_t = MatRef::row_major(delta, n, width).expect("sized").t();
-            let below = MatRef::row_major(below, n, fan_in).expect("sized");
-            matmul(layer.weights.as_mut_slice(), delta_t, below, step, true);
-            // Equation 2, accumulated: b^l += (-eta/n) sum of the rows of Delta^l.
-            for row in delta.chunks_exact(width) {
-                for (b, &d) in layer.biases.iter_mut().zip(row) {
-                    *b += step * d;
-                }
-            }
+            // Equations 1 and 2, accumulated: W^l += (-eta/n) Delta^l^T A^(l-1), and
+            // b^l += (-eta/n) delta^l for each row of Delta^l.
+            let w = layer.weights.as_mut_slice();
+            equations_1_and_2(delta, below, n, w, &mut layer.biases, step, true);
         }
-        Ok(j)
+        j
     }
 }
