@@ -25,6 +25,25 @@ fn read_text(path: &Path) -> Result<String, DataError> {
 }
 
 /// Non-blank lines with their 1-based numbers, each split into trimmed cells.
+/// Every row must have as many cells as the first: `width` remembers the first's.
+fn same_width(
+    width: &mut Option<usize>,
+    found: usize,
+    path: &Path,
+    line: usize,
+) -> Result<(), DataError> {
+    let expected = *width.get_or_insert(found);
+    if found != expected {
+        return Err(DataError::Ragged {
+            path: path.into(),
+            line,
+            expected,
+            found,
+        });
+    }
+    Ok(())
+}
+
 fn rows(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
     // A byte-order mark (spreadsheet exports) would otherwise hide the first number.
     text.strip_prefix('\u{feff}')
@@ -70,15 +89,7 @@ pub fn parse_labeled_csv(text: &str, path: &Path) -> Result<Dataset, DataError> 
         if k == 0 && cells[0].parse::<f64>().is_err() {
             continue; // a header
         }
-        let expected = *width.get_or_insert(cells.len());
-        if cells.len() != expected {
-            return Err(DataError::Ragged {
-                path: path.into(),
-                line,
-                expected,
-                found: cells.len(),
-            });
-        }
+        same_width(&mut width, cells.len(), path, line)?;
         if cells.len() < 2 {
             return Err(DataError::NoFeatures {
                 path: path.into(),
@@ -129,15 +140,7 @@ pub fn parse_matrix_csv<T: Float>(text: &str, path: &Path) -> Result<Matrix<T>, 
     let mut width = None;
     let mut n = 0;
     for (line, cells) in rows(text) {
-        let expected = *width.get_or_insert(cells.len());
-        if cells.len() != expected {
-            return Err(DataError::Ragged {
-                path: path.into(),
-                line,
-                expected,
-                found: cells.len(),
-            });
-        }
+        same_width(&mut width, cells.len(), path, line)?;
         for (c, cell) in cells.iter().enumerate() {
             values.push(T::from_f64(number(cell, path, line, c + 1)?));
         }

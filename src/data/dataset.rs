@@ -42,6 +42,39 @@ pub struct Split {
     pub test: Dataset,
 }
 
+impl Split {
+    /// A training part and a separately loaded test part (`test_name` names the test file
+    /// in errors): both end up with the same number of classes.
+    ///
+    /// ```
+    /// use backprop::data::{Dataset, Split};
+    /// let train = Dataset::new(vec![0.0; 4], vec![0, 1], 2).unwrap();
+    /// let test = Dataset::new(vec![0.0; 2], vec![3], 2).unwrap();
+    /// let split = Split::from_parts(train, test, "t.csv").unwrap();
+    /// assert_eq!((split.train.classes, split.test.classes), (4, 4));
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::FeatureMismatch`] if the two parts' examples differ in size.
+    pub fn from_parts(
+        mut train: Dataset,
+        mut test: Dataset,
+        test_name: &str,
+    ) -> Result<Split, DataError> {
+        if test.features != train.features {
+            return Err(DataError::FeatureMismatch {
+                what: test_name.to_string(),
+                expected: train.features,
+                found: test.features,
+            });
+        }
+        let classes = train.classes.max(test.classes);
+        train.classes = classes;
+        test.classes = classes;
+        Ok(Split { train, test })
+    }
+}
+
 impl Dataset {
     /// A data set from row-major inputs and labels; `classes` is the largest label plus
     /// one (at least 1).

@@ -400,21 +400,11 @@ fn find(dir: &Path, name: &'static str) -> Result<PathBuf, DataError> {
 /// [`DataError::MissingFile`], those of [`load_idx_pair`], and
 /// [`DataError::FeatureMismatch`] if the two parts' images differ in size.
 pub fn load_idx_dir(dir: &Path) -> Result<Split, DataError> {
-    let mut train = load_idx_pair(
+    let train = load_idx_pair(
         &find(dir, "train-images-idx3-ubyte")?,
         &find(dir, "train-labels-idx1-ubyte")?,
     )?;
     let test_images = find(dir, "t10k-images-idx3-ubyte")?;
-    let mut test = load_idx_pair(&test_images, &find(dir, "t10k-labels-idx1-ubyte")?)?;
-    if test.features != train.features {
-        return Err(DataError::FeatureMismatch {
-            what: test_images.display().to_string(),
-            expected: train.features,
-            found: test.features,
-        });
-    }
-    let classes = train.classes.max(test.classes);
-    train.classes = classes;
-    test.classes = classes;
-    Ok(Split { train, test })
+    let test = load_idx_pair(&test_images, &find(dir, "t10k-labels-idx1-ubyte")?)?;
+    Split::from_parts(train, test, &test_images.display().to_string())
 }

@@ -137,22 +137,9 @@ impl DataSource {
                 train,
                 test: Some(test),
             } => {
-                let mut train = csv::read_labeled_csv(train)?;
-                let mut test_set = csv::read_labeled_csv(test)?;
-                if test_set.features != train.features {
-                    return Err(DataError::FeatureMismatch {
-                        what: test.display().to_string(),
-                        expected: train.features,
-                        found: test_set.features,
-                    });
-                }
-                let classes = train.classes.max(test_set.classes);
-                train.classes = classes;
-                test_set.classes = classes;
-                Ok(Split {
-                    train,
-                    test: test_set,
-                })
+                let (train, test_set) =
+                    (csv::read_labeled_csv(train)?, csv::read_labeled_csv(test)?);
+                Split::from_parts(train, test_set, &test.display().to_string())
             }
         }
     }
