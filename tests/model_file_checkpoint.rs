@@ -76,8 +76,8 @@ fn resume_matches<T: Float>(kind: OptimizerKind, wrap: fn(Network<T>) -> AnyNetw
     drop((b, opt_b));
     let ckpt = load_checkpoint(&path).unwrap();
     let mut b: Network<T> = match (ckpt.model.network.clone(), wrap(net::<T>())) {
-        (AnyNetwork::F32(n), AnyNetwork::F32(_)) => convert(n),
-        (AnyNetwork::F64(n), AnyNetwork::F64(_)) => convert(n),
+        (AnyNetwork::F32(n), AnyNetwork::F32(_)) => n.cast(),
+        (AnyNetwork::F64(n), AnyNetwork::F64(_)) => n.cast(),
         _ => panic!("checkpoint changed precision"),
     };
     let mut opt_b = Optimizer::new(c, &b).unwrap();
@@ -91,31 +91,6 @@ fn resume_matches<T: Float>(kind: OptimizerKind, wrap: fn(Network<T>) -> AnyNetw
     assert_eq!(opt_b, opt_a, "{kind}");
     // The checkpoint is also a model file.
     assert_eq!(load(&path).unwrap().network.sizes(), vec![2, 3, 2]);
-}
-
-/// Converts a loaded network to `T` through the values (same type at run time).
-fn convert<S: Float, T: Float>(n: Network<S>) -> Network<T> {
-    Network {
-        layers: n
-            .layers
-            .into_iter()
-            .map(|l| Layer {
-                weights: Matrix::from_vec(
-                    l.weights.rows(),
-                    l.weights.cols(),
-                    l.weights
-                        .as_slice()
-                        .iter()
-                        .map(|&x| T::from_f64(x.to_f64()))
-                        .collect(),
-                )
-                .unwrap(),
-                biases: l.biases.iter().map(|&x| T::from_f64(x.to_f64())).collect(),
-                activation: l.activation,
-            })
-            .collect(),
-        cost: n.cost,
-    }
 }
 
 #[test]
