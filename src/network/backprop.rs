@@ -17,9 +17,13 @@
 //! Where the time goes, and what is done about it (measured for issue #5):
 //! - ~90% of a step is the matrix products (the `gemm` crate's AVX-512 kernels); the bias,
 //!   F and F' passes are fused into one pass over each row after each product.
-//! - With two threads in the rayon pool, each large product is split in two halves that
-//!   share nothing: the feed-forward and Equation 3 by examples (rows of Z, A, Delta), and
-//!   Equations 1 and 2 by neurons j (rows of W, entries of b). See [`split_rows`].
+//! - With two threads in the rayon pool and a step big enough ([`split_rows`]), the work is
+//!   cut in two halves that share nothing, in two hand-overs between the threads: the whole
+//!   feed-forward, the C_i and Equations 4 and 3, every layer, by examples (each half owns
+//!   rows [0, h) or [h, n) of every Z, A, Delta; see `Network::pass`), then Equations 1
+//!   and 2 by neurons j (rows of W, entries of b). A hand-over per product instead (~8 a
+//!   step) made two threads no faster than one on the small network (784-128-64-10,
+//!   batch 64, ~340 µs a step).
 //! - A W^l whose rows are exactly 4 KiB long is copied to padded rows before its
 //!   feed-forward product, which otherwise runs 30% slower. See [`padded_stride`].
 //! - [`Network::sgd_train_step`] adds -eta/n Delta^T A^(l-1) straight into W^l (Equation 1
@@ -114,6 +118,50 @@ impl<T: Float> Workspace<T> {
     pub fn losses(&self) -> &[T] {
         &self.losses[..self.n]
     }
+
+    /// J = (1/n) sum C_i, summed in example order: the same bits however many threads
+    /// computed the C_i.
+    fn mean_loss(&self) -> T {
+        let total = self.losses().iter().fold(T::zero(), |sum, &c| sum + c);
+        total / T::from_f64(self.n as f64)
+    }
+}
+
+/// The rows of Z^l, A^l and Delta^l of one weight layer that belong to one block of
+/// examples: the whole batch, or one half of it for one thread.
+struct Rows<'a, T> {
+    z: &'a mut [T],
+    a: &'a mut [T],
+    delta: &'a mut [T],
+}
+
+impl<T> Rows<'_, T> {
+    /// The first `h` rows of `width` entries, and the rest.
+    fn split_at(self, h: usize, width: usize) -> (Self, Self) {
+        let (z0, z1) = self.z.split_at_mut(h * width);
+        let (a0, a1) = self.a.split_at_mut(h * width);
+        let (delta0, delta1) = self.delta.split_at_mut(h * width);
+        (
+            Rows {
+                z: z0,
+                a: a0,
+                delta: delta0,
+            },
+            Rows {
+                z: z1,
+                a: a1,
+                delta: delta1,
+            },
+        )
+    }
+}
+
+/// How far [`Network::pass`] goes: feed-forward only, then C_i, then Equations 4 and 3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Upto {
+    Forward,
+    Cost,
+    Deltas,
 }
 
 impl<T: Float> Network<T> {
@@ -208,64 +256,13 @@ impl<T: Float> Network<T> {
     }
 
     fn forward_unchecked(&self, x: &[T], n: usize, ws: &mut Workspace<T>) {
-        ws.fit(self.layers.iter().map(|l| l.biases.len()), n);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
-            let (done, rest) = ws.a.split_at_mut(i);
-            let below = if i == 0 {
-                x
-            } else {
-                &done[i - 1][..n * fan_in]
-            };
-            let (z, a) = (&mut ws.z[i][..n * width], &mut rest[0][..n * width]);
-            // W^l^T, read in place, or from a copy with padded rows (see `padded_stride`).
-            let w_t = match padded_stride::<T>(width, fan_in) {
-                Some(stride) => {
-                    let padded = &mut ws.padded[i];
-                    if padded.len() < width * stride {
-                        padded.resize(width * stride, T::zero());
-                    }
-                    let rows = padded.chunks_exact_mut(stride);
-                    for (copy, row) in rows.zip(layer.weights.as_slice().chunks_exact(fan_in)) {
-                        copy[..fan_in].copy_from_slice(row);
-                    }
-                    MatRef::strided(padded, fan_in, width, 1, stride).expect("sized above")
-                }
-                None => layer.weights.view().t(),
-            };
-            // Examples are independent, so two threads can each take half of the rows.
-            match split_rows(n, n * width * fan_in) {
-                Some(h) => {
-                    let (below0, below1) = below.split_at(h * fan_in);
-                    let (z0, z1) = z.split_at_mut(h * width);
-                    let (a0, a1) = a.split_at_mut(h * width);
-                    rayon::join(
-                        || layer_forward(layer, w_t, below0, z0, a0, Parallelism::None),
-                        || layer_forward(layer, w_t, below1, z1, a1, Parallelism::None),
-                    );
-                }
-                None => {
-                    let par = parallelism_for(n, width, fan_in);
-                    layer_forward(layer, w_t, below, z, a, par)
-                }
-            }
-        }
+        self.pass(x, &[], n, ws, Upto::Forward);
     }
 
     /// Feed-forward, then C_i for each example into `ws`; returns J = (1/n) sum C_i.
     fn costs_unchecked(&self, x: &[T], y: &[T], n: usize, ws: &mut Workspace<T>) -> T {
-        self.forward_unchecked(x, n, ws);
-        let out = self.layers.len() - 1;
-        let (width, act) = (ws.sizes[out], self.layers[out].activation);
-        let mut total = T::zero();
-        for (i, loss) in ws.losses[..n].iter_mut().enumerate() {
-            let r = i * width..(i + 1) * width;
-            *loss = self
-                .cost
-                .cost_from_z(act, &ws.z[out][r.clone()], &ws.a[out][r.clone()], &y[r]);
-            total += *loss;
-        }
-        total / T::from_f64(n as f64)
+        self.pass(x, y, n, ws, Upto::Cost);
+        ws.mean_loss()
     }
 
     /// J = (1/n) sum_x C_x over the batch (`y` is n x N^L: one-hot rows for log-likelihood);
@@ -293,7 +290,9 @@ impl<T: Float> Network<T> {
         ws: &mut Workspace<T>,
     ) -> Result<T, NetworkError> {
         self.check_batch(x, Some(y), n)?;
-        Ok(self.costs_unchecked(x, y, n, ws))
+        Ok(on_pool(self.splits(n), || {
+            self.costs_unchecked(x, y, n, ws)
+        }))
     }
 
     /// [`Network::try_cost`], panicking on shapes that do not fit.
@@ -308,16 +307,119 @@ impl<T: Float> Network<T> {
     /// Feed-forward and Equations 4 and 3: fills Delta^l of every layer in `ws` (row i is
     /// dC_i/dz^l, not yet divided by n) and returns J.
     pub(crate) fn deltas_unchecked(&self, x: &[T], y: &[T], n: usize, ws: &mut Workspace<T>) -> T {
-        let j = self.costs_unchecked(x, y, n, ws);
+        self.pass(x, y, n, ws, Upto::Deltas);
+        ws.mean_loss()
+    }
+
+    /// Feed-forward for the batch and, as far as `upto` asks, C_i into `ws.losses` and
+    /// Equations 4 and 3 into `ws.delta`; `y` is empty for [`Upto::Forward`].
+    ///
+    /// Everything here is per example: row i of every Z^l, A^l and Delta^l depends only on
+    /// example i and on the weights, which nothing here changes. So when the step splits
+    /// ([`Network::split`]), the whole pass runs as two halves of the batch, one per thread,
+    /// in one `rayon::join`, each with the rows [0, h) or [h, n) of every buffer. A hand-over
+    /// between threads costs a few microseconds; one per pass instead of one per product
+    /// is what lets the small network's ~340 µs step gain from a second thread.
+    fn pass(&self, x: &[T], y: &[T], n: usize, ws: &mut Workspace<T>, upto: Upto) {
+        ws.fit(self.layers.iter().map(|l| l.biases.len()), n);
+        // Both halves read the padded copies of W^l, so they are made once, before the split.
+        for (layer, padded) in self.layers.iter().zip(&mut ws.padded) {
+            copy_padded(layer, padded);
+        }
+        let Workspace {
+            z,
+            a,
+            delta,
+            padded,
+            losses,
+            sizes,
+            ..
+        } = ws;
+        let buffers = (z
+            .iter_mut()
+            .zip(a.iter_mut())
+            .zip(delta.iter_mut())
+            .zip(sizes.iter()))
+        .map(|(((z, a), delta), &s)| Rows {
+            z: &mut z[..n * s],
+            a: &mut a[..n * s],
+            delta: &mut delta[..n * s],
+        });
+        let losses = &mut losses[..n];
+        match self.split(n) {
+            Some(h) => {
+                let count = self.layers.len();
+                let (mut rows0, mut rows1) = (Vec::with_capacity(count), Vec::with_capacity(count));
+                for (rows, &width) in buffers.zip(sizes.iter()) {
+                    let (r0, r1) = rows.split_at(h, width);
+                    rows0.push(r0);
+                    rows1.push(r1);
+                }
+                let (x0, x1) = x.split_at(x.len() / n * h);
+                let (y0, y1) = y.split_at(y.len() / n * h);
+                let (l0, l1) = losses.split_at_mut(h);
+                rayon::join(
+                    || self.pass_rows(x0, y0, &mut rows0, l0, padded, upto, false),
+                    || self.pass_rows(x1, y1, &mut rows1, l1, padded, upto, false),
+                );
+            }
+            None => {
+                let mut rows: Vec<_> = buffers.collect();
+                self.pass_rows(x, y, &mut rows, losses, padded, upto, true);
+            }
+        }
+    }
+
+    /// [`Network::pass`] for one block of examples: `x`, `y`, `rows` and `losses` hold only
+    /// the block's rows. With `alone` (the block is the whole batch) a product big enough
+    /// may use the pool's threads itself; a half of a split batch runs single-threaded.
+    #[allow(clippy::too_many_arguments)]
+    fn pass_rows(
+        &self,
+        x: &[T],
+        y: &[T],
+        rows: &mut [Rows<'_, T>],
+        losses: &mut [T],
+        padded: &[Vec<T>],
+        upto: Upto,
+        alone: bool,
+    ) {
+        let m = losses.len();
+        let par = |n, k| {
+            if alone {
+                parallelism_for(m, n, k)
+            } else {
+                Parallelism::None
+            }
+        };
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
+            let (done, rest) = rows.split_at_mut(i);
+            let below = if i == 0 { x } else { &*done[i - 1].a };
+            let w_t = weights_t(layer, &padded[i]);
+            layer_forward(layer, w_t, below, rest[0].z, rest[0].a, par(width, fan_in));
+        }
+        if upto == Upto::Forward {
+            return;
+        }
+
         let out = self.layers.len() - 1;
-        let (act, width) = (self.layers[out].activation, ws.sizes[out]);
-        let (a, delta) = (&ws.a[out][..n * width], &mut ws.delta[out][..n * width]);
+        let (act, width) = (self.layers[out].activation, self.layers[out].biases.len());
+        let output = &mut rows[out];
+        let (z, a) = (output.z.chunks_exact(width), output.a.chunks_exact(width));
+        for (((loss, z), a), y) in losses.iter_mut().zip(z).zip(a).zip(y.chunks_exact(width)) {
+            *loss = self.cost.cost_from_z(act, z, a, y);
+        }
+        if upto == Upto::Cost {
+            return;
+        }
 
         // Equation 4: delta^L = dC/da^L (.) F'(z^L).
+        let (a, delta) = (&*output.a, &mut *output.delta);
         if self.cost.matched_activation() == Some(act) {
             // Sigmoid + cross-entropy, softmax + log-likelihood: F' cancels dC/da, leaving
             // delta^L = a^L - y (tested against the general path below).
-            for ((d, &a), &y) in delta.iter_mut().zip(a).zip(&y[..n * width]) {
+            for ((d, &a), &y) in delta.iter_mut().zip(a).zip(y) {
                 *d = a - y;
             }
         } else {
@@ -334,28 +436,12 @@ impl<T: Float> Network<T> {
         // Equation 3: delta^l = (W^(l+1)^T delta^(l+1)) (.) F'(z^l), for l = L-1 down to 2;
         // for the batch, Delta^l = (Delta^(l+1) W^(l+1)) (.) F'(Z^l), row by row.
         for i in (0..out).rev() {
-            let (width, above) = (ws.sizes[i], &self.layers[i + 1]);
-            let (lower, upper) = ws.delta.split_at_mut(i + 1);
-            let d_above = &upper[0][..n * ws.sizes[i + 1]];
-            let delta = &mut lower[i][..n * width];
-            let (act, a) = (self.layers[i].activation, &ws.a[i][..n * width]);
-            match split_rows(n, n * width * ws.sizes[i + 1]) {
-                Some(h) => {
-                    let (d0, d1) = d_above.split_at(h * ws.sizes[i + 1]);
-                    let (delta0, delta1) = delta.split_at_mut(h * width);
-                    let (a0, a1) = a.split_at(h * width);
-                    rayon::join(
-                        || equation_3(above, act, d0, a0, delta0, Parallelism::None),
-                        || equation_3(above, act, d1, a1, delta1, Parallelism::None),
-                    );
-                }
-                None => {
-                    let par = parallelism_for(n, width, ws.sizes[i + 1]);
-                    equation_3(above, act, d_above, a, delta, par);
-                }
-            }
+            let (lower, upper) = rows.split_at_mut(i + 1);
+            let (here, above) = (&mut lower[i], &self.layers[i + 1]);
+            let par = par(above.weights.cols(), above.weights.rows());
+            let act = self.layers[i].activation;
+            equation_3(above, act, upper[0].delta, here.a, here.delta, par);
         }
-        j
     }
 
     /// Backpropagation for a batch: returns J = (1/n) sum C_x and overwrites `grads` with
@@ -456,15 +542,22 @@ pub(crate) fn split_rows(n: usize, work: usize) -> Option<usize> {
 }
 
 impl<T: Float> Network<T> {
-    /// Whether a step on a batch of `n` splits some product in two (see [`split_rows`]).
-    pub(crate) fn splits(&self, n: usize) -> bool {
+    /// The row at which a pass over a batch of `n` examples is cut in two halves, one per
+    /// thread: when its largest product is worth splitting (see [`split_rows`]), the whole
+    /// pass is, every layer, since the hand-over is paid once either way.
+    pub(crate) fn split(&self, n: usize) -> Option<usize> {
         let largest = (self.layers.iter())
             .map(|l| {
                 n.saturating_mul(l.weights.rows())
                     .saturating_mul(l.weights.cols())
             })
             .max();
-        split_rows(n, largest.unwrap_or(0)).is_some()
+        split_rows(n, largest.unwrap_or(0))
+    }
+
+    /// Whether a step on a batch of `n` splits (see [`Network::split`]).
+    pub(crate) fn splits(&self, n: usize) -> bool {
+        self.split(n).is_some()
     }
 }
 
@@ -493,6 +586,30 @@ pub(crate) fn padded_stride<T>(width: usize, fan_in: usize) -> Option<usize> {
     let row_bytes = fan_in * std::mem::size_of::<T>();
     let pad = 64 / std::mem::size_of::<T>().max(1);
     (row_bytes % 4096 == 0 && width >= 64 && fan_in > 0).then_some(fan_in + pad)
+}
+
+/// Copies W^l to `padded` with rows [`padded_stride`] apart, if it picks this layer.
+fn copy_padded<T: Float>(layer: &Layer<T>, padded: &mut Vec<T>) {
+    let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
+    if let Some(stride) = padded_stride::<T>(width, fan_in) {
+        if padded.len() < width * stride {
+            padded.resize(width * stride, T::zero());
+        }
+        let rows = padded.chunks_exact_mut(stride);
+        for (copy, row) in rows.zip(layer.weights.as_slice().chunks_exact(fan_in)) {
+            copy[..fan_in].copy_from_slice(row);
+        }
+    }
+}
+
+/// W^l^T (N^(l-1) x N^l) as the feed-forward product reads it: from the copy with padded
+/// rows that [`copy_padded`] made, or in place.
+fn weights_t<'a, T: Float>(layer: &'a Layer<T>, padded: &'a [T]) -> MatRef<'a, T> {
+    let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
+    match padded_stride::<T>(width, fan_in) {
+        Some(stride) => MatRef::strided(padded, fan_in, width, 1, stride).expect("copied"),
+        None => layer.weights.view().t(),
+    }
 }
 
 /// Feed-forward through one layer for a block of rows (examples) of the batch; `w_t` is
@@ -704,6 +821,115 @@ mod tests {
         for (p, q) in a.iter().zip(b) {
             assert!((p - q).abs() <= 1e-12 * (1.0 + q.abs()), "{p} vs {q}");
         }
+    }
+
+    /// Everything a pass leaves: the feed-forward output; J and the C_i from `cost`; J, the
+    /// gradients and Delta^l from `backprop`; the network after one fused SGD step.
+    #[derive(Debug, PartialEq)]
+    struct Outcome {
+        out: Vec<f64>,
+        j_cost: f64,
+        losses: Vec<f64>,
+        j: f64,
+        grads: Gradients<f64>,
+        deltas: Vec<Vec<f64>>,
+        net: Network<f64>,
+    }
+
+    fn whole_pass(threads: usize, cost: Cost, acts: &[Activation]) -> Outcome {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let sizes = [30, 512, 64, 32, 10];
+            let mut net = Network::new(&sizes, acts, cost, Init::Scaled, 5).unwrap();
+            let n = 41;
+            // Only W^3 (64 x 512) crosses the threshold on its own, and its rows are 4 KiB
+            // long, so both halves read its padded copy; W^2, W^4 and W^5 are split only
+            // because the whole pass is.
+            assert_eq!(padded_stride::<f64>(64, 512), Some(520));
+            assert!(split_rows(n, n * 512 * 30).is_none());
+            assert_eq!(split_rows(n, n * 64 * 512).is_some(), threads > 1);
+            assert_eq!(net.split(n), (threads > 1).then_some(20));
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+            let x: Vec<f64> = (0..n * 30).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let mut y = vec![0.0; n * 10];
+            for row in y.chunks_exact_mut(10) {
+                row[rng.gen_range(0..10)] = 1.0;
+            }
+            let mut ws = Workspace::new(&net, n);
+            let out = net.feed_forward(&x, n, &mut ws).to_vec();
+            let j_cost = net.cost(&x, &y, n, &mut ws);
+            let losses = ws.losses().to_vec();
+            let mut g = Gradients::zeros_like(&net);
+            let j = net.backprop(&x, &y, n, &mut ws, &mut g);
+            let deltas = (0..4).map(|i| ws.delta(i).to_vec()).collect();
+            net.sgd_train_step(&x, &y, n, &mut ws, 0.5).unwrap();
+            Outcome {
+                out,
+                j_cost,
+                losses,
+                j,
+                grads: g,
+                deltas,
+                net,
+            }
+        })
+    }
+
+    #[test]
+    fn whole_pass_in_two_halves_matches_one_thread() {
+        use Activation::*;
+        // The matched pair (Equation 4 as a - y) and the general Equation 4.
+        let cases = [
+            (Cost::LogLikelihood, [Tanh, Relu, Sigmoid, Softmax]),
+            (Cost::Quadratic, [Relu, LeakyRelu, Tanh, Sigmoid]),
+        ];
+        for (cost, acts) in cases {
+            let one = whole_pass(1, cost, &acts);
+            let two = whole_pass(2, cost, &acts);
+            close(&two.out, &one.out);
+            close(&[two.j_cost, two.j], &[one.j_cost, one.j]);
+            close(&two.losses, &one.losses);
+            // J is the mean of the C_i, summed in example order on either path.
+            for o in [&one, &two] {
+                assert_eq!(o.j_cost, o.losses.iter().sum::<f64>() / 41.0);
+            }
+            for i in 0..4 {
+                close(
+                    two.grads.weights[i].as_slice(),
+                    one.grads.weights[i].as_slice(),
+                );
+                close(&two.grads.biases[i], &one.grads.biases[i]);
+                close(&two.deltas[i], &one.deltas[i]);
+                let (l2, l1) = (&two.net.layers[i], &one.net.layers[i]);
+                close(l2.weights.as_slice(), l1.weights.as_slice());
+                close(&l2.biases, &l1.biases);
+            }
+            // The halves never race: the same thread count gives the same bits.
+            assert_eq!(whole_pass(2, cost, &acts), two);
+        }
+    }
+
+    #[test]
+    fn only_steps_worth_a_hand_over_split() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let new = |sizes: &[usize], acts: &[Activation]| {
+                Network::<f32>::new(sizes, acts, Cost::LogLikelihood, Init::Scaled, 1).unwrap()
+            };
+            use Activation::*;
+            // nielsen, batch 10: 784 x 30 x 10 = 235,200 multiply-adds at most; stays whole.
+            assert_eq!(new(&[784, 30, 10], &[Sigmoid, Softmax]).split(10), None);
+            // small, batch 64: 64 x 128 x 784 = 6.4 million; the pass splits in two halves.
+            let small = new(&[784, 128, 64, 10], &[Relu, Relu, Softmax]);
+            assert_eq!(small.split(64), Some(32));
+            assert_eq!(small.split(1), None);
+        });
     }
 
     #[test]
