@@ -7,21 +7,7 @@ use backprop::data::{DataSource, Split};
 
 /// Refuses an output path whose directory does not exist, before any work starts.
 pub fn check_output(flag: &str, path: &Path) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        bail!(
-            "{flag} {}: the directory {} does not exist",
-            path.display(),
-            dir.display()
-        );
-    }
-    if path.is_dir() {
-        bail!("{flag} {}: is a directory", path.display());
-    }
-    Ok(())
+    backprop::model_file::check_output_path(path).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
 }
 
 /// Sets the number of threads of the global pool that matrix products use.

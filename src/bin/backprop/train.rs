@@ -306,10 +306,7 @@ fn run_typed<T: Float>(args: Args) -> anyhow::Result<()> {
         }
     }
     let last = trainer.history().last().cloned().context("no epoch ran")?;
-    let final_eval = {
-        let net = trainer.final_network().clone();
-        backprop::train::evaluate(&net, &test)?
-    };
+    let final_eval = backprop::train::evaluate(trainer.final_network(), &test)?;
     metadata.push(("test_accuracy".into(), final_eval.accuracy.to_string()));
     if let Some(out) = &args.out {
         save_model(&trainer, out, &metadata)?;
