@@ -96,9 +96,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     )?;
     if args.json {
-        println!("{}", result.to_json_line());
+        crate::outln!("{}", result.to_json_line());
     } else {
-        println!("{result}");
+        crate::outln!("{result}");
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let program = Program::compile(FIGURE_1, &figure_1_inputs())?;
     let a = program.analyse(Mode::Both);
     if args.json {
-        println!("{}", serde_json::to_string(&a)?);
+        crate::outln!("{}", serde_json::to_string(&a)?);
         return Ok(());
     }
     let (forward, reverse) = (a.forward.as_ref(), a.reverse.as_ref());
@@ -31,33 +31,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("both modes were asked for");
     };
     let tape = program.tape();
-    println!("The seed's Figure 1, a = 2, b = 3:");
+    crate::outln!("The seed's Figure 1, a = 2, b = 3:");
     for line in FIGURE_1.lines() {
-        println!("  {line}");
+        crate::outln!("  {line}");
     }
-    println!("\n1. Move forward (feed-forward): every node's value.");
+    crate::outln!("\n1. Move forward (feed-forward): every node's value.");
     for (name, v) in &a.values {
-        println!("  {name} = {v}");
+        crate::outln!("  {name} = {v}");
     }
-    println!("\n2. Forward-mode differentiation: one pass from each variable to o.");
+    crate::outln!("\n2. Forward-mode differentiation: one pass from each variable to o.");
     for (name, id) in program.variables() {
         let t = tape.forward_mode(id);
-        println!(
+        crate::outln!(
             "  from {name}: do/d{name} = {}   ({} multiply-adds)",
             t[program.output().node],
             t.work()
         );
     }
-    println!("  total: {} multiply-adds; the derivatives of o with respect to c and d are recomputed in every pass that reaches them.", forward.work);
-    println!("\n3. Reverse-mode differentiation (backpropagation): one pass from o, do/do = 1.");
+    crate::outln!("  total: {} multiply-adds; the derivatives of o with respect to c and d are recomputed in every pass that reaches them.", forward.work);
+    crate::outln!(
+        "\n3. Reverse-mode differentiation (backpropagation): one pass from o, do/do = 1."
+    );
     for (name, d) in &reverse.gradient {
-        println!("  do/d{name} = {d}");
+        crate::outln!("  do/d{name} = {d}");
     }
-    println!(
+    crate::outln!(
         "  total: {} multiply-adds; each derivative is computed once and stored.",
         reverse.work
     );
-    println!("\n4. Sum over paths: the derivative is the sum, over every path, of the product of local derivatives.");
-    print!("{}", render_paths(&a.output, &program.paths(PATH_LIMIT)?));
+    crate::outln!("\n4. Sum over paths: the derivative is the sum, over every path, of the product of local derivatives.");
+    crate::out!("{}", render_paths(&a.output, &program.paths(PATH_LIMIT)?));
     Ok(())
 }

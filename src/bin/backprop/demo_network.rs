@@ -178,7 +178,7 @@ fn render_json(w: &Walk) -> String {
 /// Prints the walk-through (as text, or as one JSON object with `json`).
 pub fn run(json: bool) -> anyhow::Result<()> {
     let w = walk()?;
-    print!(
+    crate::out!(
         "{}",
         if json {
             render_json(&w) + "\n"

@@ -82,9 +82,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("--dot {}", dot.display()))?;
     }
     if args.json {
-        println!("{}", serde_json::to_string(&analysis)?);
+        crate::outln!("{}", serde_json::to_string(&analysis)?);
     } else {
-        print!("{}", render(&analysis, paths.as_deref()));
+        crate::out!("{}", render(&analysis, paths.as_deref()));
     }
     Ok(())
 }

@@ -84,10 +84,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "n": e.n,
             "confusion": e.confusion,
         });
-        println!("{j}");
+        crate::outln!("{j}");
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "{}: accuracy {:.2}% ({} of {}), loss {:.4}",
         args.model.display(),
         100.0 * e.accuracy,
@@ -99,8 +99,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         e.n,
         e.loss
     );
-    println!();
-    println!("{}", confusion_table(&e.confusion));
+    crate::outln!();
+    crate::outln!("{}", confusion_table(&e.confusion));
     Ok(())
 }
 

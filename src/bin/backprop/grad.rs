@@ -119,17 +119,17 @@ fn grad<T: Float>(net: &Network<T>, args: &Args) -> anyhow::Result<()> {
         for (name, shape, v) in &tensors {
             obj.insert(name.clone(), to_json(shape, v));
         }
-        println!("{}", Value::Object(obj));
+        crate::outln!("{}", Value::Object(obj));
         return Ok(());
     }
     for (name, shape, v) in &tensors {
         match shape.as_slice() {
-            [] => println!("{name} = {}", v[0]),
-            [_] => println!("{name} = {}", row(v)),
+            [] => crate::outln!("{name} = {}", v[0]),
+            [_] => crate::outln!("{name} = {}", row(v)),
             [_, cols] => {
-                println!("{name} =");
+                crate::outln!("{name} =");
                 for r in v.chunks(*cols) {
-                    println!("  {}", row(r));
+                    crate::outln!("  {}", row(r));
                 }
             }
             _ => unreachable!("gradients are scalars, vectors or matrices"),

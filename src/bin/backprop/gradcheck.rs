@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let check = gradcheck(&net, &x, &y, n)?;
-    println!(
+    crate::outln!(
         "network {} ({}), cost {}, init {}, batch {n}, seed {}",
         sizes
             .iter()
@@ -98,15 +98,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.init,
         args.seed
     );
-    println!(
+    crate::outln!(
         "{} parameters: worst relative error {:.3e} at {}, worst absolute error {:.3e}",
-        check.parameters, check.max_rel_error, check.worst, check.max_abs_error
+        check.parameters,
+        check.max_rel_error,
+        check.worst,
+        check.max_abs_error
     );
     if check.max_rel_error <= args.tolerance {
-        println!("PASS (tolerance {:e})", args.tolerance);
+        crate::outln!("PASS (tolerance {:e})", args.tolerance);
         Ok(())
     } else {
-        println!("FAIL (tolerance {:e})", args.tolerance);
+        crate::outln!("FAIL (tolerance {:e})", args.tolerance);
         bail!(
             "gradient check failed: relative error {:.3e} at {} exceeds --tolerance {:e}",
             check.max_rel_error,

@@ -9,6 +9,7 @@ mod eval;
 mod grad;
 mod gradcheck;
 mod predict;
+mod stdout;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -46,13 +47,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => e.exit(), // --help and --version
-        Err(e) => {
-            // clap's first line names the flag and what is wrong; the rest is a hint.
-            let text = e.render().to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
-            return std::process::ExitCode::from(2);
-        }
+        // --help, --version, and every usage error with clap's whole message: the list of
+        // commands, the possible values, "a similar argument exists".
+        Err(e) => e.exit(),
     };
     let result: anyhow::Result<()> = match cli.command {
         Command::Train(args) => train::run(args),
@@ -65,6 +62,8 @@ fn main() -> std::process::ExitCode {
         Command::Gradcheck(args) => gradcheck::run(args),
     };
     match result {
+        // The work is done and its files are written; only the printing was cut short.
+        Ok(()) if stdout::closed() => std::process::ExitCode::from(stdout::BROKEN_PIPE_STATUS),
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

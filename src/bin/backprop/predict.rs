@@ -37,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         AnyNetwork::F32(net) => predict(net, &args, &scaling)?,
         AnyNetwork::F64(net) => predict(net, &args, &scaling)?,
     };
-    print!("{out}");
+    crate::out!("{out}");
     Ok(())
 }
 

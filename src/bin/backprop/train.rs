@@ -251,7 +251,7 @@ fn run_typed<T: Float>(args: Args) -> anyhow::Result<()> {
     }
     let start = std::time::Instant::now();
     for report in trainer.history() {
-        print_epoch(report, trainer.config().epochs, args.json);
+        print_epoch(report, trainer.config().epochs, args.json)?;
     }
     while !trainer.finished() {
         let epoch = trainer.history().len() + 1;
@@ -278,7 +278,7 @@ fn run_typed<T: Float>(args: Args) -> anyhow::Result<()> {
             b.finish_and_clear();
         }
         match result {
-            Ok(report) => print_epoch(&report, trainer.config().epochs, args.json),
+            Ok(report) => print_epoch(&report, trainer.config().epochs, args.json)?,
             Err(e @ TrainError::Diverged { .. }) => {
                 if let (Some(out), false) = (&args.out, trainer.history().is_empty()) {
                     save_model(&trainer, out, &metadata)?;
@@ -322,7 +322,7 @@ fn run_typed<T: Float>(args: Args) -> anyhow::Result<()> {
             "layers": sizes,
             "model": args.out.as_ref().map(|p| p.display().to_string()),
         });
-        println!("{summary}");
+        crate::outln!("{summary}");
     } else {
         eprintln!(
             "done: test accuracy {:.2}%, test loss {:.4} after {} epochs in {seconds:.2} s{}",
@@ -338,9 +338,9 @@ fn run_typed<T: Float>(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_epoch(r: &EpochReport, epochs: usize, json: bool) {
+fn print_epoch(r: &EpochReport, epochs: usize, json: bool) -> anyhow::Result<()> {
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string(r).expect("plain numbers serialize")
         );
@@ -354,6 +354,7 @@ fn print_epoch(r: &EpochReport, epochs: usize, json: bool) {
             r.seconds
         );
     }
+    Ok(())
 }
 
 fn save_model<T: Float>(

@@ -1,0 +1,54 @@
+//! Standard output that survives a closed pipe.
+//!
+//! `println!` panics when the reader has gone (`backprop train --json --out m | head -1`),
+//! and the panic would lose work still to be done, such as writing the model. Every
+//! command prints through [`outln!`](crate::outln) and [`out!`](crate::out) instead: once
+//! the pipe is closed, further output is dropped, the command finishes its files, and the
+//! process exits with status 141 (128 + SIGPIPE), as Unix tools killed by SIGPIPE do.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// The exit status of a run whose standard output was closed by its reader.
+pub const BROKEN_PIPE_STATUS: u8 = 141;
+
+/// Writes `args` to standard output and flushes; a closed pipe is remembered, not an error.
+pub fn write(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    if CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Whether standard output's reader has gone.
+pub fn closed() -> bool {
+    CLOSED.load(Ordering::Relaxed)
+}
+
+/// `print!` that drops output once standard output is closed (see [`write`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::stdout::write(format_args!($($arg)*))
+            .map_err(|e| anyhow::anyhow!("standard output: {e}"))?
+    };
+}
+
+/// `println!` that drops output once standard output is closed (see [`write`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::out!("\n") };
+    ($($arg:tt)*) => {
+        $crate::stdout::write(format_args!("{}\n", format_args!($($arg)*)))
+            .map_err(|e| anyhow::anyhow!("standard output: {e}"))?
+    };
+}
