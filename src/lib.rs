@@ -14,7 +14,7 @@
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
 //! - [`model_file`]: networks in and out of safetensors files.
 //! - [`train`]: the training loop.
-//! - [`plot`]: training curves and confusion matrices.
+//! - `plot` (feature `plot`, on by default): training curves and confusion matrices.
 //! - [`mod@bench`]: the harness of `backprop bench`.
 //!
 //! Data flows one way: text or files -> graph or network -> derivatives -> updates -> files.
@@ -80,9 +80,16 @@ pub mod linalg;
 pub mod model_file;
 pub mod network;
 pub mod optim;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod program;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// The README's Rust examples, compiled and run by `cargo test` as doctests, so the README
+/// cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use float::Float;
