@@ -10,6 +10,7 @@
 //! - [`program`]: the small language of `backprop diff`, parsed into such a graph.
 //! - [`network`]: a fully connected network (the post's Figure 2) trained by **the four
 //!   equations**, with per-example gradients and mini-batch averages.
+//! - [`nn`]: layers with PyTorch's names and semantics, and models written as `arch` strings.
 //! - [`optim`]: SGD and its relatives.
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
 //! - [`model_file`]: networks in and out of safetensors files.
@@ -79,6 +80,7 @@ pub mod graph;
 pub mod linalg;
 pub mod model_file;
 pub mod network;
+pub mod nn;
 pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
