@@ -2,6 +2,8 @@
 //! symbolic link, not over it; never over an input or another output; no stale temporary
 //! files; what `train` says about them; help texts; one-line errors.
 
+#![cfg(unix)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

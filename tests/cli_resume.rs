@@ -2,6 +2,8 @@
 //! do (`--resume FILE`, nothing else) finishes the run and writes its model; settings that
 //! would change the training are refused; Ctrl-C ends with status 130 and one clear line.
 
+#![cfg(unix)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

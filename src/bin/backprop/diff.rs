@@ -106,8 +106,8 @@ fn read_source(path: &Path) -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// Writes `contents` to a temporary file beside `path`, then renames it over `path`, so a
-/// reader never sees half a file.
+/// Writes `contents` by [`backprop::io::write_atomically`]: whole or not at all, over a
+/// regular file only, through a symbolic link to the file it names.
 pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(backprop::io::write_atomically(path, contents.as_bytes())?)
 }
