@@ -468,3 +468,25 @@ fn errors_name_each_cause_once_and_quote_files_briefly() {
         stderr(&o).len()
     );
 }
+
+#[test]
+fn the_progress_bar_starts_at_0_of_the_number_of_batches_not_0_of_0() {
+    // The bar is drawn only on a terminal: `script` (util-linux) gives the run one.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("no `script` command: skipped");
+        return;
+    }
+    let cmd = format!(
+        "{} train --data xor:200 --hidden 4 --epochs 2",
+        env!("CARGO_BIN_EXE_backprop")
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&o.stdout).replace('\r', "\n");
+    assert!(o.status.success(), "{screen}");
+    // 160 training examples in batches of 10.
+    assert!(screen.contains("0/16 batches"), "{screen}");
+    assert!(!screen.contains("0/0 batches"), "{screen}");
+}
