@@ -238,3 +238,48 @@ fn ctrl_c_exits_130_with_one_line_and_resume_alone_writes_the_model() {
     assert_eq!(m.network.sizes(), vec![2, 32, 2]);
     assert_eq!(log_epochs(&log), (1..=done + 1).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_checkpoint_without_the_run_record_still_resumes_on_its_data_and_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck.safetensors");
+    let o = backprop(&[
+        "train",
+        "--data",
+        "xor:40",
+        "--test-split",
+        "0.5",
+        "--hidden",
+        "4",
+        "--epochs",
+        "2",
+        "--checkpoint",
+        s(&ck),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // As an older version wrote it: no run.* keys, only `data` and `data.test_split`.
+    let (tensors, mut meta) = backprop::model_file::read_tensors(&ck).unwrap();
+    meta.retain(|k, _| !k.starts_with("run."));
+    assert_eq!(
+        (meta["data"].as_str(), meta["data.test_split"].as_str()),
+        ("xor:40", "0.5")
+    );
+    let values: Vec<(String, Vec<usize>, Vec<f32>)> = tensors
+        .into_iter()
+        .map(|(n, (shape, v))| (n, shape, v.into_iter().map(|x| x as f32).collect()))
+        .collect();
+    let named: Vec<(&str, &[usize], &[f32])> = values
+        .iter()
+        .map(|(n, sh, v)| (n.as_str(), sh.as_slice(), v.as_slice()))
+        .collect();
+    let meta: Vec<(String, String)> = meta.into_iter().collect();
+    backprop::model_file::save_tensors(&ck, &named, &meta).unwrap();
+
+    let o = backprop(&["train", "--resume", s(&ck), "--epochs", "3"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("on xor:40 (19 train, 21 test examples)"),
+        "{err}"
+    );
+}

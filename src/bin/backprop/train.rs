@@ -176,8 +176,9 @@ impl Files {
         let mut files = Files::from_args(args);
         let stored = |key: &str| meta.get(key).filter(|v| !v.is_empty());
         let path = |key: &str| stored(key).map(PathBuf::from);
+        // Checkpoints written before the run.* keys still name the data and split.
         if !given("data") {
-            if let Some(d) = stored("run.data") {
+            if let Some(d) = stored("run.data").or(stored("data")) {
                 files.data = d.clone();
             }
         }
@@ -185,7 +186,8 @@ impl Files {
             files.test = path("run.test");
         }
         if !given("test_split") {
-            if let Some(f) = stored("run.test_split").and_then(|f| f.parse().ok()) {
+            let split = stored("run.test_split").or(stored("data.test_split"));
+            if let Some(f) = split.and_then(|f| f.parse().ok()) {
                 files.test_split = f;
             }
         }
