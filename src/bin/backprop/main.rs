@@ -46,8 +46,11 @@ enum Command {
     Eval(eval::Args),
     /// Predict the class of each row of a CSV file.
     Predict(predict::Args),
-    /// Training and inference samples per second of three fully connected networks on
-    /// 28x28 inputs (784-30-10, 784-128-64-10, 784-1024-1024-10).
+    /// Training and inference samples per second of three networks on 28x28 inputs.
+    ///
+    /// The fully connected networks 784-30-10 (nielsen), 784-128-64-10 (small) and
+    /// 784-1024-1024-10 (wide), on synthetic data, timed as bench/pytorch_mlp.py times
+    /// PyTorch.
     Bench(bench::Args),
     /// Differentiate a program in forward and reverse mode.
     Diff(diff::Args),
