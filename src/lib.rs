@@ -77,6 +77,7 @@ pub mod data;
 pub mod error;
 pub mod float;
 pub mod graph;
+pub mod io;
 pub mod linalg;
 pub mod model_file;
 pub mod network;

@@ -19,8 +19,9 @@
 //! added: tensors `optim.{i}.{buffer}` and metadata `optimizer`, `optimizer.steps`.
 //! [`save_tensors`] writes any other named tensors (`backprop grad --out`).
 //!
-//! Files are written to a temporary file in the target's directory and renamed, so a
-//! reader never sees half a file. Loading checks every size against the file before
+//! Files are written by [`crate::io::write_atomically`]: to a temporary file in the
+//! target's directory, renamed over a regular file (never over a device, a FIFO or a
+//! directory), so a reader never sees half a file. Loading checks every size against the file before
 //! trusting it (the safetensors crate checks the header length and tensor offsets
 //! against the buffer, and this module checks shapes, dtypes and metadata).
 
@@ -31,7 +32,6 @@ use crate::Float;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::{SafeTensorError, SafeTensors};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// An error reading or writing a model or tensor file; each names the file.
@@ -186,71 +186,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelFileError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, renamed over
-/// `path` once complete: a crash or a full disk never leaves half a file at `path`.
-///
-/// # Errors
-/// [`std::io::Error`] if the directory does not exist or is not writable; the temporary
-/// file is removed then.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Checks, before any work starts, that a file can be created at `path`: its directory
-/// exists and is a directory, and `path` is not itself a directory. For flags such as
-/// `--out`, `--log` and `--plot`, so a run fails at once rather than after training.
-///
-/// ```
-/// use backprop::model_file::check_output_path;
-/// let dir = tempfile::tempdir().unwrap();
-/// assert!(check_output_path(&dir.path().join("m.safetensors")).is_ok());
-/// let e = check_output_path(&dir.path().join("missing/m.safetensors")).unwrap_err();
-/// assert!(e.to_string().contains("missing"));
-/// assert!(check_output_path(dir.path()).is_err());
-/// ```
-///
-/// # Errors
-/// [`ModelFileError::Io`] naming the path and what is wrong.
-pub fn check_output_path(path: &Path) -> Result<(), ModelFileError> {
-    let fail = |msg: &str| {
-        Err(ModelFileError::Io {
-            path: path.into(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, msg.to_string()),
-        })
-    };
-    if path.is_dir() {
-        return fail("is a directory, expected a file name");
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return fail(&format!("directory {} does not exist", dir.display()));
-    }
-    Ok(())
-}
+/// Moved to [`crate::io`], the one place for every file the program writes; kept here
+/// for callers of this module.
+pub use crate::io::{check_output_path, write_atomically};
 
 fn to_bytes<T: Float>(values: &[T]) -> Vec<u8> {
     let mut out = Vec::with_capacity(std::mem::size_of_val(values));
@@ -593,10 +531,11 @@ fn load_network(
 ) -> Result<LoadedModel, ModelFileError> {
     let st = parse(bytes, path)?;
     let metadata = metadata_of(bytes, path)?;
+    // A reason quotes the file's text, which may be a 200 KB string: cut to a line.
     let meta_err = |key: &str, reason: String| ModelFileError::BadMetadata {
         path: path.into(),
         key: key.into(),
-        reason,
+        reason: crate::io::cut(&reason, 240),
     };
     let get = |key: &str| {
         metadata
@@ -699,12 +638,13 @@ fn load_network(
             .split(',')
             .map(|s| s.trim().parse::<usize>())
             .collect::<Result<_, _>>()
-            .map_err(|e| meta_err("layers", format!("{claimed:?}: {e}")))?;
+            .map_err(|e| meta_err("layers", format!("{:?}: {e}", crate::io::cut(claimed, 80))))?;
         if listed != sizes {
             return Err(meta_err(
                 "layers",
                 format!(
-                    "{claimed:?} disagrees with the tensors, whose sizes are {}",
+                    "{:?} disagrees with the tensors, whose sizes are {}",
+                    crate::io::cut(claimed, 80),
                     sizes
                         .iter()
                         .map(|s| s.to_string())

@@ -5,7 +5,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::model_file::write_atomically;
+use crate::io::{write_atomically, write_atomically_with};
 use crate::train::EpochReport;
 
 /// DejaVu Sans Mono, embedded so that PNG text needs no system fonts.
@@ -70,21 +70,12 @@ fn render(
             svg.into_bytes()
         }
         Format::Png => {
-            // The bitmap backend encodes to a file only: draw into a temporary file beside
-            // the target, then rename it, so no half-written picture is ever left.
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let tmp = path.with_file_name(format!(".{name}.{}.tmp.png", std::process::id()));
-            let result = (|| {
-                let root = BitMapBackend::new(&tmp, (width, height)).into_drawing_area();
+            // The bitmap backend encodes to a file only, chosen by its extension.
+            return write_atomically_with(path, ".png", |tmp| {
+                let root = BitMapBackend::new(tmp, (width, height)).into_drawing_area();
                 draw_png(&root).map_err(failed)?;
-                root.present().map_err(|e| failed(e.into()))?;
-                drop(root);
-                std::fs::rename(&tmp, path)
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            return result;
+                root.present().map_err(|e| failed(e.into()))
+            });
         }
     };
     write_atomically(path, &bytes)

@@ -149,8 +149,10 @@ impl TrainConfig {
             let text = meta
                 .get(&format!("train.{key}"))
                 .ok_or_else(|| format!("missing metadata train.{key}"))?;
-            text.parse()
-                .map_err(|e| format!("metadata train.{key} = {text:?}: {e}"))
+            text.parse().map_err(|e| {
+                let text = crate::io::cut(text, 80);
+                format!("metadata train.{key} = {text:?}: {e}")
+            })
         }
         let hidden_text: String = get(meta, "hidden")?;
         let hidden = if hidden_text.is_empty() {
@@ -367,6 +369,12 @@ impl<T: Float> Trainer<T> {
         }
     }
 
+    /// Changes the early-stopping patience (to go on from a checkpoint with another).
+    /// The best network so far is tracked with or without patience, so this is exact.
+    pub fn set_patience(&mut self, patience: Option<usize>) {
+        self.config.patience = patience;
+    }
+
     /// True once the planned epochs are done, or `patience` epochs have passed without a
     /// better held-out accuracy.
     pub fn finished(&self) -> bool {
@@ -520,6 +528,11 @@ impl<T: Float> Trainer<T> {
         };
         let checkpoint = model_file::load_checkpoint(path)?;
         let meta = checkpoint.model.metadata.clone();
+        if !is_checkpoint(&meta) {
+            return Err(bad(
+                "it is a model file, not a checkpoint (checkpoints are written by Trainer::save_checkpoint)".into(),
+            ));
+        }
         let config = TrainConfig::from_metadata(&meta).map_err(bad)?;
         if checkpoint.model.network.dtype() != T::DTYPE {
             return Err(bad(format!(
@@ -566,6 +579,20 @@ impl<T: Float> Trainer<T> {
         }
         Ok((trainer, meta))
     }
+}
+
+/// Whether a model file's metadata is a checkpoint's (written by
+/// [`Trainer::save_checkpoint`]): it holds the training history. A model saved after
+/// training records its settings (`train.*`) too, but not the state to go on from.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// let mut meta = BTreeMap::new();
+/// meta.insert("train.lr".to_string(), "0.5".to_string());
+/// assert!(!backprop::train::is_checkpoint(&meta));
+/// ```
+pub fn is_checkpoint(meta: &BTreeMap<String, String>) -> bool {
+    meta.contains_key(HISTORY_KEY)
 }
 
 /// Checkpoint metadata: the epoch reports so far (JSON).

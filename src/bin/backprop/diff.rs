@@ -69,6 +69,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(path)) => (read_source(path)?, path.display().to_string()),
         _ => bail!("give either PROGRAM or --file PATH"),
     };
+    if let Some(dot) = &args.dot {
+        crate::common::check_output("--dot", dot)?;
+        let file = args.file.as_deref().map(|f| ("--file", f));
+        crate::common::check_distinct(&Vec::from_iter(file), &[("--dot", dot)])?;
+    }
     let at = parse_bindings(&args.at).context("--at")?;
     let program = Program::compile(&source, &at).with_context(|| origin.clone())?;
     let analysis = program.analyse(args.mode.into());
@@ -101,24 +106,10 @@ fn read_source(path: &Path) -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// Writes `contents` to a temporary file beside `path`, then renames it over `path`, so a
-/// reader never sees half a file.
+/// Writes `contents` by [`backprop::io::write_atomically`]: whole or not at all, over a
+/// regular file only, through a symbolic link to the file it names.
 pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("not a file name"))?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, contents)?;
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
-    }
-    Ok(())
+    Ok(backprop::io::write_atomically(path, contents.as_bytes())?)
 }
 
 /// The human-readable report: values, each mode's derivatives and work, the paths.

@@ -27,7 +27,8 @@ pub struct Args {
     /// Seed of that held-out split [default: the model's training seed, else 1].
     #[arg(long)]
     seed: Option<u64>,
-    /// Draw the confusion matrix (SVG or PNG, by extension).
+    /// Draw the confusion matrix (SVG or PNG, by extension). Written whole or not at all;
+    /// only a regular file is replaced, and a symbolic link is written through.
     #[arg(long)]
     plot: Option<PathBuf>,
     /// Print `accuracy`, `loss`, `n` (and the confusion matrix) as JSON.
@@ -38,7 +39,12 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(p) = &args.plot {
         common::check_output("--plot", p)?;
-        backprop::plot::check_extension(p).map_err(|e| anyhow::anyhow!("--plot: {e}"))?;
+        backprop::plot::check_extension(p).map_err(|e| anyhow::anyhow!("--plot {e}"))?;
+        let data = common::data_files(&args.data, args.test.as_deref());
+        let mut inputs: Vec<(&str, &std::path::Path)> =
+            data.iter().map(|(f, p)| (*f, p.as_path())).collect();
+        inputs.push(("--model", &args.model));
+        common::check_distinct(&inputs, &[("--plot", p)])?;
     }
     let model = model_file::load(&args.model)?;
     let meta = &model.metadata;

@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use backprop::network::{gradcheck, Activation, Cost, Init, Network};
 use rand::{Rng, SeedableRng};
 
-use crate::common::Sizes;
+use crate::common::{one_of, Sizes};
 
 /// Check backpropagation against central finite differences on a random network.
 #[derive(clap::Args)]
@@ -13,16 +13,16 @@ pub struct Args {
     #[arg(long, default_value = "2,4,4,3")]
     layers: Sizes,
     /// Activation of the hidden layers.
-    #[arg(long, default_value = "sigmoid")]
+    #[arg(long, default_value = "sigmoid", value_parser = one_of::<Activation>(Activation::ALL.map(Activation::name)))]
     activation: Activation,
     /// Activation of the output layer [default: softmax for log-likelihood, sigmoid otherwise].
-    #[arg(long)]
+    #[arg(long, value_parser = one_of::<Activation>(Activation::ALL.map(Activation::name)))]
     output_activation: Option<Activation>,
-    /// The cost: quadratic, cross-entropy or log-likelihood.
-    #[arg(long, default_value = "quadratic")]
+    /// The cost C.
+    #[arg(long, default_value = "quadratic", value_parser = one_of::<Cost>(Cost::ALL.map(Cost::name)))]
     cost: Cost,
     /// How the random weights are drawn.
-    #[arg(long, default_value = "scaled")]
+    #[arg(long, default_value = "scaled", value_parser = one_of::<Init>(Init::ALL.map(Init::name)))]
     init: Init,
     /// Examples in the batch.
     #[arg(long, default_value_t = 4)]
