@@ -185,8 +185,8 @@ def run(name, args):
         "lr": cfg["lr"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "macs_per_sample": macs,
-        "train_gflops": train_rate * 6 * macs / 1e9,
-        "infer_gflops": infer_rate * 2 * macs / 1e9,
+        "train_gflop_per_sec": train_rate * 6 * macs / 1e9,
+        "infer_gflop_per_sec": infer_rate * 2 * macs / 1e9,
         "repeats": args.repeats,
         "seconds_per_repeat": args.seconds,
         "redone_repeats": redone_t + redone_i,
@@ -224,9 +224,9 @@ def main():
             print(json.dumps(r), flush=True)
         else:
             print(f"{name:9} threads {r['threads']}  train {r['train_samples_per_sec']:>9,.0f} "
-                  f"samples/s ({r['train_gflops']:5.1f} GFLOP/s)  "
+                  f"samples/s ({r['train_gflop_per_sec']:5.1f} GFLOP/s)  "
                   f"infer {r['infer_samples_per_sec']:>9,.0f} samples/s "
-                  f"({r['infer_gflops']:5.1f} GFLOP/s)  "
+                  f"({r['infer_gflop_per_sec']:5.1f} GFLOP/s)  "
                   f"peak RSS {r['peak_rss_bytes'] / 2**20:,.0f} MiB  "
                   f"(repeats redone {r['redone_repeats']}, contended {r['contended_repeats']})",
                   flush=True)
