@@ -181,5 +181,10 @@ fn bench_conv(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_conv);
+criterion_group! {
+    name = benches;
+    // No plots: this machine has no system fonts for criterion's plotters backend.
+    config = Criterion::default().without_plots();
+    targets = bench_conv
+}
 criterion_main!(benches);
