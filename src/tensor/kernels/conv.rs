@@ -215,7 +215,11 @@ pub fn im2col<T: Float>(s: &Conv2dShape, x: &[T], cols: &mut [T], ld: usize) {
                     if lo == hi {
                         continue;
                     } else if s.sw == 1 {
-                        out[lo..hi].copy_from_slice(&src[lo + j - s.pw..hi + j - s.pw]);
+                        // An element loop, not copy_from_slice: rows are short (OW), and a
+                        // memmove call per row cost more than the copy itself.
+                        for (d, &v) in out[lo..hi].iter_mut().zip(&src[lo + j - s.pw..]) {
+                            *d = v;
+                        }
                     } else {
                         for (v, o) in out[lo..hi].iter_mut().zip(lo..) {
                             *v = src[o * s.sw + j - s.pw];

@@ -212,6 +212,12 @@ fn affine_backward<T: Float>(
     grads: &mut ParamGrads<'_, T>,
 ) {
     let (n, f, h, gh) = (s.batch, s.input, s.hidden, g * s.hidden);
+    assert_eq!(x.len(), n * f, "recurrent backward: input length");
+    assert_eq!(
+        h_prev.len(),
+        n * h,
+        "recurrent backward: hidden state length"
+    );
     assert_eq!(out.dx.len(), n * f, "recurrent backward: dx length");
     assert_eq!(
         out.dh_prev.len(),
