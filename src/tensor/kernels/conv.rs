@@ -17,9 +17,9 @@
 //! One GEMM per example rather than one per batch: measured in `benches/kernels.rs` (group
 //! `conv-fwd-layout`, f32, batch 64, 2 threads on a loaded 2-core machine), the batch-wide
 //! product, which also needs its output permuted from `C_out x (N P)` to NCHW, reached
-//! 2.3 / 3.5 / 2.8 / 6.5 GFLOP/s on LeNet-5's two convolutions and examples/mnist's two,
-//! against 4.2 / 3.7 / 3.8 / 10.2 per example; per example, the examples also split across
-//! the rayon pool's threads with no reduction in the forward.
+//! 2.3 / 4.8 / 2.7 / 5.3 GFLOP/s on LeNet-5's two convolutions and examples/mnist's two,
+//! against 3.5 / 7.3 / 6.4 / 7.9 per example (slower in every run); per example, the
+//! examples also split across the rayon pool's threads with no reduction in the forward.
 
 use super::{checked_product, window_count, KernelError};
 use crate::linalg::{matmul_with, MatRef};
