@@ -86,6 +86,7 @@ pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod program;
+pub mod tensor;
 pub mod train;
 
 pub use error::{Error, Result};
