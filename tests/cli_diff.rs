@@ -178,7 +178,12 @@ fn bad_programs_fail_cleanly_with_a_position() {
         ("", "the program is empty"),
         (
             "o = sqrt(a - 5)",
-            "line 1, column 5: 'sqrt' of [-4.0] is NaN, not a finite number",
+            "line 1, column 5: 'sqrt' of -4 is nan, not a finite number",
+        ),
+        (
+            // A number in an error is printed short, not as 309 digits.
+            "o = a 1e308",
+            "line 1, column 7: expected an operator or the end of the statement, found number 1e308",
         ),
     ];
     for (program, needle) in cases {

@@ -27,7 +27,7 @@ mod report;
 use std::collections::HashSet;
 use std::fmt;
 
-use crate::graph::{Adjoints, GraphError, NodeId, Tape};
+use crate::graph::{format_number, Adjoints, GraphError, NodeId, Tape};
 
 pub use parser::MAX_DEPTH;
 pub use report::{Analysis, ForwardSkipped, Mode, ModeReport, NamedPath, VariablePaths, WithPaths};
@@ -154,7 +154,7 @@ pub enum ProgramError {
         limit: usize,
     },
     /// An operation whose value is not finite: outside its domain, or overflowing.
-    #[error("{pos}: '{op}' of {args:?} is {value}, not a finite number (outside its domain, or too large)")]
+    #[error("{pos}: '{op}' of {} is {}, not a finite number (outside its domain, or too large)", numbers(args), format_number(*value))]
     NotFinite {
         /// The operation's position.
         pos: Pos,
@@ -212,6 +212,15 @@ pub enum ProgramError {
         /// The refusal.
         source: GraphError,
     },
+}
+
+/// Numbers as the reports print them: `-4`, or `(1, 0)` for two.
+fn numbers(xs: &[f64]) -> String {
+    let each: Vec<String> = xs.iter().map(|&x| format_number(x)).collect();
+    match each.as_slice() {
+        [one] => one.clone(),
+        _ => format!("({})", each.join(", ")),
+    }
 }
 
 /// A count, or "2^64 or more" where it saturated.
