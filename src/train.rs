@@ -492,7 +492,7 @@ pub enum TrainError {
 fn divergence_text(what: &str, value: f64, start: Option<f64>, epoch: usize, lr: f64) -> String {
     let growth = match start {
         Some(s) if value.is_finite() => format!(
-            "grew to {value:e} in epoch {epoch}, more than {DIVERGENCE_FACTOR} times its start of {s:.4}"
+            "grew to {value:.3e} in epoch {epoch}, more than {DIVERGENCE_FACTOR} times its start of {s:.4}"
         ),
         _ => format!("became {value} in epoch {epoch}"),
     };
