@@ -115,6 +115,28 @@ pub enum ModelFileError {
         /// Why.
         reason: String,
     },
+    /// A weight or bias that is NaN or infinite: no such network is ever saved, and it
+    /// would answer every input with NaN.
+    #[error("{}: tensor {tensor}: element {index} is {value}, not a finite number", path.display())]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// The element (row-major).
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// Layers that make no network [`Network::from_layers`] accepts (softmax on a hidden
+    /// layer, a cost without the output activation it is defined for).
+    #[error("{}: {source}", path.display())]
+    Network {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the network.
+        source: crate::network::NetworkError,
+    },
     /// Asked to save tensors whose data length does not match their shape.
     #[error("{}: tensor {tensor}: {len} values for shape {shape:?}", path.display())]
     DataShape {
@@ -507,7 +529,12 @@ pub fn read_tensors(path: &Path) -> Result<(TensorMap, BTreeMap<String, String>)
 /// activation or cost, `layers` that disagrees with the tensors),
 /// [`ModelFileError::MissingTensor`], [`ModelFileError::UnexpectedTensor`],
 /// [`ModelFileError::WrongDtype`], [`ModelFileError::WrongShape`] (including sizes that do
-/// not chain from one layer to the next).
+/// not chain from one layer to the next), [`ModelFileError::NonFinite`] (a NaN or
+/// infinite weight), [`ModelFileError::Network`] (activations and cost that
+/// [`Network::from_layers`] refuses), and [`ModelFileError::BadMetadata`] for a `scaling`
+/// that does not parse or divides by a number that is not positive and normal.
+///
+/// Linear in the size of the file, including its number of layers.
 pub fn load(path: &Path) -> Result<LoadedModel, ModelFileError> {
     let bytes = read_file(path)?;
     load_bytes(&bytes, path)
@@ -550,9 +577,10 @@ fn load_network(
     let n_layers = activations.len();
 
     // Every tensor must belong to the network: a stray `layers.5.weight` means the file
-    // and its metadata disagree.
+    // and its metadata disagree. The name is parsed, not compared with every layer's
+    // names, so that this stays linear in the number of layers.
     for name in st.names() {
-        let known = (0..n_layers).any(|i| *name == weight_name(i) || *name == bias_name(i))
+        let known = layer_of(name).is_some_and(|i| i < n_layers)
             || also_allowed.iter().any(|prefix| name.starts_with(prefix));
         if !known {
             return Err(ModelFileError::UnexpectedTensor {
@@ -654,31 +682,73 @@ fn load_network(
             ));
         }
     }
+    // A scaling that `train` would never write (dividing by 0 or 1e-45) is refused here,
+    // not when the first input comes through.
+    if let Some(text) = metadata.get(crate::data::Scaling::METADATA_KEY) {
+        text.parse::<crate::data::Scaling>()
+            .map_err(|e| meta_err(crate::data::Scaling::METADATA_KEY, e.to_string()))?;
+    }
+    let names: Vec<(String, String)> = (0..n_layers)
+        .map(|i| (weight_name(i), bias_name(i)))
+        .collect();
     fn build<T: Float>(
         views: &[(TensorView<'_>, TensorView<'_>)],
+        names: &[(String, String)],
         activations: &[Activation],
         cost: Cost,
-    ) -> Network<T> {
-        Network {
-            layers: views
-                .iter()
-                .zip(activations)
-                .map(|((w, b), &activation)| Layer {
-                    weights: Matrix::from_vec(w.shape()[0], w.shape()[1], values(w))
-                        .expect("shape checked"),
-                    biases: values(b),
-                    activation,
-                })
-                .collect(),
-            cost,
+        path: &Path,
+    ) -> Result<Network<T>, ModelFileError> {
+        let finite = |view: &TensorView<'_>, name: &str| {
+            let v: Vec<T> = values(view);
+            match v.iter().position(|x| !x.is_finite()) {
+                None => Ok(v),
+                Some(index) => Err(ModelFileError::NonFinite {
+                    path: path.into(),
+                    tensor: name.into(),
+                    index,
+                    value: v[index].to_f64(),
+                }),
+            }
+        };
+        let mut layers = Vec::with_capacity(views.len());
+        for (((w, b), (wn, bn)), &activation) in views.iter().zip(names).zip(activations) {
+            layers.push(Layer {
+                weights: Matrix::from_vec(w.shape()[0], w.shape()[1], finite(w, wn)?)
+                    .expect("shape checked"),
+                biases: finite(b, bn)?,
+                activation,
+            });
         }
+        // The checks of a network built in memory (softmax only on the output, a cost
+        // with the output it is defined for): a file cannot make what `train` refuses.
+        Network::from_layers(layers, cost).map_err(|source| ModelFileError::Network {
+            path: path.into(),
+            source,
+        })
     }
     let network = if dtype == Dtype::F32 {
-        AnyNetwork::F32(build(&views, &activations, cost))
+        AnyNetwork::F32(build(&views, &names, &activations, cost, path)?)
     } else {
-        AnyNetwork::F64(build(&views, &activations, cost))
+        AnyNetwork::F64(build(&views, &names, &activations, cost, path)?)
     };
     Ok(LoadedModel { network, metadata })
+}
+
+/// The layer index `i` of a tensor named exactly `layers.{i}.weight` or `layers.{i}.bias`
+/// (as [`weight_name`] and [`bias_name`] write it: no sign, no leading zero).
+fn layer_of(name: &str) -> Option<usize> {
+    let rest = name.strip_prefix("layers.")?;
+    let digits = rest
+        .strip_suffix(".weight")
+        .or_else(|| rest.strip_suffix(".bias"))?;
+    let canonical = digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.is_empty()
+        && (digits == "0" || !digits.starts_with('0'));
+    if canonical {
+        digits.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// Metadata key of a checkpoint's optimizer kind.

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::model_file::{self, ModelFileError, NamedTensor};
-use crate::network::{Activation, Cost, Gradients, Init, Network, NetworkError, Workspace};
+use crate::network::{
+    check_batch_size, Activation, Cost, Gradients, Init, Network, NetworkError, Workspace,
+};
 use crate::optim::{OptimError, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
 use crate::Float;
 
@@ -75,6 +77,103 @@ impl TrainConfig {
         }
     }
 
+    /// Refuses settings that make no sense, whether they come from flags or from a
+    /// checkpoint's metadata: eta positive and finite, a batch from 1 to [`MAX_BATCH`], at
+    /// least one epoch, a patience of at least 1, mu in [0, 1), a finite weight decay of at
+    /// least 0, betas in [0, 1), a positive finite eps, a schedule with a step of at least 1
+    /// and gamma in (0, 1], hidden layers of at least one neuron.
+    ///
+    /// ```
+    /// use backprop::train::TrainConfig;
+    /// assert!(TrainConfig::default().validate().is_ok());
+    /// let e = TrainConfig { lr: -1.0, ..TrainConfig::default() }.validate().unwrap_err();
+    /// assert_eq!(e.to_string(), "--lr -1: must be a positive finite number");
+    /// assert_eq!(e.metadata_key(), "train.lr");
+    /// let e = TrainConfig { patience: Some(0), ..TrainConfig::default() }.validate().unwrap_err();
+    /// assert_eq!(e.setting, "patience");
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first setting that is wrong and its value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |ok: bool, setting, value: &dyn std::fmt::Display, expected| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError {
+                    setting,
+                    value: value.to_string(),
+                    expected,
+                })
+            }
+        };
+        let unit = |x: f64| (0.0..1.0).contains(&x);
+        let o = &self.optimizer;
+        check(
+            self.lr.is_finite() && self.lr > 0.0,
+            "lr",
+            &self.lr,
+            "must be a positive finite number",
+        )?;
+        check(
+            (1..=MAX_BATCH).contains(&self.batch),
+            "batch",
+            &self.batch,
+            "must be from 1 to 1000000000 (a batch larger than the training set is cut to it)",
+        )?;
+        check(
+            self.epochs >= 1,
+            "epochs",
+            &self.epochs,
+            "must be at least 1",
+        )?;
+        if let Some(p) = self.patience {
+            check(p >= 1, "patience", &p, "must be at least 1")?;
+        }
+        check(
+            unit(o.momentum),
+            "momentum",
+            &o.momentum,
+            "must be in [0, 1)",
+        )?;
+        check(
+            o.weight_decay.is_finite() && o.weight_decay >= 0.0,
+            "weight-decay",
+            &o.weight_decay,
+            "must be a finite number >= 0",
+        )?;
+        check(unit(o.beta1), "beta1", &o.beta1, "must be in [0, 1)")?;
+        check(unit(o.beta2), "beta2", &o.beta2, "must be in [0, 1)")?;
+        check(
+            o.eps.is_finite() && o.eps > 0.0,
+            "eps",
+            &o.eps,
+            "must be a positive finite number",
+        )?;
+        match self.schedule {
+            Schedule::Constant => {}
+            Schedule::Step { every, gamma } => {
+                check(
+                    every >= 1 && gamma > 0.0 && gamma <= 1.0,
+                    "schedule",
+                    &format!("step:{every}:{gamma}"),
+                    "the step must be at least 1 and gamma in (0, 1]",
+                )?;
+            }
+            Schedule::Cosine { epochs } => {
+                check(epochs >= 1, "schedule", &"cosine", "needs at least 1 epoch")?;
+            }
+        }
+        let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
+        check(
+            !self.hidden.contains(&0),
+            "hidden",
+            &hidden.join(","),
+            "a layer size must be at least 1",
+        )?;
+        Ok(())
+    }
+
     /// The layer sizes N^1..N^L for data of `features` inputs and `classes` classes.
     pub fn sizes(&self, features: usize, classes: usize) -> Vec<usize> {
         let mut sizes = vec![features];
@@ -127,7 +226,8 @@ impl TrainConfig {
         .collect()
     }
 
-    /// Reads back [`TrainConfig::to_metadata`].
+    /// Reads back [`TrainConfig::to_metadata`], and checks the settings as the flags are
+    /// checked ([`TrainConfig::validate`]): a checkpoint is a file, not a trusted source.
     ///
     /// ```
     /// use backprop::train::TrainConfig;
@@ -136,8 +236,17 @@ impl TrainConfig {
     /// assert_eq!(TrainConfig::from_metadata(&meta).unwrap(), c);
     /// ```
     ///
+    /// ```
+    /// # use backprop::train::TrainConfig;
+    /// let mut meta: std::collections::BTreeMap<_, _> = TrainConfig::default().to_metadata().into_iter().collect();
+    /// meta.insert("train.lr".into(), "-1".into());
+    /// let e = TrainConfig::from_metadata(&meta).unwrap_err();
+    /// assert_eq!(e, "metadata train.lr = -1: must be a positive finite number");
+    /// ```
+    ///
     /// # Errors
-    /// The key that is missing or does not parse.
+    /// The key that is missing, does not parse, or holds a setting
+    /// [`TrainConfig::validate`] refuses.
     pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<Self, String> {
         fn get<V: std::str::FromStr>(
             meta: &BTreeMap<String, String>,
@@ -166,7 +275,7 @@ impl TrainConfig {
         let epochs: usize = get(meta, "epochs")?;
         let patience: String = get(meta, "patience")?;
         let schedule: String = get(meta, "schedule")?;
-        Ok(TrainConfig {
+        let config = TrainConfig {
             hidden,
             activation: get(meta, "activation")?,
             output_activation: get(meta, "output_activation")?,
@@ -194,7 +303,40 @@ impl TrainConfig {
                 )
             },
             seed: get(meta, "seed")?,
-        })
+        };
+        config.validate().map_err(|e| {
+            format!(
+                "metadata {} = {}: {}",
+                e.metadata_key(),
+                e.value,
+                e.expected
+            )
+        })?;
+        Ok(config)
+    }
+}
+
+/// The largest `batch` a [`TrainConfig`] accepts. A batch larger than the training set
+/// is cut to the set's size (full-batch gradient descent); beyond a billion, the number is
+/// a typo, not a wish.
+pub const MAX_BATCH: usize = 1_000_000_000;
+
+/// A training setting outside its range, from a flag or a checkpoint.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("--{setting} {value}: {expected}")]
+pub struct ConfigError {
+    /// The setting, named as its flag without the dashes (`lr`, `batch`, `weight-decay`).
+    pub setting: &'static str,
+    /// Its value, as text.
+    pub value: String,
+    /// What it must be.
+    pub expected: &'static str,
+}
+
+impl ConfigError {
+    /// The setting's key in a model file's metadata (`train.weight_decay`).
+    pub fn metadata_key(&self) -> String {
+        format!("train.{}", self.setting.replace('-', "_"))
     }
 }
 
@@ -230,8 +372,80 @@ pub struct Evaluation {
     pub accuracy: f64,
     /// Number of examples.
     pub n: usize,
-    /// `confusion[true][predicted]` counts.
-    pub confusion: Vec<Vec<usize>>,
+    /// How often each true class was predicted as each class.
+    pub confusion: Confusion,
+}
+
+/// Counts of (true class, predicted class) pairs, kept sparsely: only the pairs that occur
+/// are stored, so memory grows with the examples, never with classes x classes (a model
+/// of 30,000 outputs would otherwise need 7 GB for an empty table).
+///
+/// ```
+/// use backprop::train::Confusion;
+/// let mut c = Confusion::default();
+/// for (t, p) in [(0, 0), (0, 0), (1, 0), (2, 2)] {
+///     c.add(t, p);
+/// }
+/// assert_eq!((c.get(0, 0), c.get(1, 0), c.get(1, 1)), (2, 1, 0));
+/// assert_eq!((c.total(), c.correct(), c.span()), (4, 3, 3));
+/// assert_eq!(c.matrix(3).unwrap(), vec![vec![2, 0, 0], vec![1, 0, 0], vec![0, 0, 1]]);
+/// assert_eq!(c.entries().collect::<Vec<_>>(), [(0, 0, 2), (1, 0, 1), (2, 2, 1)]);
+/// assert!(c.matrix(2).is_none());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Confusion {
+    counts: BTreeMap<(usize, usize), usize>,
+}
+
+impl Confusion {
+    /// Counts one example of class `truth` predicted as `predicted`.
+    pub fn add(&mut self, truth: usize, predicted: usize) {
+        *self.counts.entry((truth, predicted)).or_insert(0) += 1;
+    }
+
+    /// How many examples of class `truth` were predicted as `predicted`.
+    pub fn get(&self, truth: usize, predicted: usize) -> usize {
+        self.counts.get(&(truth, predicted)).copied().unwrap_or(0)
+    }
+
+    /// The non-zero counts as (true, predicted, count), by true class then prediction.
+    pub fn entries(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.counts.iter().map(|(&(t, p), &c)| (t, p, c))
+    }
+
+    /// The number of examples counted.
+    pub fn total(&self) -> usize {
+        self.counts.values().sum()
+    }
+
+    /// The number of examples predicted right (the diagonal).
+    pub fn correct(&self) -> usize {
+        self.entries().filter(|(t, p, _)| t == p).map(|e| e.2).sum()
+    }
+
+    /// One more than the largest class that occurs, as truth or prediction (0 if empty):
+    /// the side of the smallest square matrix that holds every count.
+    pub fn span(&self) -> usize {
+        self.counts
+            .keys()
+            .map(|&(t, p)| t.max(p) + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The counts as a square matrix `m[true][predicted]` over classes `0..side` (the
+    /// model's N^L, say), or `None` if a class that occurs is `side` or more. The caller
+    /// picks a side it can afford: the matrix takes side^2 counts.
+    pub fn matrix(&self, side: usize) -> Option<Vec<Vec<usize>>> {
+        if self.span() > side {
+            return None;
+        }
+        let mut m = vec![vec![0; side]; side];
+        for (t, p, c) in self.entries() {
+            m[t][p] = c;
+        }
+        Some(m)
+    }
 }
 
 /// Why training stopped with an error.
@@ -249,13 +463,21 @@ pub enum TrainError {
     /// The data does not fit the network.
     #[error("{0}")]
     Data(String),
-    /// J became NaN or infinite.
-    #[error("the training loss became {value} in epoch {epoch}; try a lower --lr (it was {lr})")]
+    /// A training setting outside its range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// J became NaN or infinite, or grew beyond [`DIVERGENCE_FACTOR`] times its value at
+    /// the start (the test loss of the untrained network).
+    #[error("{}", divergence_text(what, *value, *start, *epoch, *lr))]
     Diverged {
         /// 1-based epoch.
         epoch: usize,
+        /// Which loss: `training` or `test`.
+        what: &'static str,
         /// The loss value.
         value: f64,
+        /// J of the untrained network on the test part, if known.
+        start: Option<f64>,
         /// The learning rate in force.
         lr: f64,
     },
@@ -268,6 +490,26 @@ pub enum TrainError {
         reason: String,
     },
 }
+
+fn divergence_text(what: &str, value: f64, start: Option<f64>, epoch: usize, lr: f64) -> String {
+    let growth = match start {
+        Some(s) if value.is_finite() => format!(
+            "grew to {value:.3e} in epoch {epoch}, more than {DIVERGENCE_FACTOR} times its start of {s:.4}"
+        ),
+        _ => format!("became {value} in epoch {epoch}"),
+    };
+    format!("the {what} loss {growth}; the run diverged: try a lower --lr (it was {lr})")
+}
+
+/// A run has diverged once its mean training loss over an epoch, or its test loss, exceeds
+/// this many times the test loss of the untrained network (or is NaN or infinite). For a
+/// classifier that starts near ln(classes) (2.3 for ten), that is a loss of 2,300: an
+/// average probability of e^-2300 for the true class, which no learning run passes through.
+pub const DIVERGENCE_FACTOR: f64 = 1000.0;
+
+/// The smallest start the divergence test uses, so that a network that happens to fit its
+/// data at the start (J = 0) is not declared diverged by any later rounding.
+const MIN_START_LOSS: f64 = 1e-3;
 
 /// Examples per forward pass when evaluating (memory, not results, depends on it).
 const EVAL_BATCH: usize = 256;
@@ -284,6 +526,10 @@ pub struct Trainer<T: Float> {
     order: Vec<usize>,
     history: Vec<EpochReport>,
     best: Option<(f64, Network<T>)>,
+    /// Examples that `ws`, `x` and `y` hold room for.
+    capacity: usize,
+    /// The test loss of the untrained network: the divergence test's reference.
+    start_loss: Option<f64>,
 }
 
 impl<T: Float> Trainer<T> {
@@ -302,9 +548,11 @@ impl<T: Float> Trainer<T> {
     /// ```
     ///
     /// # Errors
-    /// [`TrainError::Network`] for sizes or activations that make no network,
-    /// [`TrainError::Data`] for a batch of 0.
+    /// [`TrainError::Config`] for settings [`TrainConfig::validate`] refuses,
+    /// [`TrainError::Network`] for sizes or activations that make no network (or one
+    /// beyond [`crate::network::MAX_BYTES`]).
     pub fn new(config: TrainConfig, features: usize, classes: usize) -> Result<Self, TrainError> {
+        config.validate()?;
         let net = Network::new(
             &config.sizes(features, classes),
             &config.activations(),
@@ -316,25 +564,45 @@ impl<T: Float> Trainer<T> {
     }
 
     fn from_network(config: TrainConfig, net: Network<T>) -> Result<Self, TrainError> {
-        if config.batch == 0 {
-            return Err(TrainError::Data("the batch size must be at least 1".into()));
-        }
+        config.validate()?;
         let optimizer = Optimizer::new(config.optimizer, &net)?;
-        let max_batch = config.batch.max(EVAL_BATCH);
-        let sizes = net.sizes();
-        let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
+        // The batch buffers are sized by the data, on first use (see `reserve`), never by
+        // `batch` alone: a batch of 10^8 on 1,000 examples needs room for 1,000.
         Ok(Trainer {
             grads: Gradients::zeros_like(&net),
-            ws: Workspace::new(&net, max_batch),
-            x: vec![T::zero(); max_batch * inputs],
-            y: vec![T::zero(); max_batch * outputs],
+            ws: Workspace::default(),
+            x: Vec::new(),
+            y: Vec::new(),
             order: Vec::new(),
             history: Vec::new(),
             best: None,
+            capacity: 0,
+            start_loss: None,
             optimizer,
             net,
             config,
         })
+    }
+
+    /// Makes room for batches of `n` examples, after checking that they fit in
+    /// [`crate::network::MAX_BYTES`].
+    fn reserve(&mut self, n: usize) -> Result<(), TrainError> {
+        if n <= self.capacity {
+            return Ok(());
+        }
+        let sizes = self.net.sizes();
+        check_batch_size::<T>(&sizes, n)?;
+        let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
+        self.ws = Workspace::new(&self.net, n);
+        self.x = vec![T::zero(); n * inputs];
+        self.y = vec![T::zero(); n * outputs];
+        self.capacity = n;
+        Ok(())
+    }
+
+    /// The examples per training step: `batch`, cut to the training set's size.
+    pub fn working_batch(&self, train: &Dataset) -> usize {
+        self.config.batch.min(train.len()).max(1)
     }
 
     /// The network as it is now.
@@ -404,21 +672,43 @@ impl<T: Float> Trainer<T> {
     /// Trains one epoch on `train`, then evaluates on `test`. `progress(done, total)` is
     /// called after each mini-batch.
     ///
+    /// Before the first epoch, the untrained network's test loss is measured: the start
+    /// the divergence test compares with.
+    ///
     /// # Errors
-    /// [`TrainError::Diverged`] if J becomes NaN or infinite: the network and optimizer
-    /// are then left as they were before the epoch, the last good state.
-    /// [`TrainError::Data`] if the data does not fit the network.
+    /// [`TrainError::Diverged`] if a mini-batch's J becomes NaN or infinite, or if the
+    /// epoch's mean training loss or the test loss is NaN, infinite, or more than
+    /// [`DIVERGENCE_FACTOR`] times the start: the network and optimizer are then left as
+    /// they were before the epoch, the last good state, and no report is added.
+    /// [`TrainError::Data`] if the data does not fit the network, either part is empty,
+    /// or the untrained network's loss is already not finite (inputs too large).
     pub fn run_epoch(
         &mut self,
         train: &Dataset,
         test: &Dataset,
         progress: Option<&dyn Fn(usize, usize)>,
     ) -> Result<EpochReport, TrainError> {
-        let start = std::time::Instant::now();
         let sizes = self.net.sizes();
+        for (part, data) in [("training", train), ("test", test)] {
+            if data.is_empty() {
+                return Err(TrainError::Data(format!("the {part} part has no examples")));
+            }
+        }
         check_fits(&sizes, train)?;
         check_fits(&sizes, test)?;
+        self.reserve(self.working_batch(train).max(EVAL_BATCH.min(test.len())))?;
         let epoch = self.history.len() + 1;
+        if self.start_loss.is_none() && self.history.is_empty() {
+            let j = self.evaluate(test)?.loss;
+            if !j.is_finite() {
+                return Err(TrainError::Data(format!(
+                    "the untrained network's test loss is already {j}: the inputs are too large for {} (try --scale)",
+                    T::DTYPE.to_lowercase()
+                )));
+            }
+            self.start_loss = Some(j);
+        }
+        let start = std::time::Instant::now();
         let lr = self.config.schedule.lr_at(self.config.lr, epoch - 1);
         let last_good = (self.net.clone(), self.optimizer.clone());
 
@@ -442,11 +732,7 @@ impl<T: Float> Trainer<T> {
                 .to_f64();
             if !j.is_finite() {
                 (self.net, self.optimizer) = last_good;
-                return Err(TrainError::Diverged {
-                    epoch,
-                    value: j,
-                    lr,
-                });
+                return Err(self.diverged(epoch, "training", j, lr));
             }
             total += j * n as f64;
             self.optimizer
@@ -456,10 +742,18 @@ impl<T: Float> Trainer<T> {
             }
         }
         let eval = self.evaluate(test)?;
+        let train_loss = total / train.len() as f64;
+        let limit = DIVERGENCE_FACTOR * self.start_loss.unwrap_or(0.0).max(MIN_START_LOSS);
+        for (what, value) in [("training", train_loss), ("test", eval.loss)] {
+            if value.is_nan() || value > limit {
+                (self.net, self.optimizer) = last_good;
+                return Err(self.diverged(epoch, what, value, lr));
+            }
+        }
         let report = EpochReport {
             epoch,
             lr,
-            train_loss: total / train.len().max(1) as f64,
+            train_loss,
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
             seconds: start.elapsed().as_secs_f64(),
@@ -475,11 +769,28 @@ impl<T: Float> Trainer<T> {
         Ok(report)
     }
 
+    fn diverged(&self, epoch: usize, what: &'static str, value: f64, lr: f64) -> TrainError {
+        TrainError::Diverged {
+            epoch,
+            what,
+            value,
+            start: self.start_loss,
+            lr,
+        }
+    }
+
+    /// The test loss of the untrained network, once the first epoch has measured it (or a
+    /// checkpoint has recorded it): the reference of the divergence test.
+    pub fn start_loss(&self) -> Option<f64> {
+        self.start_loss
+    }
+
     /// Loss, accuracy and confusion matrix of the current network on `data`.
     ///
     /// # Errors
-    /// [`TrainError::Data`] if the data does not fit the network.
+    /// [`TrainError::Data`] if the data does not fit the network or is empty.
     pub fn evaluate(&mut self, data: &Dataset) -> Result<Evaluation, TrainError> {
+        self.reserve(EVAL_BATCH.min(data.len()).max(1))?;
         evaluate_with(&self.net, data, &mut self.ws, &mut self.x, &mut self.y)
     }
 
@@ -511,6 +822,9 @@ impl<T: Float> Trainer<T> {
             .as_ref()
             .map_or(String::new(), |b| b.0.to_string());
         meta.push((BEST_ACCURACY_KEY.into(), best_accuracy));
+        if let Some(j) = self.start_loss {
+            meta.push((START_LOSS_KEY.into(), j.to_string()));
+        }
         model_file::save_checkpoint(&self.net, &self.optimizer, path, &meta, &best)?;
         Ok(())
     }
@@ -577,6 +891,19 @@ impl<T: Float> Trainer<T> {
             }
             trainer.best = Some((accuracy, best));
         }
+        // A checkpoint from before the start was recorded: the first epoch's test loss is
+        // the nearest stand-in.
+        trainer.start_loss = match meta.get(START_LOSS_KEY) {
+            Some(text) => Some(
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|j| j.is_finite() && *j >= 0.0)
+                    .ok_or_else(|| {
+                        bad(format!("{START_LOSS_KEY} = {text:?}: not a finite loss"))
+                    })?,
+            ),
+            None => trainer.history.first().map(|r| r.test_loss),
+        };
         Ok((trainer, meta))
     }
 }
@@ -599,6 +926,9 @@ pub fn is_checkpoint(meta: &BTreeMap<String, String>) -> bool {
 const HISTORY_KEY: &str = "checkpoint.history";
 /// Checkpoint metadata: the best held-out accuracy so far (empty before the first epoch).
 const BEST_ACCURACY_KEY: &str = "checkpoint.best_accuracy";
+/// Checkpoint metadata: the test loss of the untrained network (the divergence test's
+/// reference).
+const START_LOSS_KEY: &str = "checkpoint.start_loss";
 
 fn network_tensors<'a, T: Float>(
     net: &'a Network<T>,
@@ -664,14 +994,16 @@ fn fill_batch<T: Float>(
 ///                               Cost::LogLikelihood, Init::Xavier, 0).unwrap();
 /// let e = backprop::train::evaluate(&net, &data).unwrap();
 /// assert_eq!(e.n, 100);
-/// assert_eq!(e.confusion.iter().flatten().sum::<usize>(), 100);
+/// assert_eq!(e.confusion.total(), 100);
 /// ```
 ///
 /// # Errors
-/// [`TrainError::Data`] if the data does not fit the network.
+/// [`TrainError::Data`] if the data does not fit the network or has no examples (whose
+/// accuracy would be a meaningless 0).
 pub fn evaluate<T: Float>(net: &Network<T>, data: &Dataset) -> Result<Evaluation, TrainError> {
     let sizes = net.sizes();
     let batch = EVAL_BATCH.min(data.len()).max(1);
+    check_batch_size::<T>(&sizes, batch)?;
     let mut ws = Workspace::new(net, batch);
     let mut x = vec![T::zero(); batch * sizes[0]];
     let mut y = vec![T::zero(); batch * sizes[sizes.len() - 1]];
@@ -686,10 +1018,15 @@ fn evaluate_with<T: Float>(
     y: &mut [T],
 ) -> Result<Evaluation, TrainError> {
     let sizes = net.sizes();
+    if data.is_empty() {
+        return Err(TrainError::Data(
+            "no examples to evaluate on (an accuracy of 0 out of 0 means nothing)".into(),
+        ));
+    }
     check_fits(&sizes, data)?;
     let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
     let batch = x.len() / inputs;
-    let mut confusion = vec![vec![0usize; outputs]; outputs];
+    let mut confusion = Confusion::default();
     let (mut loss, mut right) = (0.0, 0usize);
     let all: Vec<usize> = (0..data.len()).collect();
     for idx in all.chunks(batch) {
@@ -702,14 +1039,14 @@ fn evaluate_with<T: Float>(
         for (row, &i) in a.chunks_exact(outputs).zip(idx) {
             let predicted = argmax(row);
             let truth = data.labels[i] as usize;
-            confusion[truth][predicted] += 1;
+            confusion.add(truth, predicted);
             right += usize::from(predicted == truth);
         }
     }
     let n = data.len();
     Ok(Evaluation {
-        loss: loss / n.max(1) as f64,
-        accuracy: right as f64 / n.max(1) as f64,
+        loss: loss / n as f64,
+        accuracy: right as f64 / n as f64,
         n,
         confusion,
     })

@@ -66,6 +66,26 @@ fn number(cell: &str, path: &Path, line: usize, column: usize) -> Result<f64, Da
         })
 }
 
+/// `x` in precision `T`, refusing a value that is finite as written but not in `T`.
+fn narrow<T: Float>(
+    x: f64,
+    cell: &str,
+    path: &Path,
+    line: usize,
+    column: usize,
+) -> Result<T, DataError> {
+    let v = T::from_f64(x);
+    if v.is_finite() {
+        return Ok(v);
+    }
+    Err(DataError::OutOfRange {
+        path: path.into(),
+        at: format!("line {line}, column {column}"),
+        value: cell.chars().take(40).collect(),
+        precision: if T::DTYPE == "F32" { "f32" } else { "f64" },
+    })
+}
+
 /// Parses a labelled CSV text: each line `label,x_1,...,x_N`. A first line whose first
 /// cell is not a number is a header and is skipped. `path` names the source in errors.
 ///
@@ -76,11 +96,15 @@ fn number(cell: &str, path: &Path, line: usize, column: usize) -> Result<f64, Da
 /// assert_eq!((d.labels.clone(), d.inputs.clone()), (vec![1, 0], vec![0.5, 2.0, 1.0, -3.0]));
 /// let e = parse_labeled_csv("1,2,3\n0,nan,1\n", "t.csv".as_ref()).unwrap_err();
 /// assert_eq!(e.to_string(), "t.csv: line 2, column 2: \"nan\" is not a finite number");
+/// // Inputs are stored in f32: 1e39 would become infinite.
+/// let e = parse_labeled_csv("1,2,1e39\n", "t.csv".as_ref()).unwrap_err();
+/// assert_eq!(e.to_string(), "t.csv: line 1, column 3: 1e39 is not a finite f32 number (|x| <= 3.4e38)");
 /// ```
 ///
 /// # Errors
 /// [`DataError::Empty`] (no data rows), [`DataError::Ragged`], [`DataError::BadCell`],
-/// [`DataError::NoFeatures`], [`DataError::CsvLabel`] (negative, fractional or too large).
+/// [`DataError::NoFeatures`], [`DataError::CsvLabel`] (negative, fractional or too large),
+/// [`DataError::OutOfRange`] (an input beyond f32's range).
 pub fn parse_labeled_csv(text: &str, path: &Path) -> Result<Dataset, DataError> {
     let mut inputs = Vec::new();
     let mut labels = Vec::new();
@@ -107,7 +131,8 @@ pub fn parse_labeled_csv(text: &str, path: &Path) -> Result<Dataset, DataError> 
         }
         labels.push(label as u32);
         for (c, cell) in cells[1..].iter().enumerate() {
-            inputs.push(number(cell, path, line, c + 2)? as f32);
+            let x = number(cell, path, line, c + 2)?;
+            inputs.push(narrow::<f32>(x, cell, path, line, c + 2)?);
         }
     }
     let Some(width) = width else {
@@ -125,7 +150,7 @@ pub fn read_labeled_csv(path: &Path) -> Result<Dataset, DataError> {
 }
 
 /// Parses a numeric matrix: one row per line, no header, no labels; every cell a finite
-/// number. Values are parsed as `f64`, then rounded to `T`.
+/// number, in `T` too. Values are parsed as `f64`, then rounded to `T`.
 ///
 /// ```
 /// use backprop::data::csv::parse_matrix_csv;
@@ -134,7 +159,8 @@ pub fn read_labeled_csv(path: &Path) -> Result<Dataset, DataError> {
 /// ```
 ///
 /// # Errors
-/// [`DataError::Empty`], [`DataError::Ragged`], [`DataError::BadCell`].
+/// [`DataError::Empty`], [`DataError::Ragged`], [`DataError::BadCell`],
+/// [`DataError::OutOfRange`] (beyond `T`'s range: `1e39` for f32).
 pub fn parse_matrix_csv<T: Float>(text: &str, path: &Path) -> Result<Matrix<T>, DataError> {
     let mut values = Vec::new();
     let mut width = None;
@@ -142,7 +168,8 @@ pub fn parse_matrix_csv<T: Float>(text: &str, path: &Path) -> Result<Matrix<T>, 
     for (line, cells) in rows(text) {
         same_width(&mut width, cells.len(), path, line)?;
         for (c, cell) in cells.iter().enumerate() {
-            values.push(T::from_f64(number(cell, path, line, c + 1)?));
+            let x = number(cell, path, line, c + 1)?;
+            values.push(narrow::<T>(x, cell, path, line, c + 1)?);
         }
         n += 1;
     }

@@ -123,6 +123,13 @@ pub fn load_data(
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sizes(pub Vec<usize>);
 
+impl std::fmt::Display for Sizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|s| s.to_string()).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
 impl std::str::FromStr for Sizes {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -31,7 +31,8 @@ pub struct Args {
     /// only a regular file is replaced, and a symbolic link is written through.
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Print `accuracy`, `loss`, `n` (and the confusion matrix) as JSON.
+    /// Print `accuracy`, `loss`, `n`, `confusion` (counts[true][predicted], null for more
+    /// than 1000 classes) and `confusion_entries` ([true, predicted, count] triples) as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -75,20 +76,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             test.features
         );
     }
+    if test.distinct_labels() == 1 {
+        eprintln!(
+            "warning: --data {}: every test example has label {}; the accuracy says nothing about the model",
+            args.data, test.labels[0]
+        );
+    }
     let e: Evaluation = match &model.network {
         AnyNetwork::F32(net) => evaluate(net, &test)?,
         AnyNetwork::F64(net) => evaluate(net, &test)?,
     };
+    // The counts are stored sparsely; a square table is drawn only for a model of few
+    // enough outputs (a 30,000-output model would need 7 GB for it).
+    let classes = sizes[sizes.len() - 1];
     if let Some(p) = &args.plot {
-        backprop::plot::confusion_matrix(&e.confusion, p)
+        let m = e
+            .confusion
+            .matrix(classes)
+            .filter(|_| classes <= MAX_PLOT_CLASSES);
+        let Some(m) = m else {
+            bail!("--plot: the model has {classes} outputs; a confusion picture takes at most {MAX_PLOT_CLASSES}");
+        };
+        backprop::plot::confusion_matrix(&m, p)
             .with_context(|| format!("--plot {}", p.display()))?;
     }
     if args.json {
+        // `confusion`: counts[true][predicted] over the model's N^L classes, or null for a
+        // model of more than MAX_JSON_CLASSES outputs; `confusion_entries`: every non-zero
+        // count as [true, predicted, count], whatever the size.
+        let matrix = e
+            .confusion
+            .matrix(classes)
+            .filter(|_| classes <= MAX_JSON_CLASSES);
+        let entries: Vec<[usize; 3]> = e.confusion.entries().map(|(t, p, c)| [t, p, c]).collect();
         let j = serde_json::json!({
             "accuracy": e.accuracy,
             "loss": e.loss,
             "n": e.n,
-            "confusion": e.confusion,
+            "confusion": matrix,
+            "confusion_entries": entries,
         });
         crate::outln!("{j}");
         return Ok(());
@@ -97,18 +123,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "{}: accuracy {:.2}% ({} of {}), loss {:.4}",
         args.model.display(),
         100.0 * e.accuracy,
-        e.confusion
-            .iter()
-            .enumerate()
-            .map(|(i, r)| r[i])
-            .sum::<usize>(),
+        e.confusion.correct(),
         e.n,
         e.loss
     );
     crate::outln!();
-    crate::outln!("{}", confusion_table(&e.confusion));
+    match e
+        .confusion
+        .matrix(classes)
+        .filter(|_| classes <= MAX_TABLE_CLASSES)
+    {
+        Some(m) => crate::outln!("{}", confusion_table(&m)),
+        None => {
+            crate::outln!("true -> predicted: count (the non-zero counts of {classes} classes)");
+            for (t, p, c) in e.confusion.entries() {
+                crate::outln!("{t} -> {p}: {c}");
+            }
+        }
+    }
     Ok(())
 }
+
+/// The most outputs for which `eval --json` writes the square `confusion` matrix.
+const MAX_JSON_CLASSES: usize = 1000;
+/// The most outputs for which the text output is a square table.
+const MAX_TABLE_CLASSES: usize = 40;
+/// The most outputs for which `--plot` draws the confusion matrix.
+const MAX_PLOT_CLASSES: usize = 100;
 
 /// The confusion matrix as a text table: rows are true classes, columns predictions.
 fn confusion_table(confusion: &[Vec<usize>]) -> String {

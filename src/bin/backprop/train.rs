@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use backprop::data::{Scaling, ScalingKind, Split};
 use backprop::model_file;
-use backprop::network::{Activation, Cost, Init};
+use backprop::network::{Activation, Cost, Init, NetworkError};
 use backprop::optim::{OptimizerConfig, OptimizerKind, Schedule};
 use backprop::train::{EpochReport, TrainConfig, TrainError, Trainer};
 use backprop::Float;
@@ -405,25 +405,7 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
         OptimizerKind::Adam | OptimizerKind::AdamW => 0.001,
         _ => 0.5,
     });
-    if !(lr.is_finite() && lr > 0.0) {
-        bail!("--lr {lr}: must be a positive number");
-    }
-    if args.batch == 0 {
-        bail!("--batch 0: must be at least 1");
-    }
     let epochs = args.epochs.unwrap_or(30);
-    if epochs == 0 {
-        bail!("--epochs 0: must be at least 1");
-    }
-    if args.patience == Some(0) {
-        bail!("--patience 0: must be at least 1");
-    }
-    if !(0.0..1.0).contains(&args.momentum) {
-        bail!("--momentum {}: must be in [0, 1)", args.momentum);
-    }
-    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
-        bail!("--weight-decay {}: must be >= 0", args.weight_decay);
-    }
     let schedule = Schedule::parse(&args.schedule, epochs).map_err(|e| anyhow::anyhow!(e))?;
     let output_activation = args.output_activation.unwrap_or(match args.cost {
         Cost::LogLikelihood => Activation::Softmax,
@@ -432,7 +414,7 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     let mut optimizer = OptimizerConfig::new(args.optimizer);
     optimizer.momentum = args.momentum;
     optimizer.weight_decay = args.weight_decay;
-    Ok(TrainConfig {
+    let config = TrainConfig {
         hidden: args.hidden.0.clone(),
         activation: args.activation,
         output_activation,
@@ -445,7 +427,10 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
         epochs,
         patience: args.patience,
         seed: args.seed,
-    })
+    };
+    // The same checks as a checkpoint's settings get.
+    config.validate()?;
+    Ok(config)
 }
 
 fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Result<()> {
@@ -499,10 +484,21 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
     let scaling = scaling.unwrap_or_else(|| args.scale.fit(&train));
     scaling.apply(&mut train)?;
     scaling.apply(&mut test)?;
+    if train.distinct_labels() == 1 {
+        eprintln!(
+            "warning: --data {}: every training example has label {}; any accuracy measured on it is meaningless",
+            args.data, train.labels[0]
+        );
+    }
     let classes = train.classes.max(test.classes);
     let mut trainer = match trainer {
         Ok(t) => t,
-        Err(config) => Trainer::<T>::new(config, train.features, classes)?,
+        Err(config) => Trainer::<T>::new(config, train.features, classes).map_err(|e| match e {
+            TrainError::Network(NetworkError::TooLarge { .. }) => {
+                anyhow::anyhow!("--hidden {}: {e}", args.hidden)
+            }
+            e => e.into(),
+        })?,
     };
     let sizes = trainer.network().sizes();
     if sizes[0] != train.features {
@@ -592,6 +588,11 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
         match result {
             Ok(report) => print_epoch(&report, trainer.config().epochs, args.json)?,
             Err(e @ TrainError::Diverged { .. }) => {
+                if args.json {
+                    let stop =
+                        serde_json::json!({ "stopped": "diverged", "reason": e.to_string() });
+                    crate::outln!("{stop}");
+                }
                 if let (Some(out), false) = (&files.out, trainer.history().is_empty()) {
                     save_model(&trainer, out, &metadata)?;
                     errln!("kept the model of the last good epoch in {}", out.display());
