@@ -96,7 +96,8 @@ fn render(
 /// ```
 /// use backprop::train::EpochReport;
 /// let r = |epoch, loss, acc| EpochReport { epoch, lr: 0.1, train_loss: loss,
-///     test_loss: loss * 1.1, test_accuracy: acc, seconds: 0.1 };
+///     test_loss: loss * 1.1, test_accuracy: acc, validation_loss: None,
+///     validation_accuracy: None, seconds: 0.1 };
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("curves.svg");
 /// backprop::plot::training_curves(&[r(1, 0.9, 0.5), r(2, 0.5, 0.8)], &path).unwrap();
