@@ -234,6 +234,35 @@ fn train_with_patience_watches_a_validation_part_and_records_it() {
         stderr(&o)
     );
     assert!(stderr(&o).contains("validation accuracy"), "{}", stderr(&o));
+    // The log has the validation columns; the checkpoint records the fraction.
+    let (log, ckpt) = (dir.path().join("l.csv"), dir.path().join("c.safetensors"));
+    let (l, c) = (log.to_str().unwrap(), ckpt.to_str().unwrap());
+    let o = backprop(&[
+        "train",
+        "--epochs",
+        "2",
+        "--patience",
+        "5",
+        "--log",
+        l,
+        "--checkpoint",
+        c,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "epoch,lr,train_loss,test_loss,test_accuracy,seconds,validation_loss,validation_accuracy"
+    );
+    assert_eq!(lines.len(), 3);
+    for row in &lines[1..] {
+        let cells: Vec<f64> = row.split(',').map(|c| c.parse().unwrap()).collect();
+        assert_eq!(cells.len(), 8);
+        assert!((0.0..=1.0).contains(&cells[7]), "{row}");
+    }
+    let meta = backprop::model_file::load(&ckpt).unwrap().metadata;
+    assert_eq!(meta["train.validation_split"], "0.1");
     // Without --patience, no validation part unless asked for.
     let o = backprop(&["train", "--epochs", "1"]);
     assert!(
