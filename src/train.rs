@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Dataset;
+use crate::data::{DataError, Dataset};
 use crate::model_file::{self, ModelFileError, NamedTensor};
 use crate::network::{
     check_batch_size, Activation, Cost, Gradients, Init, Network, NetworkError, Workspace,
@@ -45,9 +45,13 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Number of epochs.
     pub epochs: usize,
-    /// Stop after this many epochs without a better held-out accuracy, keeping the best.
+    /// Stop after this many epochs without a better validation accuracy (the test
+    /// accuracy if no validation part is given), keeping the best network.
     pub patience: Option<usize>,
-    /// Seeds the initial weights and every epoch's shuffle.
+    /// Fraction of the training data held out as the validation part that early
+    /// stopping watches ([`TrainConfig::split_validation`]); 0 for none.
+    pub validation_split: f64,
+    /// Seeds the initial weights, every epoch's shuffle and the validation part.
     pub seed: u64,
 }
 
@@ -73,6 +77,7 @@ impl TrainConfig {
             batch: 10,
             epochs: 30,
             patience: None,
+            validation_split: 0.0,
             seed: 1,
         }
     }
@@ -166,12 +171,45 @@ impl TrainConfig {
         }
         let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
         check(
+            (0.0..1.0).contains(&self.validation_split),
+            "validation-split",
+            &self.validation_split,
+            "must be in [0, 1)",
+        )?;
+        check(
             !self.hidden.contains(&0),
             "hidden",
             &hidden.join(","),
             "a layer size must be at least 1",
         )?;
         Ok(())
+    }
+
+    /// Cuts the validation part off `train`: `validation_split` of each class, chosen by
+    /// the run's seed (so a resumed run cuts the same one). `None` when the fraction is 0.
+    ///
+    /// ```
+    /// use backprop::train::TrainConfig;
+    /// let data = backprop::data::synthetic::moons(200, 1);
+    /// let c = TrainConfig { validation_split: 0.1, ..TrainConfig::default() };
+    /// let (train, validation) = c.split_validation(data).unwrap();
+    /// assert_eq!((train.len(), validation.unwrap().len()), (180, 20));
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::BadSplit`] for a fraction outside [0, 1), or one that leaves either
+    /// part empty.
+    pub fn split_validation(
+        &self,
+        train: Dataset,
+    ) -> Result<(Dataset, Option<Dataset>), DataError> {
+        if self.validation_split == 0.0 {
+            return Ok((train, None));
+        }
+        // Another stream than the test split's, which may have used the same seed.
+        let seed = self.seed ^ 0x7661_6c69_6461_7465; // "validate"
+        let split = train.stratified_split(self.validation_split, seed)?;
+        Ok((split.train, Some(split.test)))
     }
 
     /// The layer sizes N^1..N^L for data of `features` inputs and `classes` classes.
@@ -208,6 +246,7 @@ impl TrainConfig {
             ("optimizer", o.kind.name().into()),
             ("momentum", o.momentum.to_string()),
             ("weight_decay", o.weight_decay.to_string()),
+            ("weight_decay_biases", o.decay_biases.to_string()),
             ("beta1", o.beta1.to_string()),
             ("beta2", o.beta2.to_string()),
             ("eps", o.eps.to_string()),
@@ -219,6 +258,7 @@ impl TrainConfig {
                 "patience",
                 self.patience.map_or(String::new(), |p| p.to_string()),
             ),
+            ("validation_split", self.validation_split.to_string()),
             ("seed", self.seed.to_string()),
         ]
         .into_iter()
@@ -275,6 +315,15 @@ impl TrainConfig {
         let epochs: usize = get(meta, "epochs")?;
         let patience: String = get(meta, "patience")?;
         let schedule: String = get(meta, "schedule")?;
+        // Keys newer than some files: their absence means what those files did.
+        let optional = |key: &str, default: &str| -> Result<String, String> {
+            Ok(meta
+                .get(&format!("train.{key}"))
+                .map_or(default, String::as_str)
+                .to_string())
+        };
+        let decay_biases = optional("weight_decay_biases", "true")?;
+        let validation_split = optional("validation_split", "0")?;
         let config = TrainConfig {
             hidden,
             activation: get(meta, "activation")?,
@@ -285,6 +334,9 @@ impl TrainConfig {
                 kind: get(meta, "optimizer")?,
                 momentum: get(meta, "momentum")?,
                 weight_decay: get(meta, "weight_decay")?,
+                decay_biases: decay_biases
+                    .parse()
+                    .map_err(|e| format!("metadata train.weight_decay_biases: {e}"))?,
                 beta1: get(meta, "beta1")?,
                 beta2: get(meta, "beta2")?,
                 eps: get(meta, "eps")?,
@@ -302,6 +354,9 @@ impl TrainConfig {
                         .map_err(|e| format!("metadata train.patience: {e}"))?,
                 )
             },
+            validation_split: validation_split
+                .parse()
+                .map_err(|e| format!("metadata train.validation_split: {e}"))?,
             seed: get(meta, "seed")?,
         };
         config.validate().map_err(|e| {
@@ -359,8 +414,23 @@ pub struct EpochReport {
     pub test_loss: f64,
     /// Fraction of the held-out part classified right after the epoch.
     pub test_accuracy: f64,
+    /// J over the validation part after the epoch, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_loss: Option<f64>,
+    /// Fraction of the validation part classified right after the epoch, if there is one:
+    /// what early stopping watches then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
+}
+
+impl EpochReport {
+    /// The accuracy early stopping watches: the validation accuracy, or without a
+    /// validation part the test accuracy.
+    pub fn watched_accuracy(&self) -> f64 {
+        self.validation_accuracy.unwrap_or(self.test_accuracy)
+    }
 }
 
 /// Loss, accuracy and confusion matrix of a network on a data set.
@@ -610,8 +680,8 @@ impl<T: Float> Trainer<T> {
         &self.net
     }
 
-    /// The network to keep: with `patience`, the one with the best held-out accuracy so
-    /// far; otherwise the current one.
+    /// The network to keep: with `patience`, the one with the best validation accuracy
+    /// (test accuracy without a validation part) so far; otherwise the current one.
     pub fn final_network(&self) -> &Network<T> {
         match (&self.config.patience, &self.best) {
             (Some(_), Some((_, net))) => net,
@@ -644,7 +714,7 @@ impl<T: Float> Trainer<T> {
     }
 
     /// True once the planned epochs are done, or `patience` epochs have passed without a
-    /// better held-out accuracy.
+    /// better validation accuracy (test accuracy without a validation part).
     pub fn finished(&self) -> bool {
         let done = self.history.len();
         if done >= self.config.epochs {
@@ -656,8 +726,8 @@ impl<T: Float> Trainer<T> {
                     .history
                     .iter()
                     .fold((0, f64::NEG_INFINITY), |(e, acc), r| {
-                        if r.test_accuracy > acc {
-                            (r.epoch, r.test_accuracy)
+                        if r.watched_accuracy() > acc {
+                            (r.epoch, r.watched_accuracy())
                         } else {
                             (e, acc)
                         }
@@ -670,7 +740,8 @@ impl<T: Float> Trainer<T> {
     }
 
     /// Trains one epoch on `train`, then evaluates on `test`. `progress(done, total)` is
-    /// called after each mini-batch.
+    /// called after each mini-batch. Early stopping then watches `test`, which makes its
+    /// accuracy optimistic: to keep it honest, use [`Trainer::run_epoch_validated`].
     ///
     /// Before the first epoch, the untrained network's test loss is measured: the start
     /// the divergence test compares with.
@@ -688,6 +759,36 @@ impl<T: Float> Trainer<T> {
         test: &Dataset,
         progress: Option<&dyn Fn(usize, usize)>,
     ) -> Result<EpochReport, TrainError> {
+        self.run_epoch_validated(train, None, test, progress)
+    }
+
+    /// Trains one epoch on `train`, then evaluates on `validation` (if given) and `test`.
+    /// Early stopping and the kept best network go by the validation accuracy, so the
+    /// test part stays unseen until the end.
+    ///
+    /// ```
+    /// use backprop::data::synthetic;
+    /// use backprop::train::{TrainConfig, Trainer};
+    /// let c = TrainConfig { hidden: vec![8], lr: 1.0, epochs: 40, patience: Some(5),
+    ///                       validation_split: 0.2, ..TrainConfig::default() };
+    /// let split = synthetic::xor(300, 1).stratified_split(0.2, 1).unwrap();
+    /// let (train, validation) = c.split_validation(split.train).unwrap();
+    /// let mut t = Trainer::<f64>::new(c, 2, 2).unwrap();
+    /// while !t.finished() {
+    ///     t.run_epoch_validated(&train, validation.as_ref(), &split.test, None).unwrap();
+    /// }
+    /// assert!(t.history()[0].validation_accuracy.is_some());
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Trainer::run_epoch`].
+    pub fn run_epoch_validated(
+        &mut self,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        test: &Dataset,
+        progress: Option<&dyn Fn(usize, usize)>,
+    ) -> Result<EpochReport, TrainError> {
         let sizes = self.net.sizes();
         for (part, data) in [("training", train), ("test", test)] {
             if data.is_empty() {
@@ -697,6 +798,9 @@ impl<T: Float> Trainer<T> {
         check_fits(&sizes, train)?;
         check_fits(&sizes, test)?;
         self.reserve(self.working_batch(train).max(EVAL_BATCH.min(test.len())))?;
+        if let Some(v) = validation {
+            check_fits(&sizes, v)?;
+        }
         let epoch = self.history.len() + 1;
         if self.start_loss.is_none() && self.history.is_empty() {
             let j = self.evaluate(test)?.loss;
@@ -750,20 +854,20 @@ impl<T: Float> Trainer<T> {
                 return Err(self.diverged(epoch, what, value, lr));
             }
         }
+        let validation = validation.map(|v| self.evaluate(v)).transpose()?;
         let report = EpochReport {
             epoch,
             lr,
             train_loss,
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
+            validation_loss: validation.as_ref().map(|v| v.loss),
+            validation_accuracy: validation.as_ref().map(|v| v.accuracy),
             seconds: start.elapsed().as_secs_f64(),
         };
-        if self
-            .best
-            .as_ref()
-            .is_none_or(|(acc, _)| eval.accuracy > *acc)
-        {
-            self.best = Some((eval.accuracy, self.net.clone()));
+        let watched = report.watched_accuracy();
+        if self.best.as_ref().is_none_or(|(acc, _)| watched > *acc) {
+            self.best = Some((watched, self.net.clone()));
         }
         self.history.push(report.clone());
         Ok(report)
@@ -924,7 +1028,7 @@ pub fn is_checkpoint(meta: &BTreeMap<String, String>) -> bool {
 
 /// Checkpoint metadata: the epoch reports so far (JSON).
 const HISTORY_KEY: &str = "checkpoint.history";
-/// Checkpoint metadata: the best held-out accuracy so far (empty before the first epoch).
+/// Checkpoint metadata: the best watched (validation, else test) accuracy so far (empty before the first epoch).
 const BEST_ACCURACY_KEY: &str = "checkpoint.best_accuracy";
 /// Checkpoint metadata: the test loss of the untrained network (the divergence test's
 /// reference).

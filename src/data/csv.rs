@@ -1,8 +1,9 @@
 //! CSV files: labelled data sets (label first, the common MNIST-as-CSV layout) and plain
-//! numeric matrices (for `grad --inputs/--targets` and `predict --input`).
+//! numeric matrices (for `grad --inputs/--targets`), and the rows `predict --inputs` reads.
 //!
-//! Cells are separated by commas and trimmed; blank lines are skipped. Errors give the
-//! file, the 1-based line and, for a cell, the 1-based column.
+//! Cells are separated by commas and trimmed; blank lines are skipped, except in the rows
+//! of [`parse_feature_rows`]. Errors give the file, the 1-based line and, for a cell, the
+//! 1-based column.
 
 use super::{DataError, Dataset};
 use crate::linalg::Matrix;
@@ -190,4 +191,59 @@ pub fn read_matrix_csv<T: Float>(path: &Path) -> Result<Matrix<T>, DataError> {
         path
     };
     parse_matrix_csv(&read_text(path)?, name)
+}
+
+/// Parses the rows a model is asked about (`predict --inputs`): one example a line, its
+/// features only, comma-separated. As in a labelled file, a first line whose first cell
+/// is not a number is a header and is skipped. A blank line is refused, not skipped, so
+/// that answer i belongs to line i of the rows.
+///
+/// ```
+/// use backprop::data::csv::parse_feature_rows;
+/// let m = parse_feature_rows::<f64>("a,b\n1,2\n3,4\n", "x.csv".as_ref()).unwrap();
+/// assert_eq!((m.rows(), m.as_slice()), (2, &[1.0, 2.0, 3.0, 4.0][..]));
+/// let e = parse_feature_rows::<f64>("1,2\n\n3,4\n", "x.csv".as_ref()).unwrap_err();
+/// assert_eq!(e.to_string(), "x.csv: line 2 is blank; every line must be a row of numbers");
+/// ```
+///
+/// # Errors
+/// [`DataError::Empty`], [`DataError::BlankLine`], [`DataError::Ragged`],
+/// [`DataError::BadCell`].
+pub fn parse_feature_rows<T: Float>(text: &str, path: &Path) -> Result<Matrix<T>, DataError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (mut values, mut width, mut n) = (Vec::new(), None, 0);
+    for (i, line) in text.lines().enumerate() {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if line.trim().is_empty() {
+            return Err(DataError::BlankLine {
+                path: path.into(),
+                line: i + 1,
+            });
+        }
+        if i == 0 && cells[0].parse::<f64>().is_err() {
+            continue; // a header, as parse_labeled_csv takes it
+        }
+        same_width(&mut width, cells.len(), path, i + 1)?;
+        for (c, cell) in cells.iter().enumerate() {
+            values.push(T::from_f64(number(cell, path, i + 1, c + 1)?));
+        }
+        n += 1;
+    }
+    let Some(width) = width else {
+        return Err(DataError::Empty { path: path.into() });
+    };
+    Ok(Matrix::from_vec(n, width, values).expect("n rows of width cells"))
+}
+
+/// Reads the rows of [`parse_feature_rows`] from a file; `-` reads standard input.
+///
+/// # Errors
+/// [`DataError::Io`], and those of [`parse_feature_rows`].
+pub fn read_feature_rows<T: Float>(path: &Path) -> Result<Matrix<T>, DataError> {
+    let name = if path == Path::new("-") {
+        Path::new("<standard input>")
+    } else {
+        path
+    };
+    parse_feature_rows(&read_text(path)?, name)
 }

@@ -27,6 +27,14 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
+    /// A blank line where a row must be (rows answer to lines one for one).
+    #[error("{}: line {line} is blank; every line must be a row of numbers", path.display())]
+    BlankLine {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
     /// An IDX file does not start with 0x00 0x00, a type byte and a dimension count.
     #[error("{}: not an IDX file (magic number 0x{magic:08x}; expected 0x000008NN for ubyte data, e.g. 0x00000803 for images, 0x00000801 for labels)", path.display())]
     BadMagic {

@@ -61,6 +61,10 @@ pub struct Args {
     /// L2 weight decay (decoupled for adamw).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     weight_decay: f64,
+    /// Whether --weight-decay applies to the biases too (true, as PyTorch with one
+    /// parameter group) or to the weights only (false, as Nielsen's L2 regularisation).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
+    weight_decay_biases: bool,
     /// constant, step (halve every third of the epochs), step:EVERY:GAMMA, cosine.
     #[arg(long, default_value = "constant")]
     schedule: String,
@@ -70,9 +74,14 @@ pub struct Args {
     /// Number of epochs [default: 30].
     #[arg(long)]
     epochs: Option<usize>,
-    /// Stop after this many epochs without a better test accuracy, keeping the best model.
+    /// Stop after this many epochs without a better validation accuracy, keeping the best
+    /// model.
     #[arg(long)]
     patience: Option<usize>,
+    /// Fraction of the training data held out for validation (early stopping watches it;
+    /// the test part stays unseen) [default: 0.1 with --patience, else none].
+    #[arg(long, allow_negative_numbers = true)]
+    validation_split: Option<f64>,
     /// Seeds the weights, the shuffles and any held-out split.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -414,6 +423,13 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     let mut optimizer = OptimizerConfig::new(args.optimizer);
     optimizer.momentum = args.momentum;
     optimizer.weight_decay = args.weight_decay;
+    optimizer.decay_biases = args.weight_decay_biases;
+    let validation_split =
+        args.validation_split
+            .unwrap_or(if args.patience.is_some() { 0.1 } else { 0.0 });
+    if args.patience.is_some() && validation_split == 0.0 {
+        bail!("--validation-split 0: --patience needs a validation part to watch (watching the test part would leak it into training)");
+    }
     let config = TrainConfig {
         hidden: args.hidden.0.clone(),
         activation: args.activation,
@@ -426,6 +442,7 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
         batch: args.batch,
         epochs,
         patience: args.patience,
+        validation_split,
         seed: args.seed,
     };
     // The same checks as a checkpoint's settings get.
@@ -473,21 +490,29 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
             (Ok(t), Some(scaling), Some(path))
         }
     };
-    let seed = match &trainer {
-        Ok(t) => t.config().seed,
-        Err(config) => config.seed,
+    let settings = match &trainer {
+        Ok(t) => t.config().clone(),
+        Err(config) => config.clone(),
     };
-    let Split {
-        mut train,
-        mut test,
-    } = common::load_data(&files.data, files.test.as_deref(), files.test_split, seed)?;
+    let Split { train, mut test } = common::load_data(
+        &files.data,
+        files.test.as_deref(),
+        files.test_split,
+        settings.seed,
+    )?;
+    let (mut train, mut validation) = settings
+        .split_validation(train)
+        .map_err(|e| anyhow::anyhow!("--validation-split: {e}"))?;
     let scaling = scaling.unwrap_or_else(|| args.scale.fit(&train));
     scaling.apply(&mut train)?;
     scaling.apply(&mut test)?;
+    if let Some(v) = &mut validation {
+        scaling.apply(v)?;
+    }
     if train.distinct_labels() == 1 {
         eprintln!(
             "warning: --data {}: every training example has label {}; any accuracy measured on it is meaningless",
-            args.data, train.labels[0]
+            files.data, train.labels[0]
         );
     }
     let classes = train.classes.max(test.classes);
@@ -516,6 +541,18 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
         ("data".to_string(), files.data.clone()),
         ("data.test_split".to_string(), files.test_split.to_string()),
     ];
+    // Where the data files are, so that `eval` knows them from another directory.
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p)
+            .ok()
+            .map(|p| p.display().to_string())
+    };
+    if let Some(c) = canonical(Path::new(&files.data)) {
+        metadata.push(("data.canonical".into(), c));
+    }
+    if let Some(c) = files.test.as_deref().and_then(canonical) {
+        metadata.push(("data.test".into(), c));
+    }
     // A checkpoint also remembers the files, so that --resume alone goes on.
     let mut checkpoint_meta = metadata.clone();
     checkpoint_meta.extend(files.to_metadata());
@@ -533,7 +570,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
     let config = trainer.config().clone();
     if !args.json {
         errln!(
-            "training {} ({} hidden, {} output, {} cost, {} init) on {} ({} train, {} test examples), {}, batch {}, {} lr {}",
+            "training {} ({} hidden, {} output, {} cost, {} init) on {} ({} train, {}{} test examples), {}, batch {}, {} lr {}",
             sizes
                 .iter()
                 .map(|s| s.to_string())
@@ -545,6 +582,9 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
             config.init,
             files.data,
             train.len(),
+            validation
+                .as_ref()
+                .map_or(String::new(), |v| format!("{} validation, ", v.len())),
             test.len(),
             plural(config.epochs, "epoch"),
             config.batch,
@@ -581,7 +621,8 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
                 b.set_position(done as u64);
             }
         };
-        let result = trainer.run_epoch(&train, &test, Some(&progress));
+        let result =
+            trainer.run_epoch_validated(&train, validation.as_ref(), &test, Some(&progress));
         if let Some(b) = bar {
             b.finish_and_clear();
         }
@@ -685,8 +726,15 @@ fn print_epoch(r: &EpochReport, epochs: usize, json: bool) -> anyhow::Result<()>
             serde_json::to_string(r).expect("plain numbers serialize")
         );
     } else {
+        let validation = match (r.validation_loss, r.validation_accuracy) {
+            (Some(l), Some(a)) => format!(
+                ", validation loss {l:.4}, validation accuracy {:.2}%",
+                100.0 * a
+            ),
+            _ => String::new(),
+        };
         errln!(
-            "epoch {}/{epochs}: train loss {:.4}, test loss {:.4}, test accuracy {:.2}% ({:.2} s)",
+            "epoch {}/{epochs}: train loss {:.4}{validation}, test loss {:.4}, test accuracy {:.2}% ({:.2} s)",
             r.epoch,
             r.train_loss,
             r.test_loss,
@@ -713,12 +761,28 @@ fn save_model<T: Float>(
 /// interrupted run keeps complete files.
 fn write_side_files<T: Float>(files: &Files, trainer: &Trainer<T>) -> anyhow::Result<()> {
     if let Some(log) = &files.log {
-        let mut csv = String::from("epoch,lr,train_loss,test_loss,test_accuracy,seconds\n");
+        let mut csv = String::from("epoch,lr,train_loss,test_loss,test_accuracy,seconds");
+        // Validation columns only when there is a validation part (logs stay as they were).
+        let validated = trainer.config().validation_split > 0.0;
+        csv.push_str(if validated {
+            ",validation_loss,validation_accuracy\n"
+        } else {
+            "\n"
+        });
         for r in trainer.history() {
             csv.push_str(&format!(
-                "{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{}",
                 r.epoch, r.lr, r.train_loss, r.test_loss, r.test_accuracy, r.seconds
             ));
+            if validated {
+                let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+                csv.push_str(&format!(
+                    ",{},{}",
+                    cell(r.validation_loss),
+                    cell(r.validation_accuracy)
+                ));
+            }
+            csv.push('\n');
         }
         backprop::io::write_atomically(log, csv.as_bytes())
             .with_context(|| format!("--log {}", log.display()))?;
