@@ -816,7 +816,7 @@ mod tests {
             || t.get(),
             || {
                 // Called once before and once after each attempt.
-                let before = attempt.get() % 2 == 0;
+                let before = attempt.get().is_multiple_of(2);
                 let n = attempt.get() / 2 + 1;
                 attempt.set(attempt.get() + 1);
                 if !before {

@@ -367,17 +367,18 @@ fn a_closed_standard_error_does_not_panic() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.safetensors");
     // `backprop train 2>&1 | head -1`: standard error's reader has gone.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_backprop"))
+    // The read end is closed before the child starts, so no write can win a race with it.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(env!("CARGO_BIN_EXE_backprop"))
         .args([
             "train", "--data", "xor:40", "--hidden", "4", "--epochs", "20",
         ])
         .args(["--out", s(&model)])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+        .stderr(writer)
+        .status()
         .unwrap();
-    drop(child.stderr.take());
-    let status = child.wait().unwrap();
     assert_ne!(
         status.code(),
         Some(101),

@@ -4,16 +4,17 @@
 
 use std::process::{Command, Stdio};
 
-/// Runs the binary with a standard output whose reader has already gone.
+/// Runs the binary with a standard output whose reader has already gone: the read end is
+/// closed before the child starts, so every write it makes fails, however it is scheduled.
 fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_backprop"))
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_backprop"))
         .args(args)
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .expect("the binary runs");
-    drop(child.stdout.take()); // the reader closes its end at once
-    let out = child.wait_with_output().expect("the binary ends");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -146,9 +146,11 @@ proptest! {
 
     #[test]
     fn backprop_matches_finite_differences((net, x, y, n) in random_case()) {
+        // A central difference across a kink of relu or leaky relu measures the mean of the
+        // two slopes, not the derivative: such points are not differentiable, so skip them
+        // (proptest's shrinking walks straight to them, e.g. an all-zero input row).
+        prop_assume!(kink_distance(&net, &x, n) > 1e-3);
         let check = gradcheck(&net, &x, &y, n).unwrap();
-        // Relu kinks within 2h of some z can spoil a difference; they are rare with inputs
-        // drawn from a continuum, and the tolerance is still 1e4 times tighter than a bug.
         prop_assert!(check.max_rel_error < 1e-5, "{:?}", check);
     }
 
@@ -359,4 +361,27 @@ fn f32_network_stays_finite_at_saturation() {
         assert!(j.is_finite() && j > 100.0, "{act}: {j}");
         assert!(g.weights[0].as_slice().iter().all(|v| v.is_finite()));
     }
+}
+
+/// The smallest |z^l_j| over the neurons whose F has a kink at 0 (relu, leaky relu), over
+/// every example of the batch: z computed as the post writes it, z^l = W^l a^(l-1) + b^l.
+fn kink_distance(net: &Network<f64>, x: &[f64], n: usize) -> f64 {
+    let mut nearest = f64::INFINITY;
+    let n_in = x.len() / n;
+    for i in 0..n {
+        let mut a: Vec<f64> = x[i * n_in..(i + 1) * n_in].to_vec();
+        for layer in &net.layers {
+            let w = &layer.weights;
+            let z: Vec<f64> = (0..w.rows())
+                .map(|j| w.row(j).iter().zip(&a).map(|(w, a)| w * a).sum::<f64>() + layer.biases[j])
+                .collect();
+            if matches!(layer.activation, Activation::Relu | Activation::LeakyRelu) {
+                nearest = z.iter().fold(nearest, |m, z| m.min(z.abs()));
+            }
+            let mut next = vec![0.0; z.len()];
+            layer.activation.f(&z, &mut next);
+            a = next;
+        }
+    }
+    nearest
 }

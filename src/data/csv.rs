@@ -225,7 +225,8 @@ pub fn parse_feature_rows<T: Float>(text: &str, path: &Path) -> Result<Matrix<T>
         }
         same_width(&mut width, cells.len(), path, i + 1)?;
         for (c, cell) in cells.iter().enumerate() {
-            values.push(T::from_f64(number(cell, path, i + 1, c + 1)?));
+            let x = number(cell, path, i + 1, c + 1)?;
+            values.push(narrow::<T>(x, cell, path, i + 1, c + 1)?);
         }
         n += 1;
     }

@@ -585,7 +585,7 @@ pub(crate) fn on_pool<R: Send>(splits: bool, f: impl FnOnce() -> R + Send) -> R 
 pub(crate) fn padded_stride<T>(width: usize, fan_in: usize) -> Option<usize> {
     let row_bytes = fan_in * std::mem::size_of::<T>();
     let pad = 64 / std::mem::size_of::<T>().max(1);
-    (row_bytes % 4096 == 0 && width >= 64 && fan_in > 0).then_some(fan_in + pad)
+    (row_bytes.is_multiple_of(4096) && width >= 64 && fan_in > 0).then_some(fan_in + pad)
 }
 
 /// Copies W^l to `padded` with rows [`padded_stride`] apart, if it picks this layer.

@@ -322,7 +322,7 @@ impl<T: Float> Optimizer<T> {
         let wd = T::from_f64(c.weight_decay);
         // Tensors alternate weights, biases (`params_and_grads` order): tensor i is a bias
         // vector when i is odd.
-        let decays = |i: usize| c.weight_decay != 0.0 && (i % 2 == 0 || c.decay_biases);
+        let decays = |i: usize| c.weight_decay != 0.0 && (i.is_multiple_of(2) || c.decay_biases);
         match c.kind {
             OptimizerKind::Sgd => {
                 for (i, (w, g)) in net.params_and_grads(grads).enumerate() {
