@@ -82,6 +82,7 @@ pub mod network;
 pub mod optim;
 pub mod plot;
 pub mod program;
+pub mod tensor;
 pub mod train;
 
 pub use error::{Error, Result};
