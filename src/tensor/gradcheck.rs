@@ -10,9 +10,9 @@ pub struct GradCheck {
     /// The largest |analytic - numeric| / max(1, |analytic|, |numeric|) over every element of
     /// every input.
     pub max_error: f64,
-    /// The gradients by reverse mode, one per input.
+    /// dL/d(input) by reverse mode, one per input (L as [`gradcheck`] defines it).
     pub analytic: Vec<Tensor<f64>>,
-    /// The gradients by central differences, one per input.
+    /// dL/d(input) by central differences, one per input.
     pub numeric: Vec<Tensor<f64>>,
 }
 

@@ -71,10 +71,12 @@ impl<T: Float> Tape<T> {
         if nodes[out].requires_grad {
             grads[out] = Some(Tensor::ones(values[out].shape()));
         }
+        let mut xs: Vec<&Tensor<T>> = Vec::new(); // one buffer for every node's arguments
         for i in (0..=out).rev() {
             let Some(g) = grads[i].take() else { continue };
             let args = inner.args_of(i);
-            let xs: Vec<&Tensor<T>> = args.iter().map(|a| &values[a.index()]).collect();
+            xs.clear();
+            xs.extend(args.iter().map(|a| &values[a.index()]));
             for (k, a) in args.iter().map(|a| a.index()).enumerate() {
                 if !nodes[a].requires_grad {
                     continue;

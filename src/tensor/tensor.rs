@@ -78,6 +78,28 @@ impl<T: Float> Tensor<T> {
         Self::full(dims, T::one())
     }
 
+    /// One-hot rows: shape `[labels.len(), k]`, row r has a 1 at `labels[r]` (targets for the
+    /// log-likelihood, C = -ln a_y). An error if a label is not below `k`.
+    ///
+    /// ```
+    /// use backprop::tensor::Tensor;
+    /// let y = Tensor::<f64>::one_hot(&[2, 0], 3).unwrap();
+    /// assert_eq!(y.as_slice(), [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+    /// assert!(Tensor::<f64>::one_hot(&[3], 3).is_err());
+    /// ```
+    pub fn one_hot(labels: &[usize], k: usize) -> Result<Self, TensorError> {
+        if let Some(&index) = labels.iter().find(|&&l| l >= k) {
+            return Err(TensorError::Index { index, len: k });
+        }
+        let shape = Shape::new(&[labels.len(), k]);
+        shape.checked_numel().ok_or(TensorError::TooLarge)?;
+        let mut t = Tensor::zeros(shape);
+        for (r, &l) in labels.iter().enumerate() {
+            t.data[r * k + l] = T::one();
+        }
+        Ok(t)
+    }
+
     /// A rank-0 tensor holding `value`.
     pub fn scalar(value: T) -> Self {
         Tensor {

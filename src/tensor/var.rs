@@ -290,7 +290,11 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// Inverted dropout: each element zeroed with probability `p`, the rest scaled by
-    /// 1/(1 - p), the mask a function of `seed` and the element's index.
+    /// 1/(1 - p), the mask a function of `seed` and the element's index only (so give each
+    /// layer and each step its own seed, e.g. from the step counter).
+    ///
+    /// # Panics
+    /// If `p` is not in [0, 1].
     pub fn dropout(self, p: f64, seed: u64) -> Self {
         self.push(Op::Dropout { p, seed }, &[])
     }
