@@ -10,11 +10,14 @@
 //! - [`program`]: the small language of `backprop diff`, parsed into such a graph.
 //! - [`network`]: a fully connected network (the post's Figure 2) trained by **the four
 //!   equations**, with per-example gradients and mini-batch averages.
+//! - [`nn`]: layers with PyTorch's names and semantics, and models written as `arch` strings.
+//! - [`tensor`]: n-dimensional tensors on a tape (reverse mode for any tensor program), and
+//!   the hand-written kernels (conv2d, pooling, LSTM and RNN steps).
 //! - [`optim`]: SGD and its relatives.
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
 //! - [`model_file`]: networks in and out of safetensors files.
 //! - [`train`]: the training loop.
-//! - [`plot`]: training curves and confusion matrices.
+//! - `plot` (feature `plot`, on by default): training curves and confusion matrices.
 //! - [`mod@bench`]: the harness of `backprop bench`.
 //!
 //! Data flows one way: text or files -> graph or network -> derivatives -> updates -> files.
@@ -76,14 +79,23 @@ pub mod data;
 pub mod error;
 pub mod float;
 pub mod graph;
+pub mod io;
 pub mod linalg;
 pub mod model_file;
 pub mod network;
+pub mod nn;
 pub mod optim;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod program;
 pub mod tensor;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// The README's Rust examples, compiled and run by `cargo test` as doctests, so the README
+/// cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use float::Float;

@@ -19,8 +19,9 @@
 //! added: tensors `optim.{i}.{buffer}` and metadata `optimizer`, `optimizer.steps`.
 //! [`save_tensors`] writes any other named tensors (`backprop grad --out`).
 //!
-//! Files are written to a temporary file in the target's directory and renamed, so a
-//! reader never sees half a file. Loading checks every size against the file before
+//! Files are written by [`crate::io::write_atomically`]: to a temporary file in the
+//! target's directory, renamed over a regular file (never over a device, a FIFO or a
+//! directory), so a reader never sees half a file. Loading checks every size against the file before
 //! trusting it (the safetensors crate checks the header length and tensor offsets
 //! against the buffer, and this module checks shapes, dtypes and metadata).
 
@@ -31,7 +32,6 @@ use crate::Float;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::{SafeTensorError, SafeTensors};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// An error reading or writing a model or tensor file; each names the file.
@@ -115,6 +115,28 @@ pub enum ModelFileError {
         /// Why.
         reason: String,
     },
+    /// A weight or bias that is NaN or infinite: no such network is ever saved, and it
+    /// would answer every input with NaN.
+    #[error("{}: tensor {tensor}: element {index} is {value}, not a finite number", path.display())]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// The element (row-major).
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// Layers that make no network [`Network::from_layers`] accepts (softmax on a hidden
+    /// layer, a cost without the output activation it is defined for).
+    #[error("{}: {source}", path.display())]
+    Network {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the network.
+        source: crate::network::NetworkError,
+    },
     /// Asked to save tensors whose data length does not match their shape.
     #[error("{}: tensor {tensor}: {len} values for shape {shape:?}", path.display())]
     DataShape {
@@ -186,71 +208,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelFileError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, renamed over
-/// `path` once complete: a crash or a full disk never leaves half a file at `path`.
-///
-/// # Errors
-/// [`std::io::Error`] if the directory does not exist or is not writable; the temporary
-/// file is removed then.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Checks, before any work starts, that a file can be created at `path`: its directory
-/// exists and is a directory, and `path` is not itself a directory. For flags such as
-/// `--out`, `--log` and `--plot`, so a run fails at once rather than after training.
-///
-/// ```
-/// use backprop::model_file::check_output_path;
-/// let dir = tempfile::tempdir().unwrap();
-/// assert!(check_output_path(&dir.path().join("m.safetensors")).is_ok());
-/// let e = check_output_path(&dir.path().join("missing/m.safetensors")).unwrap_err();
-/// assert!(e.to_string().contains("missing"));
-/// assert!(check_output_path(dir.path()).is_err());
-/// ```
-///
-/// # Errors
-/// [`ModelFileError::Io`] naming the path and what is wrong.
-pub fn check_output_path(path: &Path) -> Result<(), ModelFileError> {
-    let fail = |msg: &str| {
-        Err(ModelFileError::Io {
-            path: path.into(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, msg.to_string()),
-        })
-    };
-    if path.is_dir() {
-        return fail("is a directory, expected a file name");
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return fail(&format!("directory {} does not exist", dir.display()));
-    }
-    Ok(())
-}
+/// Moved to [`crate::io`], the one place for every file the program writes; kept here
+/// for callers of this module.
+pub use crate::io::{check_output_path, write_atomically};
 
 fn to_bytes<T: Float>(values: &[T]) -> Vec<u8> {
     let mut out = Vec::with_capacity(std::mem::size_of_val(values));
@@ -569,7 +529,12 @@ pub fn read_tensors(path: &Path) -> Result<(TensorMap, BTreeMap<String, String>)
 /// activation or cost, `layers` that disagrees with the tensors),
 /// [`ModelFileError::MissingTensor`], [`ModelFileError::UnexpectedTensor`],
 /// [`ModelFileError::WrongDtype`], [`ModelFileError::WrongShape`] (including sizes that do
-/// not chain from one layer to the next).
+/// not chain from one layer to the next), [`ModelFileError::NonFinite`] (a NaN or
+/// infinite weight), [`ModelFileError::Network`] (activations and cost that
+/// [`Network::from_layers`] refuses), and [`ModelFileError::BadMetadata`] for a `scaling`
+/// that does not parse or divides by a number that is not positive and normal.
+///
+/// Linear in the size of the file, including its number of layers.
 pub fn load(path: &Path) -> Result<LoadedModel, ModelFileError> {
     let bytes = read_file(path)?;
     load_bytes(&bytes, path)
@@ -593,10 +558,11 @@ fn load_network(
 ) -> Result<LoadedModel, ModelFileError> {
     let st = parse(bytes, path)?;
     let metadata = metadata_of(bytes, path)?;
+    // A reason quotes the file's text, which may be a 200 KB string: cut to a line.
     let meta_err = |key: &str, reason: String| ModelFileError::BadMetadata {
         path: path.into(),
         key: key.into(),
-        reason,
+        reason: crate::io::cut(&reason, 240),
     };
     let get = |key: &str| {
         metadata
@@ -611,9 +577,10 @@ fn load_network(
     let n_layers = activations.len();
 
     // Every tensor must belong to the network: a stray `layers.5.weight` means the file
-    // and its metadata disagree.
+    // and its metadata disagree. The name is parsed, not compared with every layer's
+    // names, so that this stays linear in the number of layers.
     for name in st.names() {
-        let known = (0..n_layers).any(|i| *name == weight_name(i) || *name == bias_name(i))
+        let known = layer_of(name).is_some_and(|i| i < n_layers)
             || also_allowed.iter().any(|prefix| name.starts_with(prefix));
         if !known {
             return Err(ModelFileError::UnexpectedTensor {
@@ -699,12 +666,13 @@ fn load_network(
             .split(',')
             .map(|s| s.trim().parse::<usize>())
             .collect::<Result<_, _>>()
-            .map_err(|e| meta_err("layers", format!("{claimed:?}: {e}")))?;
+            .map_err(|e| meta_err("layers", format!("{:?}: {e}", crate::io::cut(claimed, 80))))?;
         if listed != sizes {
             return Err(meta_err(
                 "layers",
                 format!(
-                    "{claimed:?} disagrees with the tensors, whose sizes are {}",
+                    "{:?} disagrees with the tensors, whose sizes are {}",
+                    crate::io::cut(claimed, 80),
                     sizes
                         .iter()
                         .map(|s| s.to_string())
@@ -714,31 +682,73 @@ fn load_network(
             ));
         }
     }
+    // A scaling that `train` would never write (dividing by 0 or 1e-45) is refused here,
+    // not when the first input comes through.
+    if let Some(text) = metadata.get(crate::data::Scaling::METADATA_KEY) {
+        text.parse::<crate::data::Scaling>()
+            .map_err(|e| meta_err(crate::data::Scaling::METADATA_KEY, e.to_string()))?;
+    }
+    let names: Vec<(String, String)> = (0..n_layers)
+        .map(|i| (weight_name(i), bias_name(i)))
+        .collect();
     fn build<T: Float>(
         views: &[(TensorView<'_>, TensorView<'_>)],
+        names: &[(String, String)],
         activations: &[Activation],
         cost: Cost,
-    ) -> Network<T> {
-        Network {
-            layers: views
-                .iter()
-                .zip(activations)
-                .map(|((w, b), &activation)| Layer {
-                    weights: Matrix::from_vec(w.shape()[0], w.shape()[1], values(w))
-                        .expect("shape checked"),
-                    biases: values(b),
-                    activation,
-                })
-                .collect(),
-            cost,
+        path: &Path,
+    ) -> Result<Network<T>, ModelFileError> {
+        let finite = |view: &TensorView<'_>, name: &str| {
+            let v: Vec<T> = values(view);
+            match v.iter().position(|x| !x.is_finite()) {
+                None => Ok(v),
+                Some(index) => Err(ModelFileError::NonFinite {
+                    path: path.into(),
+                    tensor: name.into(),
+                    index,
+                    value: v[index].to_f64(),
+                }),
+            }
+        };
+        let mut layers = Vec::with_capacity(views.len());
+        for (((w, b), (wn, bn)), &activation) in views.iter().zip(names).zip(activations) {
+            layers.push(Layer {
+                weights: Matrix::from_vec(w.shape()[0], w.shape()[1], finite(w, wn)?)
+                    .expect("shape checked"),
+                biases: finite(b, bn)?,
+                activation,
+            });
         }
+        // The checks of a network built in memory (softmax only on the output, a cost
+        // with the output it is defined for): a file cannot make what `train` refuses.
+        Network::from_layers(layers, cost).map_err(|source| ModelFileError::Network {
+            path: path.into(),
+            source,
+        })
     }
     let network = if dtype == Dtype::F32 {
-        AnyNetwork::F32(build(&views, &activations, cost))
+        AnyNetwork::F32(build(&views, &names, &activations, cost, path)?)
     } else {
-        AnyNetwork::F64(build(&views, &activations, cost))
+        AnyNetwork::F64(build(&views, &names, &activations, cost, path)?)
     };
     Ok(LoadedModel { network, metadata })
+}
+
+/// The layer index `i` of a tensor named exactly `layers.{i}.weight` or `layers.{i}.bias`
+/// (as [`weight_name`] and [`bias_name`] write it: no sign, no leading zero).
+fn layer_of(name: &str) -> Option<usize> {
+    let rest = name.strip_prefix("layers.")?;
+    let digits = rest
+        .strip_suffix(".weight")
+        .or_else(|| rest.strip_suffix(".bias"))?;
+    let canonical = digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.is_empty()
+        && (digits == "0" || !digits.starts_with('0'));
+    if canonical {
+        digits.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// Metadata key of a checkpoint's optimizer kind.

@@ -14,9 +14,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Dataset;
+use crate::data::{DataError, Dataset};
 use crate::model_file::{self, ModelFileError, NamedTensor};
-use crate::network::{Activation, Cost, Gradients, Init, Network, NetworkError, Workspace};
+use crate::network::{
+    check_batch_size, Activation, Cost, Gradients, Init, Network, NetworkError, Workspace,
+};
 use crate::optim::{OptimError, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
 use crate::Float;
 
@@ -43,9 +45,13 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Number of epochs.
     pub epochs: usize,
-    /// Stop after this many epochs without a better held-out accuracy, keeping the best.
+    /// Stop after this many epochs without a better validation accuracy (the test
+    /// accuracy if no validation part is given), keeping the best network.
     pub patience: Option<usize>,
-    /// Seeds the initial weights and every epoch's shuffle.
+    /// Fraction of the training data held out as the validation part that early
+    /// stopping watches ([`TrainConfig::split_validation`]); 0 for none.
+    pub validation_split: f64,
+    /// Seeds the initial weights, every epoch's shuffle and the validation part.
     pub seed: u64,
 }
 
@@ -71,8 +77,139 @@ impl TrainConfig {
             batch: 10,
             epochs: 30,
             patience: None,
+            validation_split: 0.0,
             seed: 1,
         }
+    }
+
+    /// Refuses settings that make no sense, whether they come from flags or from a
+    /// checkpoint's metadata: eta positive and finite, a batch from 1 to [`MAX_BATCH`], at
+    /// least one epoch, a patience of at least 1, mu in [0, 1), a finite weight decay of at
+    /// least 0, betas in [0, 1), a positive finite eps, a schedule with a step of at least 1
+    /// and gamma in (0, 1], hidden layers of at least one neuron.
+    ///
+    /// ```
+    /// use backprop::train::TrainConfig;
+    /// assert!(TrainConfig::default().validate().is_ok());
+    /// let e = TrainConfig { lr: -1.0, ..TrainConfig::default() }.validate().unwrap_err();
+    /// assert_eq!(e.to_string(), "--lr -1: must be a positive finite number");
+    /// assert_eq!(e.metadata_key(), "train.lr");
+    /// let e = TrainConfig { patience: Some(0), ..TrainConfig::default() }.validate().unwrap_err();
+    /// assert_eq!(e.setting, "patience");
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first setting that is wrong and its value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |ok: bool, setting, value: &dyn std::fmt::Display, expected| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError {
+                    setting,
+                    value: value.to_string(),
+                    expected,
+                })
+            }
+        };
+        let unit = |x: f64| (0.0..1.0).contains(&x);
+        let o = &self.optimizer;
+        check(
+            self.lr.is_finite() && self.lr > 0.0,
+            "lr",
+            &self.lr,
+            "must be a positive finite number",
+        )?;
+        check(
+            (1..=MAX_BATCH).contains(&self.batch),
+            "batch",
+            &self.batch,
+            "must be from 1 to 1000000000 (a batch larger than the training set is cut to it)",
+        )?;
+        check(
+            self.epochs >= 1,
+            "epochs",
+            &self.epochs,
+            "must be at least 1",
+        )?;
+        if let Some(p) = self.patience {
+            check(p >= 1, "patience", &p, "must be at least 1")?;
+        }
+        check(
+            unit(o.momentum),
+            "momentum",
+            &o.momentum,
+            "must be in [0, 1)",
+        )?;
+        check(
+            o.weight_decay.is_finite() && o.weight_decay >= 0.0,
+            "weight-decay",
+            &o.weight_decay,
+            "must be a finite number >= 0",
+        )?;
+        check(unit(o.beta1), "beta1", &o.beta1, "must be in [0, 1)")?;
+        check(unit(o.beta2), "beta2", &o.beta2, "must be in [0, 1)")?;
+        check(
+            o.eps.is_finite() && o.eps > 0.0,
+            "eps",
+            &o.eps,
+            "must be a positive finite number",
+        )?;
+        match self.schedule {
+            Schedule::Constant => {}
+            Schedule::Step { every, gamma } => {
+                check(
+                    every >= 1 && gamma > 0.0 && gamma <= 1.0,
+                    "schedule",
+                    &format!("step:{every}:{gamma}"),
+                    "the step must be at least 1 and gamma in (0, 1]",
+                )?;
+            }
+            Schedule::Cosine { epochs } => {
+                check(epochs >= 1, "schedule", &"cosine", "needs at least 1 epoch")?;
+            }
+        }
+        let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
+        check(
+            (0.0..1.0).contains(&self.validation_split),
+            "validation-split",
+            &self.validation_split,
+            "must be in [0, 1)",
+        )?;
+        check(
+            !self.hidden.contains(&0),
+            "hidden",
+            &hidden.join(","),
+            "a layer size must be at least 1",
+        )?;
+        Ok(())
+    }
+
+    /// Cuts the validation part off `train`: `validation_split` of each class, chosen by
+    /// the run's seed (so a resumed run cuts the same one). `None` when the fraction is 0.
+    ///
+    /// ```
+    /// use backprop::train::TrainConfig;
+    /// let data = backprop::data::synthetic::moons(200, 1);
+    /// let c = TrainConfig { validation_split: 0.1, ..TrainConfig::default() };
+    /// let (train, validation) = c.split_validation(data).unwrap();
+    /// assert_eq!((train.len(), validation.unwrap().len()), (180, 20));
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::BadSplit`] for a fraction outside [0, 1), or one that leaves either
+    /// part empty.
+    pub fn split_validation(
+        &self,
+        train: Dataset,
+    ) -> Result<(Dataset, Option<Dataset>), DataError> {
+        if self.validation_split == 0.0 {
+            return Ok((train, None));
+        }
+        // Another stream than the test split's, which may have used the same seed.
+        let seed = self.seed ^ 0x7661_6c69_6461_7465; // "validate"
+        let split = train.stratified_split(self.validation_split, seed)?;
+        Ok((split.train, Some(split.test)))
     }
 
     /// The layer sizes N^1..N^L for data of `features` inputs and `classes` classes.
@@ -109,6 +246,7 @@ impl TrainConfig {
             ("optimizer", o.kind.name().into()),
             ("momentum", o.momentum.to_string()),
             ("weight_decay", o.weight_decay.to_string()),
+            ("weight_decay_biases", o.decay_biases.to_string()),
             ("beta1", o.beta1.to_string()),
             ("beta2", o.beta2.to_string()),
             ("eps", o.eps.to_string()),
@@ -120,6 +258,7 @@ impl TrainConfig {
                 "patience",
                 self.patience.map_or(String::new(), |p| p.to_string()),
             ),
+            ("validation_split", self.validation_split.to_string()),
             ("seed", self.seed.to_string()),
         ]
         .into_iter()
@@ -127,7 +266,8 @@ impl TrainConfig {
         .collect()
     }
 
-    /// Reads back [`TrainConfig::to_metadata`].
+    /// Reads back [`TrainConfig::to_metadata`], and checks the settings as the flags are
+    /// checked ([`TrainConfig::validate`]): a checkpoint is a file, not a trusted source.
     ///
     /// ```
     /// use backprop::train::TrainConfig;
@@ -136,8 +276,17 @@ impl TrainConfig {
     /// assert_eq!(TrainConfig::from_metadata(&meta).unwrap(), c);
     /// ```
     ///
+    /// ```
+    /// # use backprop::train::TrainConfig;
+    /// let mut meta: std::collections::BTreeMap<_, _> = TrainConfig::default().to_metadata().into_iter().collect();
+    /// meta.insert("train.lr".into(), "-1".into());
+    /// let e = TrainConfig::from_metadata(&meta).unwrap_err();
+    /// assert_eq!(e, "metadata train.lr = -1: must be a positive finite number");
+    /// ```
+    ///
     /// # Errors
-    /// The key that is missing or does not parse.
+    /// The key that is missing, does not parse, or holds a setting
+    /// [`TrainConfig::validate`] refuses.
     pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<Self, String> {
         fn get<V: std::str::FromStr>(
             meta: &BTreeMap<String, String>,
@@ -149,8 +298,10 @@ impl TrainConfig {
             let text = meta
                 .get(&format!("train.{key}"))
                 .ok_or_else(|| format!("missing metadata train.{key}"))?;
-            text.parse()
-                .map_err(|e| format!("metadata train.{key} = {text:?}: {e}"))
+            text.parse().map_err(|e| {
+                let text = crate::io::cut(text, 80);
+                format!("metadata train.{key} = {text:?}: {e}")
+            })
         }
         let hidden_text: String = get(meta, "hidden")?;
         let hidden = if hidden_text.is_empty() {
@@ -164,7 +315,16 @@ impl TrainConfig {
         let epochs: usize = get(meta, "epochs")?;
         let patience: String = get(meta, "patience")?;
         let schedule: String = get(meta, "schedule")?;
-        Ok(TrainConfig {
+        // Keys newer than some files: their absence means what those files did.
+        let optional = |key: &str, default: &str| -> Result<String, String> {
+            Ok(meta
+                .get(&format!("train.{key}"))
+                .map_or(default, String::as_str)
+                .to_string())
+        };
+        let decay_biases = optional("weight_decay_biases", "true")?;
+        let validation_split = optional("validation_split", "0")?;
+        let config = TrainConfig {
             hidden,
             activation: get(meta, "activation")?,
             output_activation: get(meta, "output_activation")?,
@@ -174,6 +334,9 @@ impl TrainConfig {
                 kind: get(meta, "optimizer")?,
                 momentum: get(meta, "momentum")?,
                 weight_decay: get(meta, "weight_decay")?,
+                decay_biases: decay_biases
+                    .parse()
+                    .map_err(|e| format!("metadata train.weight_decay_biases: {e}"))?,
                 beta1: get(meta, "beta1")?,
                 beta2: get(meta, "beta2")?,
                 eps: get(meta, "eps")?,
@@ -191,8 +354,44 @@ impl TrainConfig {
                         .map_err(|e| format!("metadata train.patience: {e}"))?,
                 )
             },
+            validation_split: validation_split
+                .parse()
+                .map_err(|e| format!("metadata train.validation_split: {e}"))?,
             seed: get(meta, "seed")?,
-        })
+        };
+        config.validate().map_err(|e| {
+            format!(
+                "metadata {} = {}: {}",
+                e.metadata_key(),
+                e.value,
+                e.expected
+            )
+        })?;
+        Ok(config)
+    }
+}
+
+/// The largest `batch` a [`TrainConfig`] accepts. A batch larger than the training set
+/// is cut to the set's size (full-batch gradient descent); beyond a billion, the number is
+/// a typo, not a wish.
+pub const MAX_BATCH: usize = 1_000_000_000;
+
+/// A training setting outside its range, from a flag or a checkpoint.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("--{setting} {value}: {expected}")]
+pub struct ConfigError {
+    /// The setting, named as its flag without the dashes (`lr`, `batch`, `weight-decay`).
+    pub setting: &'static str,
+    /// Its value, as text.
+    pub value: String,
+    /// What it must be.
+    pub expected: &'static str,
+}
+
+impl ConfigError {
+    /// The setting's key in a model file's metadata (`train.weight_decay`).
+    pub fn metadata_key(&self) -> String {
+        format!("train.{}", self.setting.replace('-', "_"))
     }
 }
 
@@ -215,8 +414,23 @@ pub struct EpochReport {
     pub test_loss: f64,
     /// Fraction of the held-out part classified right after the epoch.
     pub test_accuracy: f64,
+    /// J over the validation part after the epoch, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_loss: Option<f64>,
+    /// Fraction of the validation part classified right after the epoch, if there is one:
+    /// what early stopping watches then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
+}
+
+impl EpochReport {
+    /// The accuracy early stopping watches: the validation accuracy, or without a
+    /// validation part the test accuracy.
+    pub fn watched_accuracy(&self) -> f64 {
+        self.validation_accuracy.unwrap_or(self.test_accuracy)
+    }
 }
 
 /// Loss, accuracy and confusion matrix of a network on a data set.
@@ -228,8 +442,80 @@ pub struct Evaluation {
     pub accuracy: f64,
     /// Number of examples.
     pub n: usize,
-    /// `confusion[true][predicted]` counts.
-    pub confusion: Vec<Vec<usize>>,
+    /// How often each true class was predicted as each class.
+    pub confusion: Confusion,
+}
+
+/// Counts of (true class, predicted class) pairs, kept sparsely: only the pairs that occur
+/// are stored, so memory grows with the examples, never with classes x classes (a model
+/// of 30,000 outputs would otherwise need 7 GB for an empty table).
+///
+/// ```
+/// use backprop::train::Confusion;
+/// let mut c = Confusion::default();
+/// for (t, p) in [(0, 0), (0, 0), (1, 0), (2, 2)] {
+///     c.add(t, p);
+/// }
+/// assert_eq!((c.get(0, 0), c.get(1, 0), c.get(1, 1)), (2, 1, 0));
+/// assert_eq!((c.total(), c.correct(), c.span()), (4, 3, 3));
+/// assert_eq!(c.matrix(3).unwrap(), vec![vec![2, 0, 0], vec![1, 0, 0], vec![0, 0, 1]]);
+/// assert_eq!(c.entries().collect::<Vec<_>>(), [(0, 0, 2), (1, 0, 1), (2, 2, 1)]);
+/// assert!(c.matrix(2).is_none());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Confusion {
+    counts: BTreeMap<(usize, usize), usize>,
+}
+
+impl Confusion {
+    /// Counts one example of class `truth` predicted as `predicted`.
+    pub fn add(&mut self, truth: usize, predicted: usize) {
+        *self.counts.entry((truth, predicted)).or_insert(0) += 1;
+    }
+
+    /// How many examples of class `truth` were predicted as `predicted`.
+    pub fn get(&self, truth: usize, predicted: usize) -> usize {
+        self.counts.get(&(truth, predicted)).copied().unwrap_or(0)
+    }
+
+    /// The non-zero counts as (true, predicted, count), by true class then prediction.
+    pub fn entries(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.counts.iter().map(|(&(t, p), &c)| (t, p, c))
+    }
+
+    /// The number of examples counted.
+    pub fn total(&self) -> usize {
+        self.counts.values().sum()
+    }
+
+    /// The number of examples predicted right (the diagonal).
+    pub fn correct(&self) -> usize {
+        self.entries().filter(|(t, p, _)| t == p).map(|e| e.2).sum()
+    }
+
+    /// One more than the largest class that occurs, as truth or prediction (0 if empty):
+    /// the side of the smallest square matrix that holds every count.
+    pub fn span(&self) -> usize {
+        self.counts
+            .keys()
+            .map(|&(t, p)| t.max(p) + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The counts as a square matrix `m[true][predicted]` over classes `0..side` (the
+    /// model's N^L, say), or `None` if a class that occurs is `side` or more. The caller
+    /// picks a side it can afford: the matrix takes side^2 counts.
+    pub fn matrix(&self, side: usize) -> Option<Vec<Vec<usize>>> {
+        if self.span() > side {
+            return None;
+        }
+        let mut m = vec![vec![0; side]; side];
+        for (t, p, c) in self.entries() {
+            m[t][p] = c;
+        }
+        Some(m)
+    }
 }
 
 /// Why training stopped with an error.
@@ -247,13 +533,21 @@ pub enum TrainError {
     /// The data does not fit the network.
     #[error("{0}")]
     Data(String),
-    /// J became NaN or infinite.
-    #[error("the training loss became {value} in epoch {epoch}; try a lower --lr (it was {lr})")]
+    /// A training setting outside its range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// J became NaN or infinite, or grew beyond [`DIVERGENCE_FACTOR`] times its value at
+    /// the start (the test loss of the untrained network).
+    #[error("{}", divergence_text(what, *value, *start, *epoch, *lr))]
     Diverged {
         /// 1-based epoch.
         epoch: usize,
+        /// Which loss: `training` or `test`.
+        what: &'static str,
         /// The loss value.
         value: f64,
+        /// J of the untrained network on the test part, if known.
+        start: Option<f64>,
         /// The learning rate in force.
         lr: f64,
     },
@@ -266,6 +560,26 @@ pub enum TrainError {
         reason: String,
     },
 }
+
+fn divergence_text(what: &str, value: f64, start: Option<f64>, epoch: usize, lr: f64) -> String {
+    let growth = match start {
+        Some(s) if value.is_finite() => format!(
+            "grew to {value:.3e} in epoch {epoch}, more than {DIVERGENCE_FACTOR} times its start of {s:.4}"
+        ),
+        _ => format!("became {value} in epoch {epoch}"),
+    };
+    format!("the {what} loss {growth}; the run diverged: try a lower --lr (it was {lr})")
+}
+
+/// A run has diverged once its mean training loss over an epoch, or its test loss, exceeds
+/// this many times the test loss of the untrained network (or is NaN or infinite). For a
+/// classifier that starts near ln(classes) (2.3 for ten), that is a loss of 2,300: an
+/// average probability of e^-2300 for the true class, which no learning run passes through.
+pub const DIVERGENCE_FACTOR: f64 = 1000.0;
+
+/// The smallest start the divergence test uses, so that a network that happens to fit its
+/// data at the start (J = 0) is not declared diverged by any later rounding.
+const MIN_START_LOSS: f64 = 1e-3;
 
 /// Examples per forward pass when evaluating (memory, not results, depends on it).
 const EVAL_BATCH: usize = 256;
@@ -282,6 +596,10 @@ pub struct Trainer<T: Float> {
     order: Vec<usize>,
     history: Vec<EpochReport>,
     best: Option<(f64, Network<T>)>,
+    /// Examples that `ws`, `x` and `y` hold room for.
+    capacity: usize,
+    /// The test loss of the untrained network: the divergence test's reference.
+    start_loss: Option<f64>,
 }
 
 impl<T: Float> Trainer<T> {
@@ -300,9 +618,11 @@ impl<T: Float> Trainer<T> {
     /// ```
     ///
     /// # Errors
-    /// [`TrainError::Network`] for sizes or activations that make no network,
-    /// [`TrainError::Data`] for a batch of 0.
+    /// [`TrainError::Config`] for settings [`TrainConfig::validate`] refuses,
+    /// [`TrainError::Network`] for sizes or activations that make no network (or one
+    /// beyond [`crate::network::MAX_BYTES`]).
     pub fn new(config: TrainConfig, features: usize, classes: usize) -> Result<Self, TrainError> {
+        config.validate()?;
         let net = Network::new(
             &config.sizes(features, classes),
             &config.activations(),
@@ -314,25 +634,45 @@ impl<T: Float> Trainer<T> {
     }
 
     fn from_network(config: TrainConfig, net: Network<T>) -> Result<Self, TrainError> {
-        if config.batch == 0 {
-            return Err(TrainError::Data("the batch size must be at least 1".into()));
-        }
+        config.validate()?;
         let optimizer = Optimizer::new(config.optimizer, &net)?;
-        let max_batch = config.batch.max(EVAL_BATCH);
-        let sizes = net.sizes();
-        let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
+        // The batch buffers are sized by the data, on first use (see `reserve`), never by
+        // `batch` alone: a batch of 10^8 on 1,000 examples needs room for 1,000.
         Ok(Trainer {
             grads: Gradients::zeros_like(&net),
-            ws: Workspace::new(&net, max_batch),
-            x: vec![T::zero(); max_batch * inputs],
-            y: vec![T::zero(); max_batch * outputs],
+            ws: Workspace::default(),
+            x: Vec::new(),
+            y: Vec::new(),
             order: Vec::new(),
             history: Vec::new(),
             best: None,
+            capacity: 0,
+            start_loss: None,
             optimizer,
             net,
             config,
         })
+    }
+
+    /// Makes room for batches of `n` examples, after checking that they fit in
+    /// [`crate::network::MAX_BYTES`].
+    fn reserve(&mut self, n: usize) -> Result<(), TrainError> {
+        if n <= self.capacity {
+            return Ok(());
+        }
+        let sizes = self.net.sizes();
+        check_batch_size::<T>(&sizes, n)?;
+        let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
+        self.ws = Workspace::new(&self.net, n);
+        self.x = vec![T::zero(); n * inputs];
+        self.y = vec![T::zero(); n * outputs];
+        self.capacity = n;
+        Ok(())
+    }
+
+    /// The examples per training step: `batch`, cut to the training set's size.
+    pub fn working_batch(&self, train: &Dataset) -> usize {
+        self.config.batch.min(train.len()).max(1)
     }
 
     /// The network as it is now.
@@ -340,8 +680,8 @@ impl<T: Float> Trainer<T> {
         &self.net
     }
 
-    /// The network to keep: with `patience`, the one with the best held-out accuracy so
-    /// far; otherwise the current one.
+    /// The network to keep: with `patience`, the one with the best validation accuracy
+    /// (test accuracy without a validation part) so far; otherwise the current one.
     pub fn final_network(&self) -> &Network<T> {
         match (&self.config.patience, &self.best) {
             (Some(_), Some((_, net))) => net,
@@ -367,8 +707,14 @@ impl<T: Float> Trainer<T> {
         }
     }
 
+    /// Changes the early-stopping patience (to go on from a checkpoint with another).
+    /// The best network so far is tracked with or without patience, so this is exact.
+    pub fn set_patience(&mut self, patience: Option<usize>) {
+        self.config.patience = patience;
+    }
+
     /// True once the planned epochs are done, or `patience` epochs have passed without a
-    /// better held-out accuracy.
+    /// better validation accuracy (test accuracy without a validation part).
     pub fn finished(&self) -> bool {
         let done = self.history.len();
         if done >= self.config.epochs {
@@ -380,8 +726,8 @@ impl<T: Float> Trainer<T> {
                     .history
                     .iter()
                     .fold((0, f64::NEG_INFINITY), |(e, acc), r| {
-                        if r.test_accuracy > acc {
-                            (r.epoch, r.test_accuracy)
+                        if r.watched_accuracy() > acc {
+                            (r.epoch, r.watched_accuracy())
                         } else {
                             (e, acc)
                         }
@@ -394,23 +740,79 @@ impl<T: Float> Trainer<T> {
     }
 
     /// Trains one epoch on `train`, then evaluates on `test`. `progress(done, total)` is
-    /// called after each mini-batch.
+    /// called after each mini-batch. Early stopping then watches `test`, which makes its
+    /// accuracy optimistic: to keep it honest, use [`Trainer::run_epoch_validated`].
+    ///
+    /// Before the first epoch, the untrained network's test loss is measured: the start
+    /// the divergence test compares with.
     ///
     /// # Errors
-    /// [`TrainError::Diverged`] if J becomes NaN or infinite: the network and optimizer
-    /// are then left as they were before the epoch, the last good state.
-    /// [`TrainError::Data`] if the data does not fit the network.
+    /// [`TrainError::Diverged`] if a mini-batch's J becomes NaN or infinite, or if the
+    /// epoch's mean training loss or the test loss is NaN, infinite, or more than
+    /// [`DIVERGENCE_FACTOR`] times the start: the network and optimizer are then left as
+    /// they were before the epoch, the last good state, and no report is added.
+    /// [`TrainError::Data`] if the data does not fit the network, either part is empty,
+    /// or the untrained network's loss is already not finite (inputs too large).
     pub fn run_epoch(
         &mut self,
         train: &Dataset,
         test: &Dataset,
         progress: Option<&dyn Fn(usize, usize)>,
     ) -> Result<EpochReport, TrainError> {
-        let start = std::time::Instant::now();
+        self.run_epoch_validated(train, None, test, progress)
+    }
+
+    /// Trains one epoch on `train`, then evaluates on `validation` (if given) and `test`.
+    /// Early stopping and the kept best network go by the validation accuracy, so the
+    /// test part stays unseen until the end.
+    ///
+    /// ```
+    /// use backprop::data::synthetic;
+    /// use backprop::train::{TrainConfig, Trainer};
+    /// let c = TrainConfig { hidden: vec![8], lr: 1.0, epochs: 40, patience: Some(5),
+    ///                       validation_split: 0.2, ..TrainConfig::default() };
+    /// let split = synthetic::xor(300, 1).stratified_split(0.2, 1).unwrap();
+    /// let (train, validation) = c.split_validation(split.train).unwrap();
+    /// let mut t = Trainer::<f64>::new(c, 2, 2).unwrap();
+    /// while !t.finished() {
+    ///     t.run_epoch_validated(&train, validation.as_ref(), &split.test, None).unwrap();
+    /// }
+    /// assert!(t.history()[0].validation_accuracy.is_some());
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Trainer::run_epoch`].
+    pub fn run_epoch_validated(
+        &mut self,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        test: &Dataset,
+        progress: Option<&dyn Fn(usize, usize)>,
+    ) -> Result<EpochReport, TrainError> {
         let sizes = self.net.sizes();
+        for (part, data) in [("training", train), ("test", test)] {
+            if data.is_empty() {
+                return Err(TrainError::Data(format!("the {part} part has no examples")));
+            }
+        }
         check_fits(&sizes, train)?;
         check_fits(&sizes, test)?;
+        self.reserve(self.working_batch(train).max(EVAL_BATCH.min(test.len())))?;
+        if let Some(v) = validation {
+            check_fits(&sizes, v)?;
+        }
         let epoch = self.history.len() + 1;
+        if self.start_loss.is_none() && self.history.is_empty() {
+            let j = self.evaluate(test)?.loss;
+            if !j.is_finite() {
+                return Err(TrainError::Data(format!(
+                    "the untrained network's test loss is already {j}: the inputs are too large for {} (try --scale)",
+                    T::DTYPE.to_lowercase()
+                )));
+            }
+            self.start_loss = Some(j);
+        }
+        let start = std::time::Instant::now();
         let lr = self.config.schedule.lr_at(self.config.lr, epoch - 1);
         let last_good = (self.net.clone(), self.optimizer.clone());
 
@@ -434,11 +836,7 @@ impl<T: Float> Trainer<T> {
                 .to_f64();
             if !j.is_finite() {
                 (self.net, self.optimizer) = last_good;
-                return Err(TrainError::Diverged {
-                    epoch,
-                    value: j,
-                    lr,
-                });
+                return Err(self.diverged(epoch, "training", j, lr));
             }
             total += j * n as f64;
             self.optimizer
@@ -448,30 +846,55 @@ impl<T: Float> Trainer<T> {
             }
         }
         let eval = self.evaluate(test)?;
+        let train_loss = total / train.len() as f64;
+        let limit = DIVERGENCE_FACTOR * self.start_loss.unwrap_or(0.0).max(MIN_START_LOSS);
+        for (what, value) in [("training", train_loss), ("test", eval.loss)] {
+            if value.is_nan() || value > limit {
+                (self.net, self.optimizer) = last_good;
+                return Err(self.diverged(epoch, what, value, lr));
+            }
+        }
+        let validation = validation.map(|v| self.evaluate(v)).transpose()?;
         let report = EpochReport {
             epoch,
             lr,
-            train_loss: total / train.len().max(1) as f64,
+            train_loss,
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
+            validation_loss: validation.as_ref().map(|v| v.loss),
+            validation_accuracy: validation.as_ref().map(|v| v.accuracy),
             seconds: start.elapsed().as_secs_f64(),
         };
-        if self
-            .best
-            .as_ref()
-            .is_none_or(|(acc, _)| eval.accuracy > *acc)
-        {
-            self.best = Some((eval.accuracy, self.net.clone()));
+        let watched = report.watched_accuracy();
+        if self.best.as_ref().is_none_or(|(acc, _)| watched > *acc) {
+            self.best = Some((watched, self.net.clone()));
         }
         self.history.push(report.clone());
         Ok(report)
     }
 
+    fn diverged(&self, epoch: usize, what: &'static str, value: f64, lr: f64) -> TrainError {
+        TrainError::Diverged {
+            epoch,
+            what,
+            value,
+            start: self.start_loss,
+            lr,
+        }
+    }
+
+    /// The test loss of the untrained network, once the first epoch has measured it (or a
+    /// checkpoint has recorded it): the reference of the divergence test.
+    pub fn start_loss(&self) -> Option<f64> {
+        self.start_loss
+    }
+
     /// Loss, accuracy and confusion matrix of the current network on `data`.
     ///
     /// # Errors
-    /// [`TrainError::Data`] if the data does not fit the network.
+    /// [`TrainError::Data`] if the data does not fit the network or is empty.
     pub fn evaluate(&mut self, data: &Dataset) -> Result<Evaluation, TrainError> {
+        self.reserve(EVAL_BATCH.min(data.len()).max(1))?;
         evaluate_with(&self.net, data, &mut self.ws, &mut self.x, &mut self.y)
     }
 
@@ -503,6 +926,9 @@ impl<T: Float> Trainer<T> {
             .as_ref()
             .map_or(String::new(), |b| b.0.to_string());
         meta.push((BEST_ACCURACY_KEY.into(), best_accuracy));
+        if let Some(j) = self.start_loss {
+            meta.push((START_LOSS_KEY.into(), j.to_string()));
+        }
         model_file::save_checkpoint(&self.net, &self.optimizer, path, &meta, &best)?;
         Ok(())
     }
@@ -520,6 +946,11 @@ impl<T: Float> Trainer<T> {
         };
         let checkpoint = model_file::load_checkpoint(path)?;
         let meta = checkpoint.model.metadata.clone();
+        if !is_checkpoint(&meta) {
+            return Err(bad(
+                "it is a model file, not a checkpoint (checkpoints are written by Trainer::save_checkpoint)".into(),
+            ));
+        }
         let config = TrainConfig::from_metadata(&meta).map_err(bad)?;
         if checkpoint.model.network.dtype() != T::DTYPE {
             return Err(bad(format!(
@@ -564,14 +995,44 @@ impl<T: Float> Trainer<T> {
             }
             trainer.best = Some((accuracy, best));
         }
+        // A checkpoint from before the start was recorded: the first epoch's test loss is
+        // the nearest stand-in.
+        trainer.start_loss = match meta.get(START_LOSS_KEY) {
+            Some(text) => Some(
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|j| j.is_finite() && *j >= 0.0)
+                    .ok_or_else(|| {
+                        bad(format!("{START_LOSS_KEY} = {text:?}: not a finite loss"))
+                    })?,
+            ),
+            None => trainer.history.first().map(|r| r.test_loss),
+        };
         Ok((trainer, meta))
     }
 }
 
+/// Whether a model file's metadata is a checkpoint's (written by
+/// [`Trainer::save_checkpoint`]): it holds the training history. A model saved after
+/// training records its settings (`train.*`) too, but not the state to go on from.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// let mut meta = BTreeMap::new();
+/// meta.insert("train.lr".to_string(), "0.5".to_string());
+/// assert!(!backprop::train::is_checkpoint(&meta));
+/// ```
+pub fn is_checkpoint(meta: &BTreeMap<String, String>) -> bool {
+    meta.contains_key(HISTORY_KEY)
+}
+
 /// Checkpoint metadata: the epoch reports so far (JSON).
 const HISTORY_KEY: &str = "checkpoint.history";
-/// Checkpoint metadata: the best held-out accuracy so far (empty before the first epoch).
+/// Checkpoint metadata: the best watched (validation, else test) accuracy so far (empty before the first epoch).
 const BEST_ACCURACY_KEY: &str = "checkpoint.best_accuracy";
+/// Checkpoint metadata: the test loss of the untrained network (the divergence test's
+/// reference).
+const START_LOSS_KEY: &str = "checkpoint.start_loss";
 
 fn network_tensors<'a, T: Float>(
     net: &'a Network<T>,
@@ -637,14 +1098,16 @@ fn fill_batch<T: Float>(
 ///                               Cost::LogLikelihood, Init::Xavier, 0).unwrap();
 /// let e = backprop::train::evaluate(&net, &data).unwrap();
 /// assert_eq!(e.n, 100);
-/// assert_eq!(e.confusion.iter().flatten().sum::<usize>(), 100);
+/// assert_eq!(e.confusion.total(), 100);
 /// ```
 ///
 /// # Errors
-/// [`TrainError::Data`] if the data does not fit the network.
+/// [`TrainError::Data`] if the data does not fit the network or has no examples (whose
+/// accuracy would be a meaningless 0).
 pub fn evaluate<T: Float>(net: &Network<T>, data: &Dataset) -> Result<Evaluation, TrainError> {
     let sizes = net.sizes();
     let batch = EVAL_BATCH.min(data.len()).max(1);
+    check_batch_size::<T>(&sizes, batch)?;
     let mut ws = Workspace::new(net, batch);
     let mut x = vec![T::zero(); batch * sizes[0]];
     let mut y = vec![T::zero(); batch * sizes[sizes.len() - 1]];
@@ -659,10 +1122,15 @@ fn evaluate_with<T: Float>(
     y: &mut [T],
 ) -> Result<Evaluation, TrainError> {
     let sizes = net.sizes();
+    if data.is_empty() {
+        return Err(TrainError::Data(
+            "no examples to evaluate on (an accuracy of 0 out of 0 means nothing)".into(),
+        ));
+    }
     check_fits(&sizes, data)?;
     let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
     let batch = x.len() / inputs;
-    let mut confusion = vec![vec![0usize; outputs]; outputs];
+    let mut confusion = Confusion::default();
     let (mut loss, mut right) = (0.0, 0usize);
     let all: Vec<usize> = (0..data.len()).collect();
     for idx in all.chunks(batch) {
@@ -675,14 +1143,14 @@ fn evaluate_with<T: Float>(
         for (row, &i) in a.chunks_exact(outputs).zip(idx) {
             let predicted = argmax(row);
             let truth = data.labels[i] as usize;
-            confusion[truth][predicted] += 1;
+            confusion.add(truth, predicted);
             right += usize::from(predicted == truth);
         }
     }
     let n = data.len();
     Ok(Evaluation {
-        loss: loss / n.max(1) as f64,
-        accuracy: right as f64 / n.max(1) as f64,
+        loss: loss / n as f64,
+        accuracy: right as f64 / n as f64,
         n,
         confusion,
     })

@@ -1,4 +1,4 @@
-//! `backprop demo`: the seed's Figure 1 walk-through, and its JSON.
+//! `backprop demo`: the post's Figure 1 walk-through, and its JSON.
 
 use std::process::Command;
 
@@ -22,12 +22,14 @@ fn walk_through_has_the_seeds_numbers() {
         "  from a: do/da = 10.5   (5 multiply-adds)",
         "  from b: do/db = 8   (5 multiply-adds)",
         "  from c: do/dc = 3   (2 multiply-adds)",
-        "  from d: do/dd = 2.5   (1 multiply-adds)",
+        "  from d: do/dd = 2.5   (1 multiply-add)",
         "  total: 13 multiply-adds",
-        "  do/da = 10.5\n  do/db = 8\n  do/dc = 3\n  do/dd = 2.5\n  total: 8 multiply-adds",
-        "    a -> c -> o: 1 * 3 = 3",
-        "    a -> d -> o: 3 * 2.5 = 7.5",
-        "    b -> d -> o: 2 * 2.5 = 5",
+        "  do/da = 10.5\n  do/db = 8\n  do/dc = 3\n  do/dd = 2.5\n  total: 7 multiply-adds",
+        "  do/da = 10.5 over 2 paths\n",
+        "    a -> c -> (0.5*c) -> o: 1 * 0.5 * 6 = 3\n",
+        "    a -> d -> o: 3 * 2.5 = 7.5\n",
+        "    b -> d -> o: 2 * 2.5 = 5\n",
+        "  do/dd = 2.5 over 1 path\n    d -> o: 2.5 = 2.5\n",
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }

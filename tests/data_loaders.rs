@@ -407,7 +407,7 @@ fn csv_labeled_good_header_and_errors() {
     assert!(matches!(r, DataError::CsvLabel { line: 2, .. }), "{r:?}");
     assert_eq!(
         r.to_string(),
-        "train.csv: line 2, column 1: label \"-1\" is not an integer from 0 to 65535"
+        "train.csv: line 2, column 1: label \"-1\" is not an integer from 0 to 9999"
     );
     assert!(matches!(e("1.5,2\n"), DataError::CsvLabel { line: 1, .. }));
     assert!(matches!(e("4000000000,2\n"), DataError::CsvLabel { .. }));

@@ -77,7 +77,9 @@ fn bad_flags_are_one_line_errors() {
     let (code, _, err) = gradcheck(&["--activation", "foo"]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("--activation") && err.contains("unknown activation 'foo'"),
+        err.contains("--activation")
+            && err.contains("invalid value 'foo'")
+            && err.contains("[possible values: identity, sigmoid"),
         "{err}"
     );
 

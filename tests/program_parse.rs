@@ -48,7 +48,7 @@ fn numbers_functions_statements() {
         value("sigmoid(0) + tanh(0) + sin(0) + cos(0) + tan(0)", &[]),
         1.5
     );
-    let src = "# the seed's graph\nc = a + b  # a comment\n\n; d = a * b;\no = 0.5 * c * d\n";
+    let src = "# the post's graph\nc = a + b  # a comment\n\n; d = a * b;\no = 0.5 * c * d\n";
     assert_eq!(value(src, &[("a", 2.0), ("b", 3.0)]), 15.0);
 }
 
@@ -169,7 +169,7 @@ fn bad_programs_name_their_position() {
     );
     assert_eq!(
         error("o = a / (b - 2)", &ab).to_string(),
-        "line 1, column 7: '/' of [1.0, 0.0] is inf, not a finite number (outside its domain, or too large)"
+        "line 1, column 7: '/' of (1, 0) is inf, not a finite number (outside its domain, or too large)"
     );
     for (src, expected) in cases {
         let e = error(src, &ab);
@@ -230,4 +230,21 @@ fn bindings() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn many_bindings() {
+    // 50,000 inputs, o = v0 + v1 + ...: do/dv_k = 1. Bindings are looked up by name, not by
+    // scanning the list for each (that was 50,000² comparisons).
+    let n = 50_000;
+    let text: Vec<String> = (0..n).map(|k| format!("v{k}={k}")).collect();
+    let bindings = parse_bindings(&text.join(",")).unwrap();
+    assert_eq!(bindings.len(), n);
+    let sum: Vec<String> = (0..n).map(|k| format!("v{k}")).collect();
+    let p = Program::compile(&format!("o = {}", sum.join(" + ")), &bindings).unwrap();
+    assert_eq!(p.tape().value(p.output().node), (n * (n - 1) / 2) as f64);
+    let r = p.analyse(Mode::Reverse).reverse.unwrap();
+    assert_eq!(r.gradient.len(), n);
+    assert!(r.gradient.iter().all(|(_, d)| *d == 1.0));
+    assert_eq!(r.gradient[n - 1].0, format!("v{}", n - 1));
 }

@@ -6,9 +6,15 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// The largest number of classes a data set may have. A label is an index into the
-/// one-hot target y, so a stray label of 4e9 in a file must not size a buffer.
-pub const MAX_CLASSES: usize = 1 << 16;
+/// The largest number of classes a data set may have: labels run from 0 to 9,999.
+///
+/// A label is an index into the one-hot target y and sizes the output layer N^L, so a
+/// stray label in a file must not size buffers: the output layer, the targets of a batch
+/// and the per-class tables all grow with it. Ten thousand is ten times the classes of
+/// ImageNet-1k, and keeps a classes x classes table (10^8 counts) out of reach of any one
+/// stray number; the evaluation's confusion counts are stored sparsely in any case
+/// ([`crate::train::Confusion`]).
+pub const MAX_CLASSES: usize = 10_000;
 
 /// n labelled examples: example i is `inputs[i * features..(i + 1) * features]` (the
 /// network's a^1) with class `labels[i]` (the target y is its one-hot vector).
@@ -156,6 +162,22 @@ impl Dataset {
     /// If `i >= self.len()`.
     pub fn input(&self, i: usize) -> &[f32] {
         &self.inputs[i * self.features..(i + 1) * self.features]
+    }
+
+    /// How many different labels occur (1 for a set whose examples all have one class, on
+    /// which any classifier scores 100%).
+    ///
+    /// ```
+    /// use backprop::data::Dataset;
+    /// let d = Dataset::new(vec![0.0; 4], vec![2, 0, 2, 2], 1).unwrap();
+    /// assert_eq!(d.distinct_labels(), 2);
+    /// ```
+    pub fn distinct_labels(&self) -> usize {
+        let mut seen = vec![false; self.classes];
+        self.labels
+            .iter()
+            .filter(|&&l| !std::mem::replace(&mut seen[l as usize], true))
+            .count()
     }
 
     /// How many examples each class has, indexed by class.

@@ -27,6 +27,14 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
+    /// A blank line where a row must be (rows answer to lines one for one).
+    #[error("{}: line {line} is blank; every line must be a row of numbers", path.display())]
+    BlankLine {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
     /// An IDX file does not start with 0x00 0x00, a type byte and a dimension count.
     #[error("{}: not an IDX file (magic number 0x{magic:08x}; expected 0x000008NN for ubyte data, e.g. 0x00000803 for images, 0x00000801 for labels)", path.display())]
     BadMagic {
@@ -130,6 +138,39 @@ pub enum DataError {
         column: usize,
         /// The cell's text.
         cell: String,
+    },
+    /// A number that is finite as written but beyond the range of the precision it is
+    /// stored in (`1e39` in f32), or an IDX element that is NaN or infinite.
+    #[error("{}: {at}: {value} is not a finite {precision} number (|x| <= {})", path.display(), if *precision == "f32" { "3.4e38" } else { "1.8e308" })]
+    OutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// Where: `line 3, column 2` (CSV) or `element 17 (example 2, feature 5)` (IDX).
+        at: String,
+        /// The value as read.
+        value: String,
+        /// `f32` or `f64`.
+        precision: &'static str,
+    },
+    /// A scaling turns a finite input into an infinite or NaN one.
+    #[error("example {example}, feature {feature}: the input scaling {scaling} gives {value} (the inputs are too large for it)")]
+    ScaledOutOfRange {
+        /// The example (1-based).
+        example: usize,
+        /// The feature (1-based).
+        feature: usize,
+        /// What the scaling gave.
+        value: f32,
+        /// The scaling, shortened.
+        scaling: String,
+    },
+    /// A training or test part with no examples.
+    #[error("{what}: the {part} part has no examples")]
+    EmptyPart {
+        /// `training` or `test`.
+        part: &'static str,
+        /// The file(s) it came from.
+        what: String,
     },
     /// A label-first CSV row has a label but no features.
     #[error("{}: line {line}: a label but no features", path.display())]

@@ -280,7 +280,8 @@ pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
 /// ```
 ///
 /// # Errors
-/// [`DataError::BadIdxShape`], [`DataError::CountMismatch`], [`DataError::BadLabel`].
+/// [`DataError::BadIdxShape`], [`DataError::CountMismatch`], [`DataError::BadLabel`],
+/// [`DataError::OutOfRange`] for an element that is NaN, infinite, or beyond f32's range.
 pub fn idx_dataset(
     images: &IdxArray,
     images_path: &Path,
@@ -345,13 +346,18 @@ pub fn idx_dataset(
     } else {
         let mut v = Vec::with_capacity(images.len());
         for i in 0..images.len() {
+            // Inputs are stored in f32: an f64 element of 1e39 would become infinite.
             let x = images.get(i);
-            if !x.is_finite() {
-                return Err(DataError::BadCell {
+            if !(x as f32).is_finite() {
+                return Err(DataError::OutOfRange {
                     path: images_path.into(),
-                    line: i / features + 1,
-                    column: i % features + 1,
-                    cell: x.to_string(),
+                    at: format!(
+                        "element {i} (example {}, feature {})",
+                        i / features + 1,
+                        i % features + 1
+                    ),
+                    value: format!("{x:e}"),
+                    precision: "f32",
                 });
             }
             v.push(x as f32);
@@ -397,14 +403,24 @@ fn find(dir: &Path, name: &'static str) -> Result<PathBuf, DataError> {
 /// one-hot targets have the same length.
 ///
 /// # Errors
-/// [`DataError::MissingFile`], those of [`load_idx_pair`], and
+/// [`DataError::MissingFile`], those of [`load_idx_pair`],
+/// [`DataError::EmptyPart`] if either part has no examples, and
 /// [`DataError::FeatureMismatch`] if the two parts' images differ in size.
 pub fn load_idx_dir(dir: &Path) -> Result<Split, DataError> {
-    let train = load_idx_pair(
-        &find(dir, "train-images-idx3-ubyte")?,
-        &find(dir, "train-labels-idx1-ubyte")?,
-    )?;
+    let train_images = find(dir, "train-images-idx3-ubyte")?;
+    let train = load_idx_pair(&train_images, &find(dir, "train-labels-idx1-ubyte")?)?;
     let test_images = find(dir, "t10k-images-idx3-ubyte")?;
     let test = load_idx_pair(&test_images, &find(dir, "t10k-labels-idx1-ubyte")?)?;
+    for (part, data, path) in [
+        ("training", &train, &train_images),
+        ("test", &test, &test_images),
+    ] {
+        if data.is_empty() {
+            return Err(DataError::EmptyPart {
+                part,
+                what: path.display().to_string(),
+            });
+        }
+    }
     Split::from_parts(train, test, &test_images.display().to_string())
 }

@@ -6,7 +6,8 @@
 //! - [`idx`]: the IDX files of MNIST, Fashion-MNIST and friends, plain or gzipped;
 //! - [`digits`]: the built-in 8x8 handwritten digits (embedded in the binary);
 //! - [`csv`]: label-first CSV files, and plain numeric matrices;
-//! - [`synthetic`]: the seeded toy sets `xor`, `spirals` and `moons`.
+//! - [`synthetic`]: the seeded toy sets `xor`, `spirals` and `moons`;
+//! - [`text`]: UTF-8 text for character-level models, and the built-in Shakespeare.
 //!
 //! Inputs are then rescaled by a [`Scaling`] fitted on the training part only, and that
 //! scaling travels in the model file so that `eval` and `predict` apply the same one.
@@ -22,6 +23,7 @@ pub mod idx;
 mod scaling;
 mod source;
 pub mod synthetic;
+pub mod text;
 
 pub use dataset::{Dataset, Split, MAX_CLASSES};
 pub use error::DataError;

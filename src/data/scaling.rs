@@ -77,8 +77,9 @@ impl ScalingKind {
             ScalingKind::None => Scaling::None,
             ScalingKind::Auto => {
                 let max = train.inputs.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
-                // All zeros: nothing to divide by, and dividing by 1 changes nothing.
-                Scaling::Divide(if max > 0.0 { max } else { 1.0 })
+                // All zeros (or below f32's normal range, whose inverse overflows): nothing
+                // to divide by, and dividing by 1 changes nothing.
+                Scaling::Divide(if max.is_normal() { max } else { 1.0 })
             }
             ScalingKind::Standardize => {
                 let f = train.features;
@@ -101,7 +102,7 @@ impl ScalingKind {
                     .iter()
                     .map(|s| {
                         let sd = (s / n).sqrt() as f32;
-                        if sd > 0.0 && sd.is_finite() {
+                        if sd.is_normal() {
                             sd
                         } else {
                             1.0
@@ -152,7 +153,8 @@ impl Scaling {
     ///
     /// # Errors
     /// [`DataError::FeatureMismatch`] if a standardization was fitted on a different
-    /// number of features.
+    /// number of features; [`DataError::ScaledOutOfRange`] if a result is not finite (the
+    /// inputs are too large for f32 once scaled).
     pub fn apply(&self, data: &mut Dataset) -> Result<(), DataError> {
         self.apply_rows(&mut data.inputs, data.features)
     }
@@ -160,8 +162,24 @@ impl Scaling {
     /// Rescales row-major inputs of `features` columns in place (for `predict`'s rows).
     ///
     /// # Errors
-    /// [`DataError::FeatureMismatch`] as for [`Scaling::apply`].
+    /// [`DataError::FeatureMismatch`] as for [`Scaling::apply`], and
+    /// [`DataError::ScaledOutOfRange`] if a result is not finite.
     pub fn apply_rows(&self, inputs: &mut [f32], features: usize) -> Result<(), DataError> {
+        self.rescale(inputs, features)?;
+        // Finite inputs can still leave f32's range: (3e38 - (-3e38)) / 1, say.
+        if let Some(i) = inputs.iter().position(|x| !x.is_finite()) {
+            let features = features.max(1);
+            return Err(DataError::ScaledOutOfRange {
+                example: i / features + 1,
+                feature: i % features + 1,
+                value: inputs[i],
+                scaling: self.to_string().chars().take(40).collect(),
+            });
+        }
+        Ok(())
+    }
+
+    fn rescale(&self, inputs: &mut [f32], features: usize) -> Result<(), DataError> {
         match self {
             Scaling::None => {}
             Scaling::Divide(d) => inputs.iter_mut().for_each(|x| *x /= d),
@@ -202,6 +220,21 @@ impl fmt::Display for Scaling {
     }
 }
 
+/// What a divisor must be: positive, and at least f32's smallest normal number, so that
+/// its inverse (how much it enlarges an input) is finite; a fitted scaling always is.
+const POSITIVE: &str = "a divisor must be a positive number of at least 1.2e-38";
+
+/// Parses the text form. A divisor or standard deviation must be positive and at least
+/// f32's smallest normal number (1.2e-38): dividing by 1e-45 (or 0, or a negative number)
+/// is not a scaling any fit produces, and would turn inputs infinite.
+///
+/// ```
+/// use backprop::data::Scaling;
+/// assert_eq!("divide:255".parse::<Scaling>().unwrap(), Scaling::Divide(255.0));
+/// for bad in ["divide:0", "divide:-2", "divide:1e-45", "divide:inf", "standardize:0;1e-40"] {
+///     assert!(bad.parse::<Scaling>().is_err(), "{bad}");
+/// }
+/// ```
 impl FromStr for Scaling {
     type Err = DataError;
     fn from_str(text: &str) -> Result<Self, DataError> {
@@ -227,8 +260,8 @@ impl FromStr for Scaling {
         if let Some(d) = text_t.strip_prefix("divide:") {
             let d = numbers(d)?;
             return match d[..] {
-                [d] if d != 0.0 => Ok(Scaling::Divide(d)),
-                _ => Err(bad("expected one non-zero divisor")),
+                [d] if d.is_normal() && d > 0.0 => Ok(Scaling::Divide(d)),
+                _ => Err(bad(POSITIVE)),
             };
         }
         if let Some(rest) = text_t.strip_prefix("standardize:") {
@@ -243,8 +276,8 @@ impl FromStr for Scaling {
                     std.len()
                 )));
             }
-            if std.contains(&0.0) {
-                return Err(bad("a standard deviation is 0"));
+            if let Some(sd) = std.iter().find(|s| !(s.is_normal() && **s > 0.0)) {
+                return Err(bad(&format!("standard deviation {sd}: {POSITIVE}")));
             }
             return Ok(Scaling::Standardize { mean, std });
         }

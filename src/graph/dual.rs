@@ -43,15 +43,31 @@ impl<T: Scalar> Dual<T> {
 
     fn unary(self, op: Op) -> Self {
         let (v, dx, _) = op.rule(self.v, self.v);
-        Dual { v, d: dx * self.d }
+        Dual {
+            v,
+            d: chain(dx, self.d),
+        }
     }
 
     fn binary(self, op: Op, rhs: Self) -> Self {
         let (v, dx, dy) = op.rule(self.v, rhs.v);
         Dual {
             v,
-            d: dx * self.d + dy * rhs.d,
+            d: chain(dx, self.d) + chain(dy, rhs.d),
         }
+    }
+}
+
+/// `local × tangent`, where a zero tangent contributes 0 even when the local derivative is
+/// not finite: the exponent 2 of `x.powi(2)` has tangent 0 and d/dy x^y is NaN for x < 0,
+/// and sqrt(x) at 0 has an infinite derivative. Forward mode on the tape skips an argument
+/// that does not depend on the seed in the same way.
+#[inline]
+fn chain<T: Scalar>(local: T, tangent: T) -> T {
+    if tangent == T::zero() {
+        T::zero()
+    } else {
+        local * tangent
     }
 }
 

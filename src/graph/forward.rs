@@ -47,7 +47,7 @@ impl<T: Scalar> Tape<T> {
     /// `Σ local derivative × argument's tangent` over its arguments that depend on it: the
     /// arithmetic of dual numbers, along the tape. A whole gradient takes one pass per input,
     /// and passes from different inputs recompute the same downstream derivatives (the
-    /// seed's point: see [`Tangents::work`]).
+    /// post's point: see [`Tangents::work`]).
     ///
     /// ```
     /// use backprop::graph::Tape;

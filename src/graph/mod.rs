@@ -1,4 +1,4 @@
-//! The scalar computational graph: the seed's Figure 1, and any expression like it.
+//! The scalar computational graph: the post's Figure 1, and any expression like it.
 //!
 //! - [`Tape`]: the graph, a `Vec` of nodes in insertion order (a topological order),
 //!   addressed by [`NodeId`]; values computed as nodes are added (feed-forward).
@@ -6,7 +6,8 @@
 //!   ([`Op::rule`]); nothing else in the crate knows a derivative.
 //! - Reverse mode ([`Tape::backward`]): one pass from the output, each derivative computed once.
 //! - Forward mode ([`Tape::forward_mode`], and the [`Dual`] numbers): one pass per input.
-//! - The sum over paths ([`Tape::paths`]) and Graphviz export ([`Tape::to_dot`]).
+//! - The sum over paths ([`Tape::paths`]), node labels ([`Tape::labels`]) and Graphviz
+//!   export ([`Tape::to_dot`]); [`format_number`], how every report prints a number.
 //! - [`Real`]: write a function once; run it on `f64`, [`Dual`] or [`Var`]; and the
 //!   conveniences [`grad`], [`jvp`], [`grad_forward`], [`hvp`], [`central_difference`].
 //!
@@ -15,7 +16,7 @@
 //!
 //! ```
 //! use backprop::graph::{grad, grad_forward, hvp, Real};
-//! // The seed's Figure 1, written once.
+//! // The post's Figure 1, written once.
 //! fn o<T: Real>(a: T, b: T) -> T {
 //!     let c = a + b;
 //!     let d = a * b;
@@ -31,7 +32,9 @@
 mod derivatives;
 mod dot;
 mod dual;
+mod format;
 mod forward;
+mod labels;
 mod op;
 mod paths;
 mod real;
@@ -43,9 +46,10 @@ pub use derivatives::{
     central_difference, derivative, grad, grad_forward, hvp, jvp, value_and_grad,
 };
 pub use dual::Dual;
+pub use format::format_number;
 pub use forward::Tangents;
 pub use op::Op;
-pub use paths::Path;
+pub use paths::{Path, PathTotals};
 pub use real::{Real, Scalar};
 pub use reverse::Adjoints;
 pub use tape::{Node, NodeId, Tape};

@@ -171,8 +171,13 @@ impl Op {
                 } else {
                     y * x.pow(y - 1.0)
                 };
-                // d/dy x^y = x^y ln x exists only for x > 0; elsewhere the convention is 0.
-                let dy = if x.value() > 0.0 { v * x.ln() } else { zero };
+                // d/dy x^y = x^y ln x, as PyTorch computes it: NaN for x < 0 (ln x is not
+                // real there), and at x = 0 taken as 0 when y >= 0 (x^y is 0 or 1 nearby).
+                let dy = if x.value() == 0.0 && y.value() >= 0.0 {
+                    zero
+                } else {
+                    v * x.ln()
+                };
                 (v, dx, dy)
             }
             Op::Exp => {

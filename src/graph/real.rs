@@ -13,7 +13,7 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 ///
 /// ```
 /// use backprop::graph::{Dual, Real, Tape};
-/// // o = c d / 2 with c = a + b, d = a b (the seed's Figure 1).
+/// // o = c d / 2 with c = a + b, d = a b (the post's Figure 1).
 /// fn o<T: Real>(a: T, b: T) -> T {
 ///     let c = a + b;
 ///     let d = a * b;

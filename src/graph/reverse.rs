@@ -46,8 +46,8 @@ impl<T: Scalar> Adjoints<T> {
     pub fn wrt(&self, v: Var<'_, T>) -> T {
         self.adjoint[v.id().index()]
     }
-    /// The number of local-derivative multiply-adds the pass performed: one per edge reached
-    /// from the output.
+    /// The number of local-derivative multiply-adds the pass performed: one per edge on a
+    /// path from an input to the output (edges into constants are not differentiated).
     pub fn work(&self) -> u64 {
         self.work
     }
@@ -70,9 +70,10 @@ impl<T: Scalar> Tape<T> {
     /// The output's adjoint is seeded with 1; then each node, from the last to the first,
     /// adds `local derivative × its own adjoint` into each argument's adjoint with `+=`. A
     /// node's adjoint is complete before it is used, because every node that uses it comes
-    /// later on the tape. Each derivative is computed once: the seed's dynamic programming.
-    /// Nodes after `output`, and nodes it does not depend on, get 0. Calling it again gives
-    /// the same answer (nothing on the tape changes).
+    /// later on the tape. Each derivative is computed once: the post's dynamic programming.
+    /// Nodes after `output`, nodes it does not depend on, and constants (nodes that depend on
+    /// no input: their derivative is never wanted) get 0. Calling it again gives the same
+    /// answer (nothing on the tape changes).
     ///
     /// ```
     /// use backprop::graph::{Op, Tape};
@@ -85,6 +86,8 @@ impl<T: Scalar> Tape<T> {
     /// let o = tape.push(Op::Mul, &[t, d]).unwrap();
     /// let g = tape.backward(o);
     /// assert_eq!([g[a], g[b], g[c], g[d]], [10.5, 8.0, 3.0, 2.5]);
+    /// // 7 edges lead from an input to o; the edge into the constant 0.5 is not one of them.
+    /// assert_eq!((g.work(), g[half]), (7, 0.0));
     /// ```
     ///
     /// # Panics
@@ -137,13 +140,18 @@ impl<T: Scalar> Tape<T> {
             let [x, y] = node.arg_indices();
             let (_, dx, dy) = node.op().rule_with(values[x], values[y], Some(values[i]));
             let g = adjoint[i];
-            adjoint[x] += dx * g;
-            reached[x] = true;
-            if arity == 2 {
+            // Constants (nodes that depend on no input) get no derivative: d/d(2) of x^2 is
+            // never wanted, and forward mode never computes it either.
+            if nodes[x].depends_on_input() {
+                adjoint[x] += dx * g;
+                reached[x] = true;
+                *work += 1;
+            }
+            if arity == 2 && nodes[y].depends_on_input() {
                 adjoint[y] += dy * g;
                 reached[y] = true;
+                *work += 1;
             }
-            *work += arity as u64;
         }
     }
 }

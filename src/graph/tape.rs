@@ -31,6 +31,10 @@ impl NodeId {
 /// a leaf stores 0s, so both slots are always valid indices. Its value is stored apart, in
 /// the tape's value buffer: 12 bytes a node, plus 8 for the value.
 ///
+/// A node also records whether it depends on an input: one that does not (a constant, or
+/// `2 * 3`) has no derivative worth computing, so neither mode differentiates with respect
+/// to it, and neither counts it as work.
+///
 /// ```
 /// use backprop::graph::{Op, Tape};
 /// let tape = Tape::new();
@@ -41,6 +45,8 @@ impl NodeId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Node {
     op: Op,
+    /// Whether some input is among the node's ancestors (or it is one).
+    depends: bool,
     args: [NodeId; 2],
 }
 
@@ -55,6 +61,23 @@ impl Node {
     #[inline]
     pub(crate) fn arg_indices(&self) -> [usize; 2] {
         [self.args[0].index(), self.args[1].index()]
+    }
+
+    /// Whether the node depends on an input (it is one, or is computed from one). A node that
+    /// does not is a constant: its derivative is never computed.
+    ///
+    /// ```
+    /// use backprop::graph::{Op, Tape};
+    /// let tape = Tape::new();
+    /// let (x, two) = (tape.input(3.0), tape.constant(2.0));
+    /// let four = tape.push(Op::Add, &[two, two]).unwrap();
+    /// let y = tape.push(Op::Mul, &[four, x]).unwrap();
+    /// assert!(tape.node(x).depends_on_input() && tape.node(y).depends_on_input());
+    /// assert!(!tape.node(two).depends_on_input() && !tape.node(four).depends_on_input());
+    /// ```
+    #[inline]
+    pub fn depends_on_input(&self) -> bool {
+        self.depends
     }
 
     /// The node's arguments (as many as the op's arity).
@@ -75,7 +98,7 @@ pub(crate) struct Inner<T> {
 ///
 /// Build it with [`Tape::var`] and ordinary arithmetic on the returned [`Var`] handles, or
 /// node by node with [`Tape::input`], [`Tape::constant`] and [`Tape::push`]. Each new node's
-/// value is computed as it is added (the seed's feed-forward). Then
+/// value is computed as it is added (the post's feed-forward). Then
 /// [`backward`](Tape::backward) gives d(output)/d(every node) in one reverse pass, and
 /// [`forward_mode`](Tape::forward_mode) gives d(every node)/d(one node) in one forward pass.
 ///
@@ -173,6 +196,7 @@ impl<T: Scalar> Tape<T> {
         let id = next_id(inner.nodes.len()).expect("tape is full (2^32 - 1 nodes)");
         inner.nodes.push(Node {
             op,
+            depends: op == Op::Input,
             args: [NodeId(0); 2],
         });
         inner.values.push(value);
@@ -218,7 +242,12 @@ impl<T: Scalar> Tape<T> {
         let inner = &mut *inner;
         let id = next_id(inner.nodes.len()).expect("tape is full (2^32 - 1 nodes)");
         let (vx, vy) = (inner.values[x.index()], inner.values[y.index()]);
-        inner.nodes.push(Node { op, args: [x, y] });
+        let depends = inner.nodes[x.index()].depends || inner.nodes[y.index()].depends;
+        inner.nodes.push(Node {
+            op,
+            depends,
+            args: [x, y],
+        });
         inner.values.push(op.rule(vx, vy).0);
         id
     }

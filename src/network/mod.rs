@@ -149,6 +149,112 @@ pub enum NetworkError {
     /// A mini-batch size of zero.
     #[error("mini-batch size must be at least 1")]
     ZeroBatchSize,
+    /// Parameters or batch buffers beyond [`MAX_BYTES`] (or beyond any integer).
+    #[error("{what}: {values} {dtype} values would take {}, above the limit of {} GiB", bytes_text(*values, *size), MAX_BYTES >> 30)]
+    TooLarge {
+        /// What would be allocated, with the sizes that ask for it.
+        what: String,
+        /// How many numbers (saturated at `u128::MAX`).
+        values: u128,
+        /// Their precision, `f32` or `f64`.
+        dtype: &'static str,
+        /// Bytes per number.
+        size: usize,
+    },
+}
+
+/// The most memory the parameters of one network, or the buffers of one batch, may take:
+/// 16 GiB. Sizes that come from flags or files (`--hidden`, `--batch`, a model's layers)
+/// are checked against it in exact arithmetic before anything is allocated, so that a
+/// typo such as `--hidden 100000000` is refused with its size rather than aborting the
+/// process (or overflowing).
+pub const MAX_BYTES: u64 = 16 << 30;
+
+fn bytes_text(values: u128, size: usize) -> String {
+    let bytes = values.saturating_mul(size as u128);
+    if bytes == u128::MAX {
+        "more than 2^128 bytes".into()
+    } else {
+        let gib = bytes as f64 / (1u64 << 30) as f64;
+        if gib < 1e6 {
+            format!("{gib:.1} GiB")
+        } else {
+            format!("{gib:.1e} GiB")
+        }
+    }
+}
+
+fn check_values<T: Float>(what: impl FnOnce() -> String, values: u128) -> Result<(), NetworkError> {
+    let size = std::mem::size_of::<T>();
+    if values.saturating_mul(size as u128) > MAX_BYTES as u128 {
+        return Err(NetworkError::TooLarge {
+            what: what(),
+            values,
+            dtype: if size == 4 { "f32" } else { "f64" },
+            size,
+        });
+    }
+    Ok(())
+}
+
+fn sizes_text(sizes: &[usize]) -> String {
+    sizes
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Checks that a network of layer sizes `sizes` has at most [`MAX_BYTES`] of weights and
+/// biases in precision `T`, in arithmetic that cannot overflow.
+///
+/// ```
+/// use backprop::network::{check_network_size, NetworkError};
+/// assert!(check_network_size::<f32>(&[784, 30, 10]).is_ok());
+/// // 64 x 1e8 + 1e8 x 10 weights and 1e8 + 10 biases: 7.5e9 numbers, 27.9 GiB in f32.
+/// let e = check_network_size::<f32>(&[64, 100_000_000, 10]).unwrap_err();
+/// assert!(matches!(e, NetworkError::TooLarge { values: 7_500_000_010, .. }), "{e}");
+/// assert!(check_network_size::<f32>(&[64, usize::MAX, 10]).is_err());
+/// ```
+///
+/// # Errors
+/// [`NetworkError::TooLarge`] naming the sizes, the count and the bytes.
+pub fn check_network_size<T: Float>(sizes: &[usize]) -> Result<(), NetworkError> {
+    let values = sizes.windows(2).fold(0u128, |acc, w| {
+        let layer = (w[0] as u128).saturating_mul(w[1] as u128) + w[1] as u128;
+        acc.saturating_add(layer)
+    });
+    check_values::<T>(
+        || format!("a network of sizes {}", sizes_text(sizes)),
+        values,
+    )
+}
+
+/// Checks that the buffers of a batch of `n` examples for a network of layer sizes `sizes`
+/// (its inputs X and targets Y, and Z^l, A^l, Delta^l of every layer, as [`Workspace`]
+/// holds them) take at most [`MAX_BYTES`] in precision `T`.
+///
+/// ```
+/// use backprop::network::check_batch_size;
+/// assert!(check_batch_size::<f32>(&[784, 30, 10], 1000).is_ok());
+/// assert!(check_batch_size::<f32>(&[784, 30, 10], 100_000_000).is_err());
+/// assert!(check_batch_size::<f64>(&[2, 3], usize::MAX).is_err());
+/// ```
+///
+/// # Errors
+/// [`NetworkError::TooLarge`] naming the batch, the sizes, the count and the bytes.
+pub fn check_batch_size<T: Float>(sizes: &[usize], n: usize) -> Result<(), NetworkError> {
+    let (first, last) = (
+        sizes.first().copied().unwrap_or(0) as u128,
+        sizes.last().copied().unwrap_or(0) as u128,
+    );
+    let per_example = sizes.iter().skip(1).fold(first + last + 1, |acc, &s| {
+        acc.saturating_add((s as u128).saturating_mul(3))
+    });
+    check_values::<T>(
+        || format!("a batch of {n} examples for sizes {}", sizes_text(sizes)),
+        per_example.saturating_mul(n as u128),
+    )
 }
 
 impl<T: Float> Network<T> {
@@ -157,7 +263,8 @@ impl<T: Float> Network<T> {
     ///
     /// Checked: at least two sizes, none zero, `sizes.len() - 1` activations, softmax only on
     /// the output layer, log-likelihood only with a softmax output and cross-entropy only with
-    /// a sigmoid output (the costs are defined on probabilities of those shapes).
+    /// a sigmoid output (the costs are defined on probabilities of those shapes), and at most
+    /// [`MAX_BYTES`] of parameters ([`check_network_size`]).
     ///
     /// ```
     /// use backprop::network::{Activation, Cost, Init, Network, NetworkError};
@@ -189,6 +296,7 @@ impl<T: Float> Network<T> {
             });
         }
         check_activations(activations, cost)?;
+        check_network_size::<T>(sizes)?;
         let mut rng = Init::rng(seed);
         let layers = sizes
             .windows(2)

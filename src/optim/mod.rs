@@ -12,6 +12,11 @@
 //! | `adam` | `Adam` | m, v moving averages of g and g^2, bias-corrected; w <- w - eta m^ / (sqrt(v^) + eps) |
 //! | `adamw` | `AdamW` | as Adam on dJ/dw, with decay decoupled: w <- w (1 - eta lambda) first |
 //!
+//! Weight decay applies to the biases too by default, as in PyTorch when all parameters
+//! are in one group. Nielsen's L2 regularisation decays the weights only (the biases
+//! "have little effect"): set [`OptimizerConfig::decay_biases`] to `false` for that, as
+//! PyTorch users do with a second parameter group whose `weight_decay` is 0.
+//!
 //! [`Schedule`] changes eta from epoch to epoch (constant, step, cosine).
 
 mod schedule;
@@ -102,6 +107,10 @@ pub struct OptimizerConfig {
     pub momentum: f64,
     /// lambda: L2 decay added to the gradient (decoupled for `adamw`).
     pub weight_decay: f64,
+    /// Whether `weight_decay` applies to the biases as well as the weights (`true`, as
+    /// PyTorch with one parameter group) or to the weights only (`false`, as the L2
+    /// regularisation of Nielsen's book).
+    pub decay_biases: bool,
     /// Adam's beta_1 (0.9).
     pub beta1: f64,
     /// Adam's beta_2 (0.999).
@@ -111,13 +120,14 @@ pub struct OptimizerConfig {
 }
 
 impl OptimizerConfig {
-    /// `kind` with PyTorch's defaults (momentum 0.9, no weight decay, betas (0.9, 0.999),
-    /// eps 1e-8).
+    /// `kind` with PyTorch's defaults (momentum 0.9, no weight decay, which would apply to
+    /// the biases too, betas (0.9, 0.999), eps 1e-8).
     pub fn new(kind: OptimizerKind) -> Self {
         OptimizerConfig {
             kind,
             momentum: 0.9,
             weight_decay: 0.0,
+            decay_biases: true,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -310,10 +320,13 @@ impl<T: Float> Optimizer<T> {
         self.steps += 1;
         let c = self.config;
         let wd = T::from_f64(c.weight_decay);
-        let decay = c.weight_decay != 0.0;
+        // Tensors alternate weights, biases (`params_and_grads` order): tensor i is a bias
+        // vector when i is odd.
+        let decays = |i: usize| c.weight_decay != 0.0 && (i % 2 == 0 || c.decay_biases);
         match c.kind {
             OptimizerKind::Sgd => {
-                for (w, g) in net.params_and_grads(grads) {
+                for (i, (w, g)) in net.params_and_grads(grads).enumerate() {
+                    let decay = decays(i);
                     for (w, &g) in w.iter_mut().zip(g) {
                         let g = if decay { g + wd * *w } else { g };
                         *w -= lr * g;
@@ -324,7 +337,10 @@ impl<T: Float> Optimizer<T> {
                 let mu = T::from_f64(c.momentum);
                 let nesterov = c.kind == OptimizerKind::Nesterov;
                 let bufs = &mut self.state[0];
-                for ((w, g), buf) in net.params_and_grads(grads).zip(bufs.iter_mut()) {
+                for (i, ((w, g), buf)) in
+                    net.params_and_grads(grads).zip(bufs.iter_mut()).enumerate()
+                {
+                    let decay = decays(i);
                     for ((w, &g), v) in w.iter_mut().zip(g).zip(buf.iter_mut()) {
                         let g = if decay { g + wd * *w } else { g };
                         // PyTorch starts the buffer at g; mu * 0 + g is exactly g.
@@ -348,10 +364,12 @@ impl<T: Float> Optimizer<T> {
                 let decoupled = c.kind == OptimizerKind::AdamW;
                 let shrink = T::from_f64(1.0 - lr.to_f64() * c.weight_decay);
                 let (ms, vs) = self.state.split_at_mut(1);
-                for ((w, g), (m, v)) in net
+                for (i, ((w, g), (m, v))) in net
                     .params_and_grads(grads)
                     .zip(ms[0].iter_mut().zip(vs[0].iter_mut()))
+                    .enumerate()
                 {
+                    let decay = decays(i);
                     for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
                     {
                         let g = if decay && decoupled {

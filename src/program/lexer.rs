@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::{Pos, ProgramError};
+use crate::graph::format_number;
 
 /// A token of the `diff` language.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,7 +26,7 @@ pub(crate) enum Tok {
 impl fmt::Display for Tok {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Tok::Number(x) => write!(f, "number {x}"),
+            Tok::Number(x) => write!(f, "number {}", format_number(*x)),
             Tok::Name(n) => write!(f, "name '{n}'"),
             Tok::Plus => f.write_str("'+'"),
             Tok::Minus => f.write_str("'-'"),

@@ -1,7 +1,7 @@
 //! The small language of `backprop diff`, parsed into a [`Tape`], and what the command
 //! reports about it.
 //!
-//! A program is statements separated by `;` or newlines, each `name = expr` in the seed's
+//! A program is statements separated by `;` or newlines, each `name = expr` in the post's
 //! style; a bare `expr` may end it. The last statement is the output. Names used but never
 //! assigned are the inputs, and take their values from the bindings (`--at`).
 //!
@@ -24,23 +24,33 @@ mod lexer;
 mod parser;
 mod report;
 
+use std::collections::HashSet;
 use std::fmt;
 
-use crate::graph::{Adjoints, GraphError, NodeId, Tape};
+use crate::graph::{format_number, Adjoints, GraphError, NodeId, Tape};
 
 pub use parser::MAX_DEPTH;
-pub use report::{Analysis, Mode, ModeReport, NamedPath, VariablePaths};
+pub use report::{Analysis, ForwardSkipped, Mode, ModeReport, NamedPath, VariablePaths, WithPaths};
 
-/// The seed's Figure 1 as a program.
+/// The post's Figure 1 as a program.
 pub const FIGURE_1: &str = "c = a + b\nd = a * b\no = 0.5 * c * d";
 
-/// The seed's input values for Figure 1: a = 2, b = 3.
+/// The post's input values for Figure 1: a = 2, b = 3.
 pub fn figure_1_inputs() -> Vec<(String, f64)> {
     vec![("a".to_string(), 2.0), ("b".to_string(), 3.0)]
 }
 
-/// How many paths `--paths` lists before it refuses.
+/// How many paths `--paths` lists, over all variables, before it refuses.
 pub const PATH_LIMIT: u64 = 1000;
+
+/// How many steps (edges) `--paths` lists, over all paths, before it refuses: a few paths
+/// through a long chain would otherwise print a line per path as long as the program.
+pub const PATH_STEP_LIMIT: u64 = 100_000;
+
+/// The largest variables × graph nodes for which [`Mode::Both`] runs forward mode (one pass
+/// over the graph per variable): about a second of work. Above it only reverse mode runs;
+/// [`Mode::Forward`] runs it whatever the size.
+pub const FORWARD_LIMIT: u64 = 100_000_000;
 
 /// A position in the program text: line and column, both from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,7 +154,7 @@ pub enum ProgramError {
         limit: usize,
     },
     /// An operation whose value is not finite: outside its domain, or overflowing.
-    #[error("{pos}: '{op}' of {args:?} is {value}, not a finite number (outside its domain, or too large)")]
+    #[error("{pos}: '{op}' of {} is {}, not a finite number (outside its domain, or too large)", numbers(args), format_number(*value))]
     NotFinite {
         /// The operation's position.
         pos: Pos,
@@ -174,6 +184,26 @@ pub enum ProgramError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// Too many paths to list, over all variables.
+    #[error("{} paths from the {variables} variables to the output, over the limit of {limit} in all", count_text(*paths))]
+    TooManyPaths {
+        /// The number of paths (saturated at 2^64 - 1).
+        paths: u64,
+        /// The number of variables.
+        variables: usize,
+        /// The limit.
+        limit: u64,
+    },
+    /// Paths too long to list: too many steps over all paths.
+    #[error("{} paths with {} steps in all, over the limit of {limit} steps", count_text(*paths), count_text(*steps))]
+    TooManyPathSteps {
+        /// The number of paths.
+        paths: u64,
+        /// The number of steps along them (saturated at 2^64 - 1).
+        steps: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Too many paths to list, for one variable.
     #[error("paths from '{name}': {source}")]
     Paths {
@@ -182,6 +212,24 @@ pub enum ProgramError {
         /// The refusal.
         source: GraphError,
     },
+}
+
+/// Numbers as the reports print them: `-4`, or `(1, 0)` for two.
+fn numbers(xs: &[f64]) -> String {
+    let each: Vec<String> = xs.iter().map(|&x| format_number(x)).collect();
+    match each.as_slice() {
+        [one] => one.clone(),
+        _ => format!("({})", each.join(", ")),
+    }
+}
+
+/// A count, or "2^64 or more" where it saturated.
+fn count_text(n: u64) -> String {
+    if n == u64::MAX {
+        "2^64 or more".to_string()
+    } else {
+        n.to_string()
+    }
 }
 
 /// One statement `name = expr`: the name, the node holding its value, where it starts.
@@ -205,6 +253,7 @@ pub struct Statement {
 /// ```
 pub fn parse_bindings(s: &str) -> Result<Vec<(String, f64)>, ProgramError> {
     let mut out: Vec<(String, f64)> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = |reason| ProgramError::BadBinding {
             text: part.to_string(),
@@ -227,7 +276,7 @@ pub fn parse_bindings(s: &str) -> Result<Vec<(String, f64)>, ProgramError> {
         if !value.is_finite() {
             return Err(bad("the value is not finite"));
         }
-        if out.iter().any(|(n, _)| n == name) {
+        if !seen.insert(name) {
             return Err(bad("the name is given twice"));
         }
         out.push((name.to_string(), value));
@@ -265,8 +314,9 @@ impl Program {
         let tape = Tape::new();
         let parsed = parser::Parser::new(toks, &tape, at).program()?;
         let mut inputs = parsed.inputs;
+        let used: HashSet<String> = inputs.iter().map(|(n, _)| n.clone()).collect();
         for (name, value) in at {
-            if !inputs.iter().any(|(n, _)| n == name) {
+            if !used.contains(name) {
                 let node = tape.input(*value);
                 tape.set_name(node, name);
                 inputs.push((name.clone(), node));

@@ -26,7 +26,8 @@ pub(crate) struct Parser<'a> {
     toks: Vec<(Tok, Pos)>,
     i: usize,
     tape: &'a Tape<f64>,
-    at: &'a [(String, f64)],
+    /// The bindings of `--at`, by name.
+    at: HashMap<&'a str, f64>,
     env: HashMap<String, Binding>,
     /// Every name some statement assigns, so that a use before the assignment is caught.
     assigned_later: HashSet<String>,
@@ -47,7 +48,7 @@ impl<'a> Parser<'a> {
             toks,
             i: 0,
             tape,
-            at,
+            at: at.iter().map(|(n, v)| (n.as_str(), *v)).collect(),
             env: HashMap::new(),
             assigned_later,
             inputs: Vec::new(),
@@ -104,7 +105,7 @@ impl<'a> Parser<'a> {
                         first: *first,
                     });
                 }
-                if self.at.iter().any(|(n, _)| *n == name) {
+                if self.at.contains_key(name.as_str()) {
                     return Err(ProgramError::AtAssigned { pos, name });
                 }
                 let node = self.expr()?;
@@ -144,7 +145,7 @@ impl<'a> Parser<'a> {
     }
 
     fn fresh_output_name(&self) -> String {
-        let taken = |n: &str| self.env.contains_key(n) || self.at.iter().any(|(a, _)| a == n);
+        let taken = |n: &str| self.env.contains_key(n) || self.at.contains_key(n);
         let mut name = "output".to_string();
         let mut k = 2;
         while taken(&name) {
@@ -289,7 +290,7 @@ impl<'a> Parser<'a> {
         if self.assigned_later.contains(&name) {
             return Err(ProgramError::UsedBeforeAssigned { pos, name });
         }
-        let Some(&(_, value)) = self.at.iter().find(|(n, _)| *n == name) else {
+        let Some(&value) = self.at.get(name.as_str()) else {
             return Err(ProgramError::MissingInput { pos, name });
         };
         let node = self.tape.input(value);

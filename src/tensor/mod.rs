@@ -8,6 +8,8 @@
 //!   its node is added.
 //! - [`Op`]: the ops, each with its value and its vector-Jacobian product side by side in one
 //!   table of rules (`op.rs`), as [`graph::Op`](crate::graph::Op) does for scalars.
+//! - [`kernels`]: the hand-written kernels where speed needs them: conv2d by unfold + GEMM,
+//!   pooling with the saved argmax, the LSTM and RNN steps.
 //! - [`Tape::backward`]: one reverse loop, no recursion; gradients accumulate per tensor
 //!   (a weight used at every time step gets the sum); broadcasting is undone in one place
 //!   ([`sum_to`]).
@@ -69,6 +71,7 @@
 
 mod cost;
 mod gradcheck;
+pub mod kernels;
 mod op;
 mod reverse;
 mod shape;

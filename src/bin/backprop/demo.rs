@@ -1,10 +1,12 @@
-//! `backprop demo`: the seed's Figure 1, walked through as the post does.
+//! `backprop demo`: the post's Figure 1, walked through as the post does.
 
 use backprop::program::{figure_1_inputs, Mode, Program, FIGURE_1, PATH_LIMIT};
 
-use crate::diff::render_paths;
+use backprop::graph::format_number;
 
-/// Walk through the seed's Figure 1 (c = a + b, d = a b, o = c d / 2 at a = 2, b = 3), or
+use crate::diff::{plural, render_paths};
+
+/// Walk through the post's Figure 1 (c = a + b, d = a b, o = c d / 2 at a = 2, b = 3), or
 /// with `--network` its Figure 2 (a 2-4-4-3 network, one example, the four equations).
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -31,35 +33,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("both modes were asked for");
     };
     let tape = program.tape();
-    crate::outln!("The seed's Figure 1, a = 2, b = 3:");
+    crate::outln!("The post's Figure 1, a = 2, b = 3:");
     for line in FIGURE_1.lines() {
         crate::outln!("  {line}");
     }
     crate::outln!("\n1. Move forward (feed-forward): every node's value.");
     for (name, v) in &a.values {
-        crate::outln!("  {name} = {v}");
+        crate::outln!("  {name} = {}", format_number(*v));
     }
+    let adds = |n: u64| plural(n, "multiply-add", "multiply-adds");
     crate::outln!("\n2. Forward-mode differentiation: one pass from each variable to o.");
     for (name, id) in program.variables() {
         let t = tape.forward_mode(id);
         crate::outln!(
-            "  from {name}: do/d{name} = {}   ({} multiply-adds)",
-            t[program.output().node],
-            t.work()
+            "  from {name}: do/d{name} = {}   ({})",
+            format_number(t[program.output().node]),
+            adds(t.work())
         );
     }
-    crate::outln!("  total: {} multiply-adds; the derivatives of o with respect to c and d are recomputed in every pass that reaches them.", forward.work);
+    crate::outln!("  total: {}; the derivatives of o with respect to c and d are recomputed in every pass that reaches them.", adds(forward.work));
     crate::outln!(
         "\n3. Reverse-mode differentiation (backpropagation): one pass from o, do/do = 1."
     );
     for (name, d) in &reverse.gradient {
-        crate::outln!("  do/d{name} = {d}");
+        crate::outln!("  do/d{name} = {}", format_number(*d));
     }
     crate::outln!(
-        "  total: {} multiply-adds; each derivative is computed once and stored.",
-        reverse.work
+        "  total: {}; each derivative is computed once and stored.",
+        adds(reverse.work)
     );
-    crate::outln!("\n4. Sum over paths: the derivative is the sum, over every path, of the product of local derivatives.");
+    crate::outln!("\n4. Sum over paths: the derivative is the sum, over every path, of the product of local derivatives. o is computed as (0.5*c)*d, so (0.5*c) is a node of its own.");
     crate::out!("{}", render_paths(&a.output, &program.paths(PATH_LIMIT)?));
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! `backprop demo --network`: the seed's Figure 2 walked through for one example, step by
+//! `backprop demo --network`: the post's Figure 2 walked through for one example, step by
 //! step, as the post prints it: feed-forward (z^l, a^l), then delta^4, delta^3, delta^2 by
 //! Equations 4 and 3, then dC/dW^l and dC/db^l by Equations 1 and 2.
 
@@ -80,7 +80,7 @@ fn render_text(w: &Walk) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "The seed's Figure 2: layers 2, 4, 4, 3; F = sigmoid; C = 1/2 ||a^4 - y||^2"
+        "The post's Figure 2: layers 2, 4, 4, 3; F = sigmoid; C = 1/2 ||a^4 - y||^2"
     );
     let _ = writeln!(
         s,

@@ -4,13 +4,17 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use backprop::program::{parse_bindings, Analysis, Mode, Program, VariablePaths, PATH_LIMIT};
+use backprop::graph::format_number;
+use backprop::program::{
+    parse_bindings, Analysis, Mode, Program, VariablePaths, WithPaths, PATH_LIMIT,
+};
 
 /// Differentiate a program: `c = a + b; d = a * b; o = 0.5 * c * d` --at a=2,b=3.
 #[derive(clap::Args, Debug)]
+#[command(after_help = SYNTAX)]
 pub struct Args {
     /// The program: statements `name = expr` separated by ';' or newlines; the last is the
-    /// output.
+    /// output (see the syntax below).
     #[arg(
         required_unless_present = "file",
         conflicts_with = "file",
@@ -28,19 +32,48 @@ pub struct Args {
         allow_hyphen_values = true
     )]
     pub at: String,
-    /// Which mode(s) to run.
+    /// Which mode(s) to run. `both` skips forward mode, with a note, when variables × graph
+    /// nodes exceeds 100,000,000 (it makes one pass over the graph per variable); `forward`
+    /// runs it whatever the size.
     #[arg(long, value_enum, default_value_t = ModeArg::Both)]
     pub mode: ModeArg,
-    /// Also list every path from each variable to the output (sum over paths).
+    /// Also list every path from each variable to the output (sum over paths), through every
+    /// node between: an unnamed one is shown as its expression, e.g. `(w*x)`. Where a node
+    /// uses the same value twice (`x*x`), its two parallel edges are merged into one step
+    /// whose factor is the sum of both local derivatives, and the line says so. Refused above
+    /// 1000 paths, or 100,000 steps along them, in all.
     #[arg(long)]
     pub paths: bool,
-    /// Write the graph in Graphviz DOT to this file.
+    /// Write the graph in Graphviz DOT to this file: each node's name, op, value and
+    /// derivative; each edge's local derivative on the edge.
     #[arg(long, value_name = "FILE")]
     pub dot: Option<PathBuf>,
-    /// Print one JSON object instead of text.
+    /// Print one JSON object instead of text (numbers in full precision; a derivative that
+    /// is not finite is the string "inf", "-inf" or "nan"; with --paths, a key "paths").
     #[arg(long)]
     pub json: bool,
 }
+
+/// The language, for `--help`.
+const SYNTAX: &str = "\
+Syntax:
+  statements   name = expr, separated by ';' or newlines; the last is the output (a bare
+               expression may end the program; it is then called 'output'). A name is
+               assigned once; names used but never assigned are the inputs (--at).
+  operators    + - * / and ^ (power; '**' is the same), unary minus; ^ binds tightest and
+               to the right (-a^2 = -(a^2), 2^3^2 = 2^9), then * /, then + -.
+  functions    exp ln log sqrt sin cos tan tanh sigmoid relu abs; log is the natural
+               logarithm (ln). At kinks (relu, abs at 0) the derivative is taken as 0.
+  numbers      1, 0.5, .5, 2e-3
+  comments     '#' to the end of the line
+Output:
+  Numbers are shown as the shortest text that reads back exactly, in exponent form when
+  |x| >= 1e16 or |x| < 1e-5. Work counts the local-derivative multiply-adds each mode does;
+  derivatives with respect to constants are computed by neither. A derivative that is not
+  finite (sqrt at 0) is printed as inf or nan with a warning on standard error; d/db a^b
+  follows PyTorch: a^b ln a, NaN for a < 0, 0 at a = 0 (b >= 0).
+Example:
+  backprop diff \"c = a + b; d = a * b; o = 0.5 * c * d\" --at a=2,b=3 --paths";
 
 /// `--mode`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +102,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(path)) => (read_source(path)?, path.display().to_string()),
         _ => bail!("give either PROGRAM or --file PATH"),
     };
+    if let Some(dot) = &args.dot {
+        crate::common::check_output("--dot", dot)?;
+        let file = args.file.as_deref().map(|f| ("--file", f));
+        crate::common::check_distinct(&Vec::from_iter(file), &[("--dot", dot)])?;
+    }
     let at = parse_bindings(&args.at).context("--at")?;
     let program = Program::compile(&source, &at).with_context(|| origin.clone())?;
     let analysis = program.analyse(args.mode.into());
@@ -81,12 +119,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         write_atomically(dot, &program.to_dot())
             .with_context(|| format!("--dot {}", dot.display()))?;
     }
+    if let Some(skipped) = &analysis.forward_skipped {
+        eprintln!("note: {skipped}; --mode forward runs it anyway");
+    }
+    if let Some(warning) = non_finite_warning(&analysis) {
+        eprintln!("{warning}");
+    }
     if args.json {
-        crate::outln!("{}", serde_json::to_string(&analysis)?);
+        let json = match &paths {
+            Some(paths) => serde_json::to_string(&WithPaths(&analysis, paths))?,
+            None => serde_json::to_string(&analysis)?,
+        };
+        crate::outln!("{json}");
     } else {
         crate::out!("{}", render(&analysis, paths.as_deref()));
     }
     Ok(())
+}
+
+/// One line naming every derivative that is not finite (the first few, and how many more).
+fn non_finite_warning(a: &Analysis) -> Option<String> {
+    const SHOWN: usize = 5;
+    let bad = a.non_finite();
+    if bad.is_empty() {
+        return None;
+    }
+    let o = &a.output;
+    let mut listed: Vec<String> = bad
+        .iter()
+        .take(SHOWN)
+        .map(|(mode, name, d)| format!("d{o}/d{name} = {} ({mode})", format_number(*d)))
+        .collect();
+    if bad.len() > SHOWN {
+        listed.push(format!("and {} more", bad.len() - SHOWN));
+    }
+    Some(format!(
+        "warning: {} not a finite number: {}",
+        plural(bad.len() as u64, "derivative is", "derivatives are"),
+        listed.join(", ")
+    ))
+}
+
+/// `n` and the noun, singular for 1.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn read_source(path: &Path) -> anyhow::Result<String> {
@@ -101,31 +177,17 @@ fn read_source(path: &Path) -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// Writes `contents` to a temporary file beside `path`, then renames it over `path`, so a
-/// reader never sees half a file.
+/// Writes `contents` by [`backprop::io::write_atomically`]: whole or not at all, over a
+/// regular file only, through a symbolic link to the file it names.
 pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("not a file name"))?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, contents)?;
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
-    }
-    Ok(())
+    Ok(backprop::io::write_atomically(path, contents.as_bytes())?)
 }
 
 /// The human-readable report: values, each mode's derivatives and work, the paths.
 pub fn render(a: &Analysis, paths: Option<&[VariablePaths]>) -> String {
     let mut s = String::from("values\n");
     for (name, v) in &a.values {
-        s += &format!("  {name} = {v}\n");
+        s += &format!("  {name} = {}\n", format_number(*v));
     }
     let o = &a.output;
     let modes = [
@@ -134,9 +196,14 @@ pub fn render(a: &Analysis, paths: Option<&[VariablePaths]>) -> String {
     ];
     for (title, report) in modes {
         if let Some(r) = report {
-            s += &format!("{title}: {} local-derivative multiply-adds\n", r.work);
+            let work = plural(
+                r.work,
+                "local-derivative multiply-add",
+                "local-derivative multiply-adds",
+            );
+            s += &format!("{title}: {work}\n");
             for (name, d) in &r.gradient {
-                s += &format!("  d{o}/d{name} = {d}\n");
+                s += &format!("  d{o}/d{name} = {}\n", format_number(*d));
             }
         }
     }
@@ -147,23 +214,36 @@ pub fn render(a: &Analysis, paths: Option<&[VariablePaths]>) -> String {
     s
 }
 
-/// Each variable's paths to the output, their products and sum.
+/// Each variable's paths to the output, their factors, products and sum; a step that merges
+/// parallel edges (`x*x` uses x twice) says so.
 pub fn render_paths(o: &str, paths: &[VariablePaths]) -> String {
     let mut s = String::new();
     for vp in paths {
         s += &format!(
-            "  d{o}/d{} = {} over {} path(s)\n",
+            "  d{o}/d{} = {} over {}\n",
             vp.name,
-            vp.sum,
-            vp.paths.len()
+            format_number(vp.sum),
+            plural(vp.paths.len() as u64, "path", "paths")
         );
         for p in &vp.paths {
-            let factors: Vec<String> = p.factors.iter().map(|f| f.to_string()).collect();
+            let factors: Vec<String> = p.factors.iter().map(|&f| format_number(f)).collect();
+            let merged: Vec<String> = p
+                .edges
+                .iter()
+                .enumerate()
+                .filter(|(_, &e)| e > 1)
+                .map(|(k, e)| format!("{} -> {}: {e} edges merged", p.names[k], p.names[k + 1]))
+                .collect();
+            let merged = if merged.is_empty() {
+                String::new()
+            } else {
+                format!("   ({})", merged.join("; "))
+            };
             s += &format!(
-                "    {}: {} = {}\n",
+                "    {}: {} = {}{merged}\n",
                 p.names.join(" -> "),
                 factors.join(" * "),
-                p.product
+                format_number(p.product)
             );
         }
     }

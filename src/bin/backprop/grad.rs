@@ -24,7 +24,8 @@ pub struct Args {
     /// One target vector y a row (one-hot for log-likelihood).
     #[arg(long)]
     targets: PathBuf,
-    /// Write the tensors here (safetensors) instead of printing them.
+    /// Write the tensors here (safetensors) instead of printing them. Written whole or not
+    /// at all; only a regular file is replaced, and a symbolic link is written through.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Also each example's C_n and dC_n/dtheta (not divided by the batch size).
@@ -38,6 +39,14 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         common::check_output("--out", out)?;
+        common::check_distinct(
+            &[
+                ("--model", &args.model),
+                ("--inputs", &args.inputs),
+                ("--targets", &args.targets),
+            ],
+            &[("--out", out)],
+        )?;
     }
     if args.inputs == args.targets && args.inputs.as_os_str() == "-" {
         bail!("--inputs and --targets cannot both read standard input");
@@ -103,9 +112,9 @@ fn grad<T: Float>(net: &Network<T>, args: &Args) -> anyhow::Result<()> {
             ("layers".to_string(), layers.join(",")),
             ("batch".to_string(), n.to_string()),
         ];
-        model_file::save_tensors(out, &named, &meta)?;
+        model_file::save_tensors(out, &named, &meta).map_err(|e| anyhow::anyhow!("--out {e}"))?;
         if !args.json {
-            eprintln!(
+            crate::errln!(
                 "J = {} over {n} examples; {} tensors written to {}",
                 j,
                 tensors.len(),

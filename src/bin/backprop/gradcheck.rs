@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use backprop::network::{gradcheck, Activation, Cost, Init, Network};
 use rand::{Rng, SeedableRng};
 
-use crate::common::Sizes;
+use crate::common::{one_of, Sizes};
 
 /// Check backpropagation against central finite differences on a random network.
 #[derive(clap::Args)]
@@ -13,18 +13,18 @@ pub struct Args {
     #[arg(long, default_value = "2,4,4,3")]
     layers: Sizes,
     /// Activation of the hidden layers.
-    #[arg(long, default_value = "sigmoid")]
+    #[arg(long, default_value = "sigmoid", value_parser = one_of::<Activation>(Activation::ALL.map(Activation::name)))]
     activation: Activation,
     /// Activation of the output layer [default: softmax for log-likelihood, sigmoid otherwise].
-    #[arg(long)]
+    #[arg(long, value_parser = one_of::<Activation>(Activation::ALL.map(Activation::name)))]
     output_activation: Option<Activation>,
-    /// The cost: quadratic, cross-entropy or log-likelihood.
-    #[arg(long, default_value = "quadratic")]
+    /// The cost C.
+    #[arg(long, default_value = "quadratic", value_parser = one_of::<Cost>(Cost::ALL.map(Cost::name)))]
     cost: Cost,
     /// How the random weights are drawn.
-    #[arg(long, default_value = "scaled")]
+    #[arg(long, default_value = "scaled", value_parser = one_of::<Init>(Init::ALL.map(Init::name)))]
     init: Init,
-    /// Examples in the batch.
+    /// Examples in the batch (at most 100000).
     #[arg(long, default_value_t = 4)]
     batch: usize,
     /// Seed of the network, inputs and targets.
@@ -37,11 +37,13 @@ pub struct Args {
 
 /// The largest network `gradcheck` accepts.
 const MAX_PARAMS: usize = 100_000;
+/// The largest batch: every parameter costs four passes over it.
+const MAX_BATCH: usize = 100_000;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let sizes = &args.layers.0;
-    if args.batch == 0 {
-        bail!("--batch: must be at least 1");
+    if !(1..=MAX_BATCH).contains(&args.batch) {
+        bail!("--batch {}: must be from 1 to {MAX_BATCH}", args.batch);
     }
     // Every parameter costs four passes over the batch: refuse sizes that would run for hours
     // (or overflow) before allocating anything.
@@ -54,6 +56,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "--layers: more than {MAX_PARAMS} parameters; finite differences would take too long"
         ),
     }
+    backprop::network::check_batch_size::<f64>(sizes, args.batch)
+        .map_err(|e| anyhow::anyhow!("--batch {}: {e}", args.batch))?;
     let output = args.output_activation.unwrap_or(match args.cost {
         Cost::LogLikelihood => Activation::Softmax,
         _ => Activation::Sigmoid,

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use backprop::data::csv::read_matrix_csv;
+use backprop::data::csv::read_feature_rows;
 use backprop::data::Scaling;
 use backprop::model_file::{self, AnyNetwork};
 use backprop::network::{Network, Workspace};
@@ -13,13 +13,19 @@ use backprop::Float;
 
 /// Predict the class of each row of a CSV file (`-` for standard input).
 #[derive(clap::Args)]
+#[command(after_help = "\
+The rows: one example a line, the model's N^1 input values, comma-separated, raw (the model \
+applies the scaling it was trained with), no label. A first line whose first cell is not a \
+number is a header and is skipped, as `train` does; a blank line is an error. Output line i \
+is the predicted class of row i (with --probs, followed by a^L).")]
 pub struct Args {
     /// The model file (safetensors).
     #[arg(long)]
     model: PathBuf,
-    /// One example a row, features only, no header; `-` reads standard input.
-    #[arg(long)]
-    input: PathBuf,
+    /// The rows: one example a line, its input values comma-separated, no label; an
+    /// optional header line; `-` reads standard input.
+    #[arg(long, visible_alias = "input", value_name = "CSV")]
+    inputs: PathBuf,
     /// Also print the output activations a^L of each row.
     #[arg(long)]
     probs: bool,
@@ -44,11 +50,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn predict<T: Float>(net: &Network<T>, args: &Args, scaling: &Scaling) -> anyhow::Result<String> {
     let sizes = net.sizes();
     let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
-    let x = read_matrix_csv::<T>(&args.input)?;
+    let x = read_feature_rows::<T>(&args.inputs).map_err(|e| anyhow::anyhow!("--inputs: {e}"))?;
     if x.cols() != inputs {
         bail!(
-            "--input {}: rows have {} values but the model {} takes {inputs} inputs",
-            args.input.display(),
+            "--inputs {}: rows have {} values but the model {} takes {inputs} inputs",
+            args.inputs.display(),
             x.cols(),
             args.model.display()
         );

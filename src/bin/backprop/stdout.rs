@@ -5,6 +5,10 @@
 //! command prints through [`outln!`](crate::outln) and [`out!`](crate::out) instead: once
 //! the pipe is closed, further output is dropped, the command finishes its files, and the
 //! process exits with status 141 (128 + SIGPIPE), as Unix tools killed by SIGPIPE do.
+//!
+//! `eprintln!` panics the same way when standard error is a closed pipe
+//! (`backprop train 2>&1 | head -1`): messages go through [`errln!`](crate::errln), which
+//! drops them once standard error is closed.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,9 +33,20 @@ pub fn write(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
     }
 }
 
-/// Whether standard output's reader has gone.
+/// Whether the reader of standard output (or standard error) has gone.
 pub fn closed() -> bool {
     CLOSED.load(Ordering::Relaxed)
+}
+
+/// Writes `args` and a newline to standard error; a closed pipe is remembered, and any
+/// other failure ignored: there is nowhere left to report it.
+pub fn write_err(args: std::fmt::Arguments<'_>) {
+    let mut err = std::io::stderr().lock();
+    if let Err(e) = writeln!(err, "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            CLOSED.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// `print!` that drops output once standard output is closed (see [`write`]).
@@ -50,5 +65,14 @@ macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::stdout::write(format_args!("{}\n", format_args!($($arg)*)))
             .map_err(|e| anyhow::anyhow!("standard output: {e}"))?
+    };
+}
+
+/// `eprintln!` that never panics: a closed standard error drops the message (see
+/// [`write_err`]).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::stdout::write_err(format_args!($($arg)*))
     };
 }

@@ -1,5 +1,6 @@
 //! `backprop train`: train a network on a data set, by the four equations and SGD.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,18 +9,19 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use backprop::data::{Scaling, ScalingKind, Split};
 use backprop::model_file;
-use backprop::network::{Activation, Cost, Init};
+use backprop::network::{Activation, Cost, Init, NetworkError};
 use backprop::optim::{OptimizerConfig, OptimizerKind, Schedule};
 use backprop::train::{EpochReport, TrainConfig, TrainError, Trainer};
 use backprop::Float;
 
-use crate::common::{self, Sizes};
+use crate::common::{self, one_of, plural, Sizes, Stopped};
+use crate::errln;
 
 /// Train a fully connected network (by default on the built-in digits).
 #[derive(clap::Args)]
 pub struct Args {
-    /// digits, xor, spirals or moons (optionally `:N` examples), a directory of IDX files
-    /// (MNIST layout), or a CSV file (label first).
+    /// digits; xor, spirals or moons (1000 points, or xor:N for N points); a directory of
+    /// IDX files (MNIST layout); or a CSV file (label first).
     #[arg(long, default_value = "digits")]
     data: String,
     /// A CSV test file for a CSV --data.
@@ -28,26 +30,27 @@ pub struct Args {
     /// Fraction held out for testing when the data has no test part.
     #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     test_split: f64,
-    /// Input scaling: auto (divide by the largest training input), none, standardize.
-    #[arg(long, default_value = "auto")]
+    /// Input scaling: auto divides by the largest training input, standardize makes each
+    /// feature mean 0 and standard deviation 1.
+    #[arg(long, default_value = "auto", value_parser = one_of::<ScalingKind>(["auto", "none", "standardize"]))]
     scale: ScalingKind,
-    /// Hidden layer sizes, comma-separated.
+    /// Hidden layer sizes, comma-separated; "" for none (inputs straight to the outputs).
     #[arg(long, default_value = "30")]
     hidden: Sizes,
     /// F of the hidden layers.
-    #[arg(long, default_value = "sigmoid")]
+    #[arg(long, default_value = "sigmoid", value_parser = one_of::<Activation>(Activation::ALL.map(Activation::name)))]
     activation: Activation,
     /// F of the output layer [default: softmax for log-likelihood, sigmoid otherwise].
-    #[arg(long)]
+    #[arg(long, value_parser = one_of::<Activation>(Activation::ALL.map(Activation::name)))]
     output_activation: Option<Activation>,
-    /// The cost: quadratic, cross-entropy or log-likelihood.
-    #[arg(long, default_value = "log-likelihood")]
+    /// The cost C.
+    #[arg(long, default_value = "log-likelihood", value_parser = one_of::<Cost>(Cost::ALL.map(Cost::name)))]
     cost: Cost,
-    /// Initial weights: large, scaled, xavier, he, uniform.
-    #[arg(long, default_value = "uniform")]
+    /// Initial weights.
+    #[arg(long, default_value = "uniform", value_parser = one_of::<Init>(Init::ALL.map(Init::name)))]
     init: Init,
-    /// sgd, momentum, nesterov, adam, adamw.
-    #[arg(long, default_value = "sgd")]
+    /// The update rule.
+    #[arg(long, default_value = "sgd", value_parser = one_of::<OptimizerKind>(OptimizerKind::ALL.map(OptimizerKind::name)))]
     optimizer: OptimizerKind,
     /// eta, the learning rate [default: 0.5; 0.001 for adam and adamw].
     #[arg(long, allow_negative_numbers = true)]
@@ -58,6 +61,10 @@ pub struct Args {
     /// L2 weight decay (decoupled for adamw).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     weight_decay: f64,
+    /// Whether --weight-decay applies to the biases too (true, as PyTorch with one
+    /// parameter group) or to the weights only (false, as Nielsen's L2 regularisation).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
+    weight_decay_biases: bool,
     /// constant, step (halve every third of the epochs), step:EVERY:GAMMA, cosine.
     #[arg(long, default_value = "constant")]
     schedule: String,
@@ -67,32 +74,45 @@ pub struct Args {
     /// Number of epochs [default: 30].
     #[arg(long)]
     epochs: Option<usize>,
-    /// Stop after this many epochs without a better test accuracy, keeping the best model.
+    /// Stop after this many epochs without a better validation accuracy, keeping the best
+    /// model.
     #[arg(long)]
     patience: Option<usize>,
+    /// Fraction of the training data held out for validation (early stopping watches it;
+    /// the test part stays unseen) [default: 0.1 with --patience, else none].
+    #[arg(long, allow_negative_numbers = true)]
+    validation_split: Option<f64>,
     /// Seeds the weights, the shuffles and any held-out split.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Threads for matrix products [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// Precision: f32 or f64.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
-    /// Write the trained model here (safetensors).
+    /// Precision.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+    /// Write the trained model here (safetensors). Without it the model is not saved.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Write a checkpoint here after every epoch (and on Ctrl-C) [default on Ctrl-C: the
-    /// --out path with `.checkpoint` added, or backprop-checkpoint.safetensors].
+    /// Write a checkpoint here after every epoch (and on Ctrl-C) [default on Ctrl-C only:
+    /// the --out path with its extension replaced by .checkpoint.safetensors
+    /// (m.safetensors: m.checkpoint.safetensors), or backprop-checkpoint.safetensors
+    /// without --out].
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Continue from a checkpoint (settings come from it; --epochs may extend the run).
+    /// Go on from a checkpoint, to the result the uninterrupted run would have had. The
+    /// checkpoint remembers the settings and the files (--data, --test, --test-split,
+    /// --out, --checkpoint, --log, --plot); those files may be given again to change them.
+    /// --epochs (at least the epochs done) and --patience may change; the flags that
+    /// decide the training (--lr, --hidden, --activation, --output-activation, --cost,
+    /// --init, --optimizer, --momentum, --weight-decay, --schedule, --batch, --seed,
+    /// --scale, --dtype) are refused unless they repeat the checkpoint's values.
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Write per-epoch metrics here (CSV).
+    /// Write per-epoch metrics here (CSV), rewritten after every epoch.
     #[arg(long)]
     log: Option<PathBuf>,
-    /// Draw loss and accuracy per epoch (SVG or PNG, by extension).
+    /// Draw loss and accuracy per epoch (SVG or PNG, by extension), redrawn every epoch.
     #[arg(long)]
     plot: Option<PathBuf>,
     /// One JSON object per epoch on standard output, and a last one with the results.
@@ -100,12 +120,292 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    match args.dtype.as_str() {
-        "f32" => run_typed::<f32>(args),
-        "f64" => run_typed::<f64>(args),
-        other => bail!("--dtype {other}: expected f32 or f64"),
+/// `--dtype`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    /// 32-bit floats.
+    F32,
+    /// 64-bit floats.
+    F64,
+}
+
+impl Dtype {
+    fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F64 => "f64",
+        }
     }
+}
+
+/// Where a run reads and writes: the flags, or, when resuming, the checkpoint's record of
+/// them for those not given again.
+#[derive(Clone, Debug)]
+struct Files {
+    data: String,
+    test: Option<PathBuf>,
+    test_split: f64,
+    out: Option<PathBuf>,
+    checkpoint: Option<PathBuf>,
+    log: Option<PathBuf>,
+    plot: Option<PathBuf>,
+}
+
+/// Checkpoint metadata keys that remember [`Files`] (absolute paths, so that a run can be
+/// resumed from another directory).
+const RUN_KEYS: [&str; 7] = [
+    "run.data",
+    "run.test",
+    "run.test_split",
+    "run.out",
+    "run.checkpoint",
+    "run.log",
+    "run.plot",
+];
+
+impl Files {
+    fn from_args(args: &Args) -> Files {
+        Files {
+            data: args.data.clone(),
+            test: args.test.clone(),
+            test_split: args.test_split,
+            out: args.out.clone(),
+            checkpoint: args.checkpoint.clone(),
+            log: args.log.clone(),
+            plot: args.plot.clone(),
+        }
+    }
+
+    /// The checkpoint's record, with the flags given again in its place.
+    fn resumed(
+        args: &Args,
+        given: &dyn Fn(&str) -> bool,
+        meta: &BTreeMap<String, String>,
+    ) -> Files {
+        let mut files = Files::from_args(args);
+        let stored = |key: &str| meta.get(key).filter(|v| !v.is_empty());
+        let path = |key: &str| stored(key).map(PathBuf::from);
+        // Checkpoints written before the run.* keys still name the data and split.
+        if !given("data") {
+            if let Some(d) = stored("run.data").or(stored("data")) {
+                files.data = d.clone();
+            }
+        }
+        if !given("test") && !given("data") {
+            files.test = path("run.test");
+        }
+        if !given("test_split") {
+            let split = stored("run.test_split").or(stored("data.test_split"));
+            if let Some(f) = split.and_then(|f| f.parse().ok()) {
+                files.test_split = f;
+            }
+        }
+        for (id, slot) in [
+            ("out", &mut files.out),
+            ("checkpoint", &mut files.checkpoint),
+            ("log", &mut files.log),
+            ("plot", &mut files.plot),
+        ] {
+            if !given(id) {
+                *slot = path(&format!("run.{id}"));
+            }
+        }
+        files
+    }
+
+    /// The record for a checkpoint.
+    fn to_metadata(&self) -> Vec<(String, String)> {
+        let abs = |p: &Option<PathBuf>| {
+            p.as_ref().map_or(String::new(), |p| {
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            })
+        };
+        let data = if Path::new(&self.data).exists() {
+            abs(&Some(PathBuf::from(&self.data)))
+        } else {
+            self.data.clone()
+        };
+        let values = [
+            data,
+            abs(&self.test),
+            self.test_split.to_string(),
+            abs(&self.out),
+            abs(&self.checkpoint),
+            abs(&self.log),
+            abs(&self.plot),
+        ];
+        RUN_KEYS
+            .iter()
+            .zip(values)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
+    /// Where Ctrl-C saves the run: --checkpoint, or the name --help promises.
+    fn interrupt_checkpoint(&self) -> PathBuf {
+        self.checkpoint.clone().unwrap_or_else(|| match &self.out {
+            Some(out) => {
+                let mut name = out.file_stem().unwrap_or_default().to_os_string();
+                name.push(".checkpoint.safetensors");
+                out.with_file_name(name)
+            }
+            None => PathBuf::from("backprop-checkpoint.safetensors"),
+        })
+    }
+
+    /// Refuses, before any work, outputs that cannot be written or that would overwrite
+    /// an input or each other.
+    fn check(&self, resume: Option<&Path>) -> anyhow::Result<()> {
+        let mut outputs: Vec<(&str, &Path)> = Vec::new();
+        for (flag, path) in [
+            ("--out", &self.out),
+            ("--log", &self.log),
+            ("--plot", &self.plot),
+        ] {
+            if let Some(p) = path {
+                outputs.push((flag, p));
+            }
+        }
+        let ctrl_c = self.interrupt_checkpoint();
+        let ctrl_c_flag = if self.checkpoint.is_some() {
+            "--checkpoint"
+        } else {
+            "the Ctrl-C checkpoint"
+        };
+        for &(flag, path) in outputs
+            .iter()
+            .chain([(ctrl_c_flag, ctrl_c.as_path())].iter())
+        {
+            common::check_output(flag, path)?;
+        }
+        if let Some(p) = &self.plot {
+            backprop::plot::check_extension(p).map_err(|e| anyhow::anyhow!("--plot {e}"))?;
+        }
+        let data = common::data_files(&self.data, self.test.as_deref());
+        let mut inputs: Vec<(&str, &Path)> = data.iter().map(|(f, p)| (*f, p.as_path())).collect();
+        if let Some(r) = resume {
+            inputs.push(("--resume", r));
+        }
+        common::check_distinct(&inputs, &outputs)?;
+        // The checkpoint may be the file resumed from: it is rewritten with a later state.
+        if resume.is_some() {
+            inputs.pop();
+        }
+        outputs.push((ctrl_c_flag, &ctrl_c));
+        common::check_distinct(&inputs, &outputs)
+    }
+}
+
+/// The flags that decide the training, with their `TrainConfig::to_metadata` keys: a
+/// resumed run keeps the checkpoint's.
+const FIXED_ON_RESUME: [(&str, &str); 12] = [
+    ("lr", "train.lr"),
+    ("hidden", "train.hidden"),
+    ("activation", "train.activation"),
+    ("output_activation", "train.output_activation"),
+    ("cost", "train.cost"),
+    ("init", "train.init"),
+    ("optimizer", "train.optimizer"),
+    ("momentum", "train.momentum"),
+    ("weight_decay", "train.weight_decay"),
+    ("schedule", "train.schedule"),
+    ("batch", "train.batch"),
+    ("seed", "train.seed"),
+];
+
+/// `--flag-name` for a clap id.
+fn flag(id: &str) -> String {
+    format!("--{}", id.replace('_', "-"))
+}
+
+pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
+    let given = |id: &str| given.iter().any(|g| g == id);
+    let fresh = config(&args)?;
+    let Some(path) = args.resume.clone() else {
+        let files = Files::from_args(&args);
+        files.check(None)?;
+        return match args.dtype {
+            Dtype::F32 => run_typed::<f32>(&args, files, Start::Fresh(fresh)),
+            Dtype::F64 => run_typed::<f64>(&args, files, Start::Fresh(fresh)),
+        };
+    };
+    let resume = |e: &dyn std::fmt::Display| anyhow::anyhow!("--resume {e}");
+    let checkpoint = model_file::load(&path).map_err(|e| resume(&e))?;
+    let meta = checkpoint.metadata;
+    if !backprop::train::is_checkpoint(&meta) {
+        bail!(
+            "--resume {}: is a model file, not a checkpoint (checkpoints are written by --checkpoint FILE and on Ctrl-C)",
+            path.display()
+        );
+    }
+    let stored = TrainConfig::from_metadata(&meta).map_err(|e| {
+        anyhow::anyhow!("--resume {}: not a usable checkpoint: {e}", path.display())
+    })?;
+    let dtype = if checkpoint.network.dtype() == f64::DTYPE {
+        Dtype::F64
+    } else {
+        Dtype::F32
+    };
+    let refuse = |id: &str, value: &str, theirs: &str| {
+        anyhow::anyhow!(
+            "{} {value}: the checkpoint {} was trained with {theirs}; a resumed run keeps its settings (leave {} out)",
+            flag(id),
+            path.display(),
+            flag(id)
+        )
+    };
+    if given("dtype") && args.dtype != dtype {
+        return Err(refuse("dtype", args.dtype.name(), dtype.name()));
+    }
+    let (mine, theirs): (BTreeMap<_, _>, BTreeMap<_, _>) = (
+        fresh.to_metadata().into_iter().collect(),
+        stored.to_metadata().into_iter().collect(),
+    );
+    for (id, key) in FIXED_ON_RESUME {
+        if given(id) && mine.get(key) != theirs.get(key) {
+            let show = |m: &BTreeMap<String, String>| m.get(key).cloned().unwrap_or_default();
+            return Err(refuse(id, &show(&mine), &show(&theirs)));
+        }
+    }
+    if given("scale") {
+        let kind = |s: &str| s.split(':').next().unwrap_or("").to_string();
+        let stored = kind(meta.get("scaling").map_or("", String::as_str));
+        let wanted = match args.scale {
+            ScalingKind::Auto => "divide",
+            ScalingKind::None => "none",
+            ScalingKind::Standardize => "standardize",
+        };
+        if stored != wanted {
+            let name = |s: &str| if s == "divide" { "auto" } else { s }.to_string();
+            return Err(refuse("scale", &name(wanted), &name(&stored)));
+        }
+    }
+    let files = Files::resumed(&args, &given, &meta);
+    files.check(Some(&path))?;
+    let start = Start::Resume {
+        path,
+        meta,
+        epochs: args.epochs,
+        patience: args.patience,
+    };
+    match dtype {
+        Dtype::F32 => run_typed::<f32>(&args, files, start),
+        Dtype::F64 => run_typed::<f64>(&args, files, start),
+    }
+}
+
+/// How a run begins: with new settings, or from a checkpoint.
+enum Start {
+    Fresh(TrainConfig),
+    Resume {
+        path: PathBuf,
+        meta: BTreeMap<String, String>,
+        epochs: Option<usize>,
+        patience: Option<usize>,
+    },
 }
 
 /// The settings from the flags, refusing those that make no sense before any work.
@@ -114,25 +414,7 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
         OptimizerKind::Adam | OptimizerKind::AdamW => 0.001,
         _ => 0.5,
     });
-    if !(lr.is_finite() && lr > 0.0) {
-        bail!("--lr {lr}: must be a positive number");
-    }
-    if args.batch == 0 {
-        bail!("--batch 0: must be at least 1");
-    }
     let epochs = args.epochs.unwrap_or(30);
-    if epochs == 0 {
-        bail!("--epochs 0: must be at least 1");
-    }
-    if args.patience == Some(0) {
-        bail!("--patience 0: must be at least 1");
-    }
-    if !(0.0..1.0).contains(&args.momentum) {
-        bail!("--momentum {}: must be in [0, 1)", args.momentum);
-    }
-    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
-        bail!("--weight-decay {}: must be >= 0", args.weight_decay);
-    }
     let schedule = Schedule::parse(&args.schedule, epochs).map_err(|e| anyhow::anyhow!(e))?;
     let output_activation = args.output_activation.unwrap_or(match args.cost {
         Cost::LogLikelihood => Activation::Softmax,
@@ -141,7 +423,14 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     let mut optimizer = OptimizerConfig::new(args.optimizer);
     optimizer.momentum = args.momentum;
     optimizer.weight_decay = args.weight_decay;
-    Ok(TrainConfig {
+    optimizer.decay_biases = args.weight_decay_biases;
+    let validation_split =
+        args.validation_split
+            .unwrap_or(if args.patience.is_some() { 0.1 } else { 0.0 });
+    if args.patience.is_some() && validation_split == 0.0 {
+        bail!("--validation-split 0: --patience needs a validation part to watch (watching the test part would leak it into training)");
+    }
+    let config = TrainConfig {
         hidden: args.hidden.0.clone(),
         activation: args.activation,
         output_activation,
@@ -153,64 +442,95 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
         batch: args.batch,
         epochs,
         patience: args.patience,
+        validation_split,
         seed: args.seed,
-    })
+    };
+    // The same checks as a checkpoint's settings get.
+    config.validate()?;
+    Ok(config)
 }
 
-fn run_typed<T: Float>(args: Args) -> anyhow::Result<()> {
-    for (flag, path) in [
-        ("--out", &args.out),
-        ("--checkpoint", &args.checkpoint),
-        ("--log", &args.log),
-        ("--plot", &args.plot),
-    ] {
-        if let Some(p) = path {
-            common::check_output(flag, p)?;
-        }
-    }
-    if let Some(p) = &args.plot {
-        backprop::plot::check_extension(p).map_err(|e| anyhow::anyhow!("--plot: {e}"))?;
-    }
-    let fresh = config(&args)?;
+fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Result<()> {
     common::set_threads(args.threads)?;
 
-    // The trainer: new, or from a checkpoint (whose settings win, but for --epochs).
-    let (mut trainer, scaling) = match &args.resume {
-        Some(path) => {
-            let (mut t, meta) =
-                Trainer::<T>::resume(path).map_err(|e| anyhow::anyhow!("--resume: {e}"))?;
-            if let Some(e) = args.epochs {
+    // The trainer: new, or from a checkpoint (whose settings hold, but for --epochs and
+    // --patience).
+    let (trainer, scaling, resumed_from) = match start {
+        Start::Fresh(config) => (Err(config), None, None),
+        Start::Resume {
+            path,
+            meta,
+            epochs,
+            patience,
+        } => {
+            let (mut t, _) =
+                Trainer::<T>::resume(&path).map_err(|e| anyhow::anyhow!("--resume {e}"))?;
+            let done = t.history().len();
+            if let Some(e) = epochs {
+                if e < done {
+                    bail!(
+                        "--epochs {e}: the checkpoint {} has done {done} epochs already; give at least {done}",
+                        path.display()
+                    );
+                }
                 t.set_epochs(e);
+            }
+            if patience.is_some() {
+                t.set_patience(patience);
             }
             let scaling: Scaling = meta
                 .get("scaling")
                 .with_context(|| {
                     format!("--resume {}: no scaling in the checkpoint", path.display())
                 })?
-                .parse()?;
-            (Some(t), Some(scaling))
+                .parse()
+                .map_err(|e| {
+                    anyhow::anyhow!("--resume {}: metadata scaling: {e}", path.display())
+                })?;
+            (Ok(t), Some(scaling), Some(path))
         }
-        None => (None, None),
     };
-    let seed = trainer.as_ref().map_or(fresh.seed, |t| t.config().seed);
-    let Split {
-        mut train,
-        mut test,
-    } = common::load_data(&args.data, args.test.as_deref(), args.test_split, seed)?;
+    let settings = match &trainer {
+        Ok(t) => t.config().clone(),
+        Err(config) => config.clone(),
+    };
+    let Split { train, mut test } = common::load_data(
+        &files.data,
+        files.test.as_deref(),
+        files.test_split,
+        settings.seed,
+    )?;
+    let (mut train, mut validation) = settings
+        .split_validation(train)
+        .map_err(|e| anyhow::anyhow!("--validation-split: {e}"))?;
     let scaling = scaling.unwrap_or_else(|| args.scale.fit(&train));
     scaling.apply(&mut train)?;
     scaling.apply(&mut test)?;
+    if let Some(v) = &mut validation {
+        scaling.apply(v)?;
+    }
+    if train.distinct_labels() == 1 {
+        eprintln!(
+            "warning: --data {}: every training example has label {}; any accuracy measured on it is meaningless",
+            files.data, train.labels[0]
+        );
+    }
     let classes = train.classes.max(test.classes);
-    let mut trainer = match trainer.take() {
-        Some(t) => t,
-        None => Trainer::<T>::new(fresh, train.features, classes)?,
+    let mut trainer = match trainer {
+        Ok(t) => t,
+        Err(config) => Trainer::<T>::new(config, train.features, classes).map_err(|e| match e {
+            TrainError::Network(NetworkError::TooLarge { .. }) => {
+                anyhow::anyhow!("--hidden {}: {e}", args.hidden)
+            }
+            e => e.into(),
+        })?,
     };
     let sizes = trainer.network().sizes();
     if sizes[0] != train.features {
         bail!(
             "--resume: the model takes {} inputs but --data {} has {} features",
             sizes[0],
-            args.data,
+            files.data,
             train.features
         );
     }
@@ -218,9 +538,24 @@ fn run_typed<T: Float>(args: Args) -> anyhow::Result<()> {
     let mut metadata = vec![
         ("scaling".to_string(), scaling.to_string()),
         ("classes".to_string(), sizes[sizes.len() - 1].to_string()),
-        ("data".to_string(), args.data.clone()),
-        ("data.test_split".to_string(), args.test_split.to_string()),
+        ("data".to_string(), files.data.clone()),
+        ("data.test_split".to_string(), files.test_split.to_string()),
     ];
+    // Where the data files are, so that `eval` knows them from another directory.
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p)
+            .ok()
+            .map(|p| p.display().to_string())
+    };
+    if let Some(c) = canonical(Path::new(&files.data)) {
+        metadata.push(("data.canonical".into(), c));
+    }
+    if let Some(c) = files.test.as_deref().and_then(canonical) {
+        metadata.push(("data.test".into(), c));
+    }
+    // A checkpoint also remembers the files, so that --resume alone goes on.
+    let mut checkpoint_meta = metadata.clone();
+    checkpoint_meta.extend(files.to_metadata());
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = interrupted.clone();
@@ -232,31 +567,45 @@ fn run_typed<T: Float>(args: Args) -> anyhow::Result<()> {
         });
     }
     let stderr_tty = std::io::stderr().is_terminal();
+    let config = trainer.config().clone();
     if !args.json {
-        eprintln!(
-            "training {} on {} ({} train, {} test examples), {} epochs, batch {}, {} lr {}",
+        errln!(
+            "training {} ({} hidden, {} output, {} cost, {} init) on {} ({} train, {}{} test examples), {}, batch {}, {} lr {}",
             sizes
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>()
                 .join("-"),
-            args.data,
+            config.activation,
+            config.output_activation,
+            config.cost,
+            config.init,
+            files.data,
             train.len(),
+            validation
+                .as_ref()
+                .map_or(String::new(), |v| format!("{} validation, ", v.len())),
             test.len(),
-            trainer.config().epochs,
-            trainer.config().batch,
-            trainer.config().optimizer.kind,
-            trainer.config().lr,
+            plural(config.epochs, "epoch"),
+            config.batch,
+            config.optimizer.kind,
+            config.lr,
         );
+        if let Some(path) = &resumed_from {
+            errln!(
+                "resuming at epoch {} of {} from {}",
+                trainer.history().len() + 1,
+                config.epochs,
+                path.display()
+            );
+        }
     }
     let start = std::time::Instant::now();
-    for report in trainer.history() {
-        print_epoch(report, trainer.config().epochs, args.json)?;
-    }
+    let batches = train.len().div_ceil(config.batch);
     while !trainer.finished() {
         let epoch = trainer.history().len() + 1;
         let bar = stderr_tty.then(|| {
-            let b = indicatif::ProgressBar::new(0);
+            let b = indicatif::ProgressBar::new(batches as u64);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
                     "epoch {msg} [{bar:30}] {pos}/{len} batches ({eta})",
@@ -267,75 +616,107 @@ fn run_typed<T: Float>(args: Args) -> anyhow::Result<()> {
             b.set_message(format!("{epoch}/{}", trainer.config().epochs));
             b
         });
-        let progress = |done: usize, total: usize| {
+        let progress = |done: usize, _total: usize| {
             if let Some(b) = &bar {
-                b.set_length(total as u64);
                 b.set_position(done as u64);
             }
         };
-        let result = trainer.run_epoch(&train, &test, Some(&progress));
+        let result =
+            trainer.run_epoch_validated(&train, validation.as_ref(), &test, Some(&progress));
         if let Some(b) = bar {
             b.finish_and_clear();
         }
         match result {
             Ok(report) => print_epoch(&report, trainer.config().epochs, args.json)?,
             Err(e @ TrainError::Diverged { .. }) => {
-                if let (Some(out), false) = (&args.out, trainer.history().is_empty()) {
+                if args.json {
+                    let stop =
+                        serde_json::json!({ "stopped": "diverged", "reason": e.to_string() });
+                    crate::outln!("{stop}");
+                }
+                if let (Some(out), false) = (&files.out, trainer.history().is_empty()) {
                     save_model(&trainer, out, &metadata)?;
-                    eprintln!("kept the model of the last good epoch in {}", out.display());
+                    errln!("kept the model of the last good epoch in {}", out.display());
                 }
                 return Err(e.into());
             }
             Err(e) => return Err(e.into()),
         }
-        write_side_files(&args, &trainer)?;
-        if let Some(path) = &args.checkpoint {
-            trainer.save_checkpoint(path, &metadata)?;
+        write_side_files(&files, &trainer)?;
+        if let Some(path) = &files.checkpoint {
+            trainer.save_checkpoint(path, &checkpoint_meta)?;
         }
         if interrupted.load(Ordering::SeqCst) && !trainer.finished() {
-            let path = args
-                .checkpoint
-                .clone()
-                .unwrap_or_else(|| default_checkpoint(&args));
-            trainer.save_checkpoint(&path, &metadata)?;
-            bail!(
-                "interrupted after epoch {}; checkpoint saved: go on with --resume {}",
-                trainer.history().len(),
-                path.display()
-            );
+            let path = files.interrupt_checkpoint();
+            if files.checkpoint.is_none() {
+                trainer.save_checkpoint(&path, &checkpoint_meta)?;
+            }
+            return Err(Stopped {
+                message: format!(
+                    "interrupted after epoch {}; checkpoint saved: go on with --resume {}",
+                    trainer.history().len(),
+                    path.display()
+                ),
+                status: 130,
+            }
+            .into());
         }
     }
-    let last = trainer.history().last().cloned().context("no epoch ran")?;
+    let last = trainer.history().last().cloned();
     let final_eval = backprop::train::evaluate(trainer.final_network(), &test)?;
     metadata.push(("test_accuracy".into(), final_eval.accuracy.to_string()));
-    if let Some(out) = &args.out {
+    if let Some(out) = &files.out {
         save_model(&trainer, out, &metadata)?;
     }
     let seconds = start.elapsed().as_secs_f64();
+    let kept = kept_epoch(&trainer);
     if args.json {
         let summary = serde_json::json!({
             "test_accuracy": final_eval.accuracy,
             "test_loss": final_eval.loss,
-            "train_loss": last.train_loss,
+            "train_loss": last.as_ref().map(|r| r.train_loss),
             "epochs": trainer.history().len(),
+            "kept_epoch": kept,
             "seconds": seconds,
             "layers": sizes,
-            "model": args.out.as_ref().map(|p| p.display().to_string()),
+            "model": files.out.as_ref().map(|p| p.display().to_string()),
         });
         crate::outln!("{summary}");
     } else {
-        eprintln!(
-            "done: test accuracy {:.2}%, test loss {:.4} after {} epochs in {seconds:.2} s{}",
+        errln!(
+            "done: test accuracy {:.2}%, test loss {:.4} after {} in {seconds:.2} s",
             100.0 * final_eval.accuracy,
             final_eval.loss,
-            trainer.history().len(),
-            args.out.as_ref().map_or(String::new(), |p| format!(
-                "; model saved to {}",
-                p.display()
-            )),
+            plural(trainer.history().len(), "epoch"),
         );
+        if let (Some(e), Some(_)) = (kept, config.patience) {
+            errln!("kept the model of epoch {e}, the best test accuracy");
+        }
+        match &files.out {
+            Some(out) => errln!("model saved to {}", out.display()),
+            None => errln!("the model is not saved: give --out FILE to keep it"),
+        }
+        if let Some(log) = &files.log {
+            errln!("log written to {}", log.display());
+        }
+        if let Some(plot) = &files.plot {
+            errln!("plot written to {}", plot.display());
+        }
     }
     Ok(())
+}
+
+/// With `--patience`, the epoch whose network is kept: the first with the best test
+/// accuracy (the one [`Trainer::final_network`] returns).
+fn kept_epoch<T: Float>(trainer: &Trainer<T>) -> Option<usize> {
+    trainer.config().patience?;
+    let mut best: Option<&EpochReport> = None;
+    for r in trainer.history() {
+        if best.is_none_or(|b| r.test_accuracy > b.test_accuracy) {
+            best = Some(r);
+        }
+    }
+    best.map(|r| r.epoch)
 }
 
 fn print_epoch(r: &EpochReport, epochs: usize, json: bool) -> anyhow::Result<()> {
@@ -345,8 +726,15 @@ fn print_epoch(r: &EpochReport, epochs: usize, json: bool) -> anyhow::Result<()>
             serde_json::to_string(r).expect("plain numbers serialize")
         );
     } else {
-        eprintln!(
-            "epoch {}/{epochs}: train loss {:.4}, test loss {:.4}, test accuracy {:.2}% ({:.2} s)",
+        let validation = match (r.validation_loss, r.validation_accuracy) {
+            (Some(l), Some(a)) => format!(
+                ", validation loss {l:.4}, validation accuracy {:.2}%",
+                100.0 * a
+            ),
+            _ => String::new(),
+        };
+        errln!(
+            "epoch {}/{epochs}: train loss {:.4}{validation}, test loss {:.4}, test accuracy {:.2}% ({:.2} s)",
             r.epoch,
             r.train_loss,
             r.test_loss,
@@ -364,38 +752,44 @@ fn save_model<T: Float>(
 ) -> anyhow::Result<()> {
     let mut meta = metadata.to_vec();
     meta.extend(trainer.config().to_metadata());
-    model_file::save(trainer.final_network(), out, &meta)?;
+    model_file::save(trainer.final_network(), out, &meta)
+        .map_err(|e| anyhow::anyhow!("--out {e}"))?;
     Ok(())
 }
 
 /// The metrics log and the plot, rewritten after every epoch (atomically), so that an
 /// interrupted run keeps complete files.
-fn write_side_files<T: Float>(args: &Args, trainer: &Trainer<T>) -> anyhow::Result<()> {
-    if let Some(log) = &args.log {
-        let mut csv = String::from("epoch,lr,train_loss,test_loss,test_accuracy,seconds\n");
+fn write_side_files<T: Float>(files: &Files, trainer: &Trainer<T>) -> anyhow::Result<()> {
+    if let Some(log) = &files.log {
+        let mut csv = String::from("epoch,lr,train_loss,test_loss,test_accuracy,seconds");
+        // Validation columns only when there is a validation part (logs stay as they were).
+        let validated = trainer.config().validation_split > 0.0;
+        csv.push_str(if validated {
+            ",validation_loss,validation_accuracy\n"
+        } else {
+            "\n"
+        });
         for r in trainer.history() {
             csv.push_str(&format!(
-                "{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{}",
                 r.epoch, r.lr, r.train_loss, r.test_loss, r.test_accuracy, r.seconds
             ));
+            if validated {
+                let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+                csv.push_str(&format!(
+                    ",{},{}",
+                    cell(r.validation_loss),
+                    cell(r.validation_accuracy)
+                ));
+            }
+            csv.push('\n');
         }
-        model_file::write_atomically(log, csv.as_bytes())
+        backprop::io::write_atomically(log, csv.as_bytes())
             .with_context(|| format!("--log {}", log.display()))?;
     }
-    if let Some(plot) = &args.plot {
+    if let Some(plot) = &files.plot {
         backprop::plot::training_curves(trainer.history(), plot)
             .with_context(|| format!("--plot {}", plot.display()))?;
     }
     Ok(())
-}
-
-fn default_checkpoint(args: &Args) -> PathBuf {
-    match &args.out {
-        Some(out) => {
-            let mut name = out.file_stem().unwrap_or_default().to_os_string();
-            name.push(".checkpoint.safetensors");
-            out.with_file_name(name)
-        }
-        None => PathBuf::from("backprop-checkpoint.safetensors"),
-    }
 }

@@ -1,0 +1,12 @@
+//! Layers with PyTorch's names and semantics, and models written as `arch` strings.
+//!
+//! The post ends: "Backpropagation is the key algorithm to build all kinds of deep learning
+//! models ... such as RNN, LSTM and CNN." An [`Arch`] is such a model written the way a
+//! PyTorch user writes an `nn.Sequential`: `Conv2d(1, 6, 5, padding=2), ReLU(), ...`. It knows
+//! its layers, the shape of an example after each one, and its parameters with the names
+//! and layouts PyTorch gives them (`0.weight`, `1.weight_ih_l0`, ...), so a model file is a
+//! PyTorch `state_dict`.
+
+mod arch;
+
+pub use arch::{Arch, ArchError, Layer, ParamInit, ParamSpec, MAX_SIZE};

@@ -1,0 +1,275 @@
+//! 2-D max and average pooling (PyTorch's `max_pool2d` and `avg_pool2d`, NCHW).
+//!
+//! Max pooling saves, for each output, the position of its window's maximum, so the
+//! backward is a scatter: the whole gradient goes to that one input. On ties the FIRST
+//! maximum in the window's row-major scan wins (a later equal value does not replace it),
+//! which is PyTorch's rule; with inputs full of exact zeros (MNIST's background) this
+//! decides where every gradient of an all-zero window goes.
+
+use super::{checked_product, window_count, KernelError};
+use crate::Float;
+
+/// The sizes of one pooling: input `(N, C, H, W)`, kernel `(kH, kW)`, stride `(sh, sw)`,
+/// padding `(ph, pw)` at most half the kernel (as PyTorch requires), output
+/// `(N, C, OH, OW)` with `OH = floor((H + 2 ph - kH) / sh) + 1`.
+///
+/// ```
+/// use backprop::tensor::kernels::Pool2dShape;
+/// let s = Pool2dShape::new([64, 6, 28, 28], [2, 2], [2, 2], [0, 0]).unwrap();
+/// assert_eq!(s.output_dims(), [64, 6, 14, 14]);
+/// assert!(Pool2dShape::new([1, 1, 4, 4], [2, 2], [2, 2], [2, 0]).is_err()); // pad > k / 2
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dShape {
+    planes: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+    oh: usize,
+    ow: usize,
+    dims: [usize; 4],
+}
+
+impl Pool2dShape {
+    /// Checks the sizes: all positive, padding at most half the kernel, lengths free of overflow.
+    pub fn new(
+        input: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Result<Self, KernelError> {
+        const OP: &str = "pool2d";
+        if input.contains(&0) {
+            return Err(KernelError::new(
+                OP,
+                format!("input {input:?} needs positive sizes"),
+            ));
+        }
+        for axis in 0..2 {
+            if padding[axis] > kernel[axis] / 2 {
+                return Err(KernelError::new(
+                    OP,
+                    format!(
+                        "padding {:?} must be at most half the kernel {kernel:?}",
+                        padding
+                    ),
+                ));
+            }
+        }
+        let [n, c, h, w] = input;
+        let oh = window_count(OP, "height", h, kernel[0], stride[0], padding[0])?;
+        let ow = window_count(OP, "width", w, kernel[1], stride[1], padding[1])?;
+        let planes = checked_product(OP, &[n, c])?;
+        checked_product(OP, &input)?;
+        checked_product(OP, &[planes, oh, ow])?;
+        Ok(Pool2dShape {
+            planes,
+            h,
+            w,
+            kh: kernel[0],
+            kw: kernel[1],
+            sh: stride[0],
+            sw: stride[1],
+            ph: padding[0],
+            pw: padding[1],
+            oh,
+            ow,
+            dims: input,
+        })
+    }
+
+    /// `[N, C, H, W]`.
+    pub fn input_dims(&self) -> [usize; 4] {
+        self.dims
+    }
+
+    /// `[N, C, OH, OW]`.
+    pub fn output_dims(&self) -> [usize; 4] {
+        [self.dims[0], self.dims[1], self.oh, self.ow]
+    }
+
+    fn input_len(&self) -> usize {
+        self.planes * self.h * self.w
+    }
+
+    fn output_len(&self) -> usize {
+        self.planes * self.oh * self.ow
+    }
+
+    /// The rows and columns of window `(oy, ox)` that lie inside the input (padding excluded).
+    fn window(&self, oy: usize, ox: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let clip = |o: usize, s: usize, p: usize, k: usize, len: usize| {
+            let start = o * s;
+            start.saturating_sub(p)..(start + k).saturating_sub(p).min(len)
+        };
+        (
+            clip(oy, self.sh, self.ph, self.kh, self.h),
+            clip(ox, self.sw, self.pw, self.kw, self.w),
+        )
+    }
+}
+
+/// `y` = the maximum of each window; `argmax` = where it is, as an index `ih W + iw` into
+/// its input plane (PyTorch's `return_indices`). Ties go to the first maximum in row-major
+/// order within the window; a NaN counts as a maximum (it propagates, as in PyTorch).
+///
+/// # Panics
+/// If a slice's length differs from what `s` says.
+///
+/// ```
+/// use backprop::tensor::kernels::{max_pool2d_forward, Pool2dShape};
+/// // One 2x2 window over [[0, 0], [0, 0]]: the maximum 0 is first found at index 0.
+/// let s = Pool2dShape::new([1, 1, 2, 4], [2, 2], [2, 2], [0, 0]).unwrap();
+/// let x = [0.0f64, 0.0, 1.0, 3.0, 0.0, 0.0, 3.0, 2.0];
+/// let (mut y, mut arg) = ([0.0; 2], [0; 2]);
+/// max_pool2d_forward(&s, &x, &mut y, &mut arg);
+/// assert_eq!((y, arg), ([0.0, 3.0], [0, 3])); // 3 at (0, 3) comes before 3 at (1, 2)
+/// ```
+pub fn max_pool2d_forward<T: Float>(s: &Pool2dShape, x: &[T], y: &mut [T], argmax: &mut [usize]) {
+    assert_eq!(x.len(), s.input_len(), "max_pool2d: input length");
+    assert_eq!(y.len(), s.output_len(), "max_pool2d: output length");
+    assert_eq!(argmax.len(), s.output_len(), "max_pool2d: argmax length");
+    let (plane, out_plane) = (s.h * s.w, s.oh * s.ow);
+    for ((x, y), argmax) in x
+        .chunks_exact(plane)
+        .zip(y.chunks_exact_mut(out_plane))
+        .zip(argmax.chunks_exact_mut(out_plane))
+    {
+        for oy in 0..s.oh {
+            for ox in 0..s.ow {
+                let (rows, cols) = s.window(oy, ox);
+                // Padding is at most half the kernel, so every window holds an input.
+                let mut best_at = rows.start * s.w + cols.start;
+                let mut best = T::neg_infinity();
+                for r in rows {
+                    for c in cols.clone() {
+                        let v = x[r * s.w + c];
+                        // Strictly greater: an equal value later in the scan does not win.
+                        if v > best || v.is_nan() {
+                            best = v;
+                            best_at = r * s.w + c;
+                        }
+                    }
+                }
+                y[oy * s.ow + ox] = best;
+                argmax[oy * s.ow + ox] = best_at;
+            }
+        }
+    }
+}
+
+/// The backward of [`max_pool2d_forward`]: adds (`+=`) each output's gradient into the one
+/// input its `argmax` names, so inputs shared by overlapping windows (stride < kernel)
+/// collect the gradients of every window they won.
+///
+/// # Panics
+/// If a slice's length differs from what `s` says, or an index in `argmax` lies outside its plane.
+///
+/// ```
+/// use backprop::tensor::kernels::{max_pool2d_backward, Pool2dShape};
+/// let s = Pool2dShape::new([1, 1, 2, 4], [2, 2], [2, 2], [0, 0]).unwrap();
+/// let mut dx = [0.0f64; 8];
+/// max_pool2d_backward(&s, &[5.0, 7.0], &[0, 3], &mut dx);
+/// assert_eq!(dx, [5.0, 0.0, 0.0, 7.0, 0.0, 0.0, 0.0, 0.0]);
+/// ```
+pub fn max_pool2d_backward<T: Float>(s: &Pool2dShape, dy: &[T], argmax: &[usize], dx: &mut [T]) {
+    assert_eq!(dx.len(), s.input_len(), "max_pool2d backward: input length");
+    assert_eq!(
+        dy.len(),
+        s.output_len(),
+        "max_pool2d backward: output length"
+    );
+    assert_eq!(
+        argmax.len(),
+        s.output_len(),
+        "max_pool2d backward: argmax length"
+    );
+    let (plane, out_plane) = (s.h * s.w, s.oh * s.ow);
+    for ((dx, dy), argmax) in dx
+        .chunks_exact_mut(plane)
+        .zip(dy.chunks_exact(out_plane))
+        .zip(argmax.chunks_exact(out_plane))
+    {
+        for (&g, &at) in dy.iter().zip(argmax) {
+            dx[at] += g;
+        }
+    }
+}
+
+/// `y` = the mean of each window, padding counted as zeros in the `kH kW` divisor
+/// (PyTorch's default `count_include_pad=True`).
+///
+/// # Panics
+/// If a slice's length differs from what `s` says.
+///
+/// ```
+/// use backprop::tensor::kernels::{avg_pool2d_forward, Pool2dShape};
+/// let s = Pool2dShape::new([1, 1, 2, 4], [2, 2], [2, 2], [0, 0]).unwrap();
+/// let mut y = [0.0f64; 2];
+/// avg_pool2d_forward(&s, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], &mut y);
+/// assert_eq!(y, [3.5, 5.5]);
+/// ```
+pub fn avg_pool2d_forward<T: Float>(s: &Pool2dShape, x: &[T], y: &mut [T]) {
+    assert_eq!(x.len(), s.input_len(), "avg_pool2d: input length");
+    assert_eq!(y.len(), s.output_len(), "avg_pool2d: output length");
+    let (plane, out_plane) = (s.h * s.w, s.oh * s.ow);
+    let scale = T::one() / T::from_f64((s.kh * s.kw) as f64);
+    for (x, y) in x.chunks_exact(plane).zip(y.chunks_exact_mut(out_plane)) {
+        for oy in 0..s.oh {
+            for ox in 0..s.ow {
+                let (rows, cols) = s.window(oy, ox);
+                let mut sum = T::zero();
+                for r in rows {
+                    sum += x[r * s.w + cols.start..r * s.w + cols.end]
+                        .iter()
+                        .copied()
+                        .sum::<T>();
+                }
+                y[oy * s.ow + ox] = sum * scale;
+            }
+        }
+    }
+}
+
+/// The backward of [`avg_pool2d_forward`]: adds (`+=`) each output's gradient, divided by
+/// `kH kW`, into every input of its window.
+///
+/// # Panics
+/// If a slice's length differs from what `s` says.
+///
+/// ```
+/// use backprop::tensor::kernels::{avg_pool2d_backward, Pool2dShape};
+/// // Two overlapping 1x2 windows (stride 1) over three inputs: the middle one is in both.
+/// let s = Pool2dShape::new([1, 1, 1, 3], [1, 2], [1, 1], [0, 0]).unwrap();
+/// let mut dx = [0.0f64; 3];
+/// avg_pool2d_backward(&s, &[2.0, 4.0], &mut dx);
+/// assert_eq!(dx, [1.0, 3.0, 2.0]);
+/// ```
+pub fn avg_pool2d_backward<T: Float>(s: &Pool2dShape, dy: &[T], dx: &mut [T]) {
+    assert_eq!(dx.len(), s.input_len(), "avg_pool2d backward: input length");
+    assert_eq!(
+        dy.len(),
+        s.output_len(),
+        "avg_pool2d backward: output length"
+    );
+    let (plane, out_plane) = (s.h * s.w, s.oh * s.ow);
+    let scale = T::one() / T::from_f64((s.kh * s.kw) as f64);
+    for (dx, dy) in dx.chunks_exact_mut(plane).zip(dy.chunks_exact(out_plane)) {
+        for oy in 0..s.oh {
+            for ox in 0..s.ow {
+                let (rows, cols) = s.window(oy, ox);
+                let g = dy[oy * s.ow + ox] * scale;
+                for r in rows {
+                    dx[r * s.w + cols.start..r * s.w + cols.end]
+                        .iter_mut()
+                        .for_each(|d| *d += g);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,749 @@
+//! One step, and whole sequences, of PyTorch's `nn.LSTM` and `nn.RNN` (tanh), one layer.
+//!
+//! Both start from the same affine map of the input x (N x F) and the previous hidden state
+//! h (N x H), with weights `W_ih` (G H x F), `W_hh` (G H x H) and biases `b_ih`, `b_hh`
+//! (G H), G = 4 for the LSTM and 1 for the RNN:
+//!
+//! ```text
+//! pre = x W_ih^T + b_ih + h W_hh^T + b_hh                         N x G H, two GEMMs
+//! RNN   h' = tanh(pre)
+//! LSTM  [i f g o] = [sigmoid tanh sigmoid sigmoid applied to the four H-column blocks of pre]
+//!       c' = f . c + i . g        h' = o . tanh(c')
+//! ```
+//!
+//! and the backward of both ends in the same four GEMMs and a column sum, from the
+//! gradient of the pre-activations `dpre`:
+//! `dx = dpre W_ih`, `dh = dpre W_hh`, `dW_ih += dpre^T x`, `dW_hh += dpre^T h`,
+//! `db_ih = db_hh += sum over the batch of dpre`.
+
+use super::{checked_product, KernelError};
+use crate::linalg::{matmul, MatRef};
+use crate::Float;
+
+/// The sizes of a recurrent layer: `batch` sequences of `steps` time steps, `input`
+/// features per step, `hidden` units. Single-step kernels ignore `steps`.
+///
+/// ```
+/// use backprop::tensor::kernels::RecurrentShape;
+/// let s = RecurrentShape::new(2, 3, 5, 4).unwrap();
+/// assert_eq!((s.batch(), s.steps(), s.input(), s.hidden()), (2, 3, 5, 4));
+/// assert!(RecurrentShape::new(2, 3, 0, 4).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecurrentShape {
+    batch: usize,
+    steps: usize,
+    input: usize,
+    hidden: usize,
+}
+
+impl RecurrentShape {
+    /// Checks that every size is positive and that every buffer length (up to the LSTM's
+    /// `(steps + 1) batch 4 hidden` saved states) is free of overflow.
+    pub fn new(
+        batch: usize,
+        steps: usize,
+        input: usize,
+        hidden: usize,
+    ) -> Result<Self, KernelError> {
+        const OP: &str = "recurrent";
+        if batch == 0 || steps == 0 || input == 0 || hidden == 0 {
+            return Err(KernelError::new(
+                OP,
+                format!(
+                    "batch {batch}, steps {steps}, input {input}, hidden {hidden} must be positive"
+                ),
+            ));
+        }
+        let steps1 = steps
+            .checked_add(1)
+            .ok_or_else(|| KernelError::new(OP, "steps overflow"))?;
+        checked_product(OP, &[4, hidden, input.max(hidden)])?;
+        checked_product(OP, &[batch, steps, input])?;
+        checked_product(OP, &[steps1, batch, 4, hidden])?;
+        Ok(RecurrentShape {
+            batch,
+            steps,
+            input,
+            hidden,
+        })
+    }
+
+    /// Sequences in a batch (N).
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Time steps per sequence (T).
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Features per step (F).
+    pub fn input(&self) -> usize {
+        self.input
+    }
+
+    /// Hidden units (H).
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+}
+
+/// A layer's parameters in PyTorch's layout: `w_ih` (G H x F), `w_hh` (G H x H), `b_ih`
+/// and `b_hh` (G H), G = 4 (gates i, f, g, o, in that order) for the LSTM, 1 for the RNN.
+#[derive(Clone, Copy, Debug)]
+pub struct Params<'a, T> {
+    /// Input-to-hidden weights, `weight_ih_l0`.
+    pub w_ih: &'a [T],
+    /// Hidden-to-hidden weights, `weight_hh_l0`.
+    pub w_hh: &'a [T],
+    /// Input-to-hidden bias, `bias_ih_l0`.
+    pub b_ih: &'a [T],
+    /// Hidden-to-hidden bias, `bias_hh_l0`.
+    pub b_hh: &'a [T],
+}
+
+/// Gradients of a layer's parameters, laid out as [`Params`]; the backward kernels add
+/// (`+=`) into them, so a sequence (or a batch split in parts) accumulates.
+#[derive(Debug)]
+pub struct ParamGrads<'a, T> {
+    /// Gradient of `w_ih`.
+    pub w_ih: &'a mut [T],
+    /// Gradient of `w_hh`.
+    pub w_hh: &'a mut [T],
+    /// Gradient of `b_ih`.
+    pub b_ih: &'a mut [T],
+    /// Gradient of `b_hh`.
+    pub b_hh: &'a mut [T],
+}
+
+/// Where one step's backward writes (overwriting, not adding): the gradients of the step's
+/// input `dx` (N x F), previous hidden state `dh_prev` (N x H) and, for the LSTM, previous
+/// cell state `dc_prev` (N x H; empty for the RNN), and of the pre-activations `dpre`
+/// (N x G H), which the parameter gradients are built from.
+#[derive(Debug)]
+pub struct StepGrads<'a, T> {
+    /// Gradient of the step's input.
+    pub dx: &'a mut [T],
+    /// Gradient of the previous hidden state.
+    pub dh_prev: &'a mut [T],
+    /// Gradient of the previous cell state (LSTM; empty for the RNN).
+    pub dc_prev: &'a mut [T],
+    /// Gradient of the pre-activations (the gates before their nonlinearities).
+    pub dpre: &'a mut [T],
+}
+
+/// What an LSTM step's backward needs from its forward: the step's inputs `x`, `h_prev`,
+/// `c_prev`, the activated gates `[i f g o]` (N x 4H) and the new cell state `c`.
+#[derive(Clone, Copy, Debug)]
+pub struct LstmSaved<'a, T> {
+    /// The step's input (N x F).
+    pub x: &'a [T],
+    /// The previous hidden state (N x H).
+    pub h_prev: &'a [T],
+    /// The previous cell state (N x H).
+    pub c_prev: &'a [T],
+    /// The activated gates i, f, g, o (N x 4H).
+    pub gates: &'a [T],
+    /// The new cell state (N x H).
+    pub c: &'a [T],
+}
+
+/// What an RNN step's backward needs from its forward: the inputs `x`, `h_prev` and the
+/// output `h = tanh(pre)`, whose derivative is `1 - h^2`.
+#[derive(Clone, Copy, Debug)]
+pub struct RnnSaved<'a, T> {
+    /// The step's input (N x F).
+    pub x: &'a [T],
+    /// The previous hidden state (N x H).
+    pub h_prev: &'a [T],
+    /// The new hidden state (N x H).
+    pub h: &'a [T],
+}
+
+fn check_params<T>(s: &RecurrentShape, g: usize, p: &Params<'_, T>) {
+    let gh = g * s.hidden;
+    assert_eq!(p.w_ih.len(), gh * s.input, "recurrent: w_ih length");
+    assert_eq!(p.w_hh.len(), gh * s.hidden, "recurrent: w_hh length");
+    assert_eq!(p.b_ih.len(), gh, "recurrent: b_ih length");
+    assert_eq!(p.b_hh.len(), gh, "recurrent: b_hh length");
+}
+
+/// `pre = x W_ih^T + b_ih + h W_hh^T + b_hh` (N x G H).
+fn pre_activations<T: Float>(
+    s: &RecurrentShape,
+    g: usize,
+    p: &Params<'_, T>,
+    x: &[T],
+    h_prev: &[T],
+    pre: &mut [T],
+) {
+    check_params(s, g, p);
+    let (n, f, h, gh) = (s.batch, s.input, s.hidden, g * s.hidden);
+    assert_eq!(x.len(), n * f, "recurrent: input length");
+    assert_eq!(h_prev.len(), n * h, "recurrent: hidden state length");
+    assert_eq!(pre.len(), n * gh, "recurrent: gates length");
+    for row in pre.chunks_exact_mut(gh) {
+        for ((v, &a), &b) in row.iter_mut().zip(p.b_ih).zip(p.b_hh) {
+            *v = a + b;
+        }
+    }
+    let view = |d, r, c| MatRef::row_major(d, r, c).expect("length checked");
+    matmul(pre, view(x, n, f), view(p.w_ih, gh, f).t(), T::one(), true);
+    matmul(
+        pre,
+        view(h_prev, n, h),
+        view(p.w_hh, gh, h).t(),
+        T::one(),
+        true,
+    );
+}
+
+/// From `dpre` (N x G H): `dx = dpre W_ih`, `dh_prev = dpre W_hh` (written), and the
+/// parameter gradients (added).
+fn affine_backward<T: Float>(
+    s: &RecurrentShape,
+    g: usize,
+    p: &Params<'_, T>,
+    x: &[T],
+    h_prev: &[T],
+    out: &mut StepGrads<'_, T>,
+    grads: &mut ParamGrads<'_, T>,
+) {
+    let (n, f, h, gh) = (s.batch, s.input, s.hidden, g * s.hidden);
+    assert_eq!(x.len(), n * f, "recurrent backward: input length");
+    assert_eq!(
+        h_prev.len(),
+        n * h,
+        "recurrent backward: hidden state length"
+    );
+    assert_eq!(out.dx.len(), n * f, "recurrent backward: dx length");
+    assert_eq!(
+        out.dh_prev.len(),
+        n * h,
+        "recurrent backward: dh_prev length"
+    );
+    assert_eq!(
+        grads.w_ih.len(),
+        gh * f,
+        "recurrent backward: w_ih gradient length"
+    );
+    assert_eq!(
+        grads.w_hh.len(),
+        gh * h,
+        "recurrent backward: w_hh gradient length"
+    );
+    assert_eq!(
+        grads.b_ih.len(),
+        gh,
+        "recurrent backward: b_ih gradient length"
+    );
+    assert_eq!(
+        grads.b_hh.len(),
+        gh,
+        "recurrent backward: b_hh gradient length"
+    );
+    let view = |d, r, c| MatRef::row_major(d, r, c).expect("length checked");
+    let dpre = view(&*out.dpre, n, gh);
+    matmul(out.dx, dpre, view(p.w_ih, gh, f), T::one(), false);
+    matmul(out.dh_prev, dpre, view(p.w_hh, gh, h), T::one(), false);
+    matmul(grads.w_ih, dpre.t(), view(x, n, f), T::one(), true);
+    matmul(grads.w_hh, dpre.t(), view(h_prev, n, h), T::one(), true);
+    for row in out.dpre.chunks_exact(gh) {
+        for ((a, b), &d) in grads.b_ih.iter_mut().zip(grads.b_hh.iter_mut()).zip(row) {
+            *a += d;
+            *b += d;
+        }
+    }
+}
+
+fn sigmoid<T: Float>(z: T) -> T {
+    T::one() / (T::one() + (-z).exp())
+}
+
+/// One LSTM step, `nn.LSTM`'s: writes the activated gates `[i f g o]` (N x 4H, kept for
+/// the backward), the new cell state `c = f . c_prev + i . g` and the new hidden state
+/// `h = o . tanh(c)`.
+///
+/// # Panics
+/// If a slice's length differs from what `s` says.
+///
+/// ```
+/// use backprop::tensor::kernels::{lstm_step_forward, Params, RecurrentShape};
+/// // One unit, zero weights, biases making every pre-activation 0: i = f = o = 1/2, g = 0,
+/// // so c = c_prev / 2 and h = tanh(c) / 2.
+/// let s = RecurrentShape::new(1, 1, 1, 1).unwrap();
+/// let z = [0.0f64; 4];
+/// let p = Params { w_ih: &z, w_hh: &z, b_ih: &z, b_hh: &z };
+/// let (mut gates, mut c, mut h) = ([0.0; 4], [0.0], [0.0]);
+/// lstm_step_forward(&s, &p, &[1.0], &[0.0], &[2.0], &mut gates, &mut c, &mut h);
+/// assert_eq!(gates, [0.5, 0.5, 0.0, 0.5]);
+/// assert_eq!(c, [1.0]);
+/// assert_eq!(h, [0.5 * 1.0f64.tanh()]);
+/// ```
+#[allow(clippy::too_many_arguments)] // three inputs and three outputs, each its own slice
+pub fn lstm_step_forward<T: Float>(
+    s: &RecurrentShape,
+    p: &Params<'_, T>,
+    x: &[T],
+    h_prev: &[T],
+    c_prev: &[T],
+    gates: &mut [T],
+    c: &mut [T],
+    h: &mut [T],
+) {
+    let hid = s.hidden;
+    assert_eq!(c_prev.len(), s.batch * hid, "lstm: cell state length");
+    assert_eq!(c.len(), s.batch * hid, "lstm: new cell state length");
+    assert_eq!(h.len(), s.batch * hid, "lstm: new hidden state length");
+    pre_activations(s, 4, p, x, h_prev, gates);
+    for (((gates, c_prev), c), h) in gates
+        .chunks_exact_mut(4 * hid)
+        .zip(c_prev.chunks_exact(hid))
+        .zip(c.chunks_exact_mut(hid))
+        .zip(h.chunks_exact_mut(hid))
+    {
+        for (u, v) in gates.iter_mut().enumerate() {
+            // g, the third block, is a tanh; i, f and o are sigmoids.
+            *v = if u / hid == 2 { v.tanh() } else { sigmoid(*v) };
+        }
+        let (i, rest) = gates.split_at(hid);
+        let (f, rest) = rest.split_at(hid);
+        let (g, o) = rest.split_at(hid);
+        for u in 0..hid {
+            c[u] = f[u] * c_prev[u] + i[u] * g[u];
+            h[u] = o[u] * c[u].tanh();
+        }
+    }
+}
+
+/// The backward of [`lstm_step_forward`], given the gradients `dh` and `dc` of the step's
+/// new states: writes `out` (`dx`, `dh_prev`, `dc_prev`, and `dpre`, the gradient of the
+/// pre-activation gates) and adds the parameter gradients into `grads`.
+///
+/// ```text
+/// dc~ = dc + dh . o . (1 - tanh(c)^2)       dc_prev = dc~ . f
+/// dpre_i = dc~ . g . i (1 - i)              dpre_f  = dc~ . c_prev . f (1 - f)
+/// dpre_g = dc~ . i . (1 - g^2)              dpre_o  = dh . tanh(c) . o (1 - o)
+/// ```
+///
+/// # Panics
+/// If a slice's length differs from what `s` says.
+///
+/// ```
+/// use backprop::tensor::kernels::{
+///     lstm_step_backward, LstmSaved, ParamGrads, Params, RecurrentShape, StepGrads,
+/// };
+/// // i = f = o = 1/2, g = 0, c_prev = 2, c = 1 (the forward's example); with dh = 0 and
+/// // dc = 1: dc_prev = f = 1/2, dpre_f = c_prev f (1 - f) = 1/2, dpre_g = i = 1/2.
+/// let s = RecurrentShape::new(1, 1, 1, 1).unwrap();
+/// let z = [0.0f64; 4];
+/// let p = Params { w_ih: &z, w_hh: &z, b_ih: &z, b_hh: &z };
+/// let saved = LstmSaved { x: &[1.0], h_prev: &[0.0], c_prev: &[2.0], gates: &[0.5, 0.5, 0.0, 0.5], c: &[1.0] };
+/// let (mut dx, mut dh_prev, mut dc_prev, mut dpre) = ([0.0], [0.0], [0.0], [0.0; 4]);
+/// let (mut gw_ih, mut gw_hh, mut gb_ih, mut gb_hh) = ([0.0; 4], [0.0; 4], [0.0; 4], [0.0; 4]);
+/// let mut grads = ParamGrads { w_ih: &mut gw_ih, w_hh: &mut gw_hh, b_ih: &mut gb_ih, b_hh: &mut gb_hh };
+/// let out = StepGrads { dx: &mut dx, dh_prev: &mut dh_prev, dc_prev: &mut dc_prev, dpre: &mut dpre };
+/// lstm_step_backward(&s, &p, &saved, &[0.0], &[1.0], out, &mut grads);
+/// assert_eq!(dpre, [0.0, 0.5, 0.5, 0.0]);
+/// assert_eq!(dc_prev, [0.5]);
+/// assert_eq!(gw_ih, [0.0, 0.5, 0.5, 0.0]); // dpre^T x with x = 1
+/// ```
+pub fn lstm_step_backward<T: Float>(
+    s: &RecurrentShape,
+    p: &Params<'_, T>,
+    saved: &LstmSaved<'_, T>,
+    dh: &[T],
+    dc: &[T],
+    mut out: StepGrads<'_, T>,
+    grads: &mut ParamGrads<'_, T>,
+) {
+    let (n, hid) = (s.batch, s.hidden);
+    assert_eq!(
+        saved.gates.len(),
+        n * 4 * hid,
+        "lstm backward: gates length"
+    );
+    for (what, len) in [
+        ("c_prev", saved.c_prev.len()),
+        ("c", saved.c.len()),
+        ("dh", dh.len()),
+        ("dc", dc.len()),
+        ("dc_prev", out.dc_prev.len()),
+    ] {
+        assert_eq!(len, n * hid, "lstm backward: {what} length");
+    }
+    assert_eq!(out.dpre.len(), n * 4 * hid, "lstm backward: dpre length");
+    for b in 0..n {
+        let row = b * hid..(b + 1) * hid;
+        let gates = &saved.gates[4 * b * hid..4 * (b + 1) * hid];
+        let dpre = &mut out.dpre[4 * b * hid..4 * (b + 1) * hid];
+        let (c_prev, c, dh, dc) = (
+            &saved.c_prev[row.clone()],
+            &saved.c[row.clone()],
+            &dh[row.clone()],
+            &dc[row.clone()],
+        );
+        let dc_prev = &mut out.dc_prev[row];
+        for u in 0..hid {
+            let (i, f, g, o) = (
+                gates[u],
+                gates[hid + u],
+                gates[2 * hid + u],
+                gates[3 * hid + u],
+            );
+            let tc = c[u].tanh();
+            let dct = dc[u] + dh[u] * o * (T::one() - tc * tc);
+            dc_prev[u] = dct * f;
+            dpre[u] = dct * g * i * (T::one() - i);
+            dpre[hid + u] = dct * c_prev[u] * f * (T::one() - f);
+            dpre[2 * hid + u] = dct * i * (T::one() - g * g);
+            dpre[3 * hid + u] = dh[u] * tc * o * (T::one() - o);
+        }
+    }
+    check_params(s, 4, p);
+    affine_backward(s, 4, p, saved.x, saved.h_prev, &mut out, grads);
+}
+
+/// One tanh-RNN step, `nn.RNN`'s: writes `h = tanh(x W_ih^T + b_ih + h_prev W_hh^T + b_hh)`
+/// (N x H), which is also all its backward needs besides the inputs.
+///
+/// # Panics
+/// If a slice's length differs from what `s` says.
+///
+/// ```
+/// use backprop::tensor::kernels::{rnn_step_forward, Params, RecurrentShape};
+/// // h = tanh(2 x + 0.5 h_prev + 0.25 + 0.25) with x = 1, h_prev = -2.
+/// let s = RecurrentShape::new(1, 1, 1, 1).unwrap();
+/// let p = Params { w_ih: &[2.0f64], w_hh: &[0.5], b_ih: &[0.25], b_hh: &[0.25] };
+/// let mut h = [0.0];
+/// rnn_step_forward(&s, &p, &[1.0], &[-2.0], &mut h);
+/// assert_eq!(h, [1.5f64.tanh()]);
+/// ```
+pub fn rnn_step_forward<T: Float>(
+    s: &RecurrentShape,
+    p: &Params<'_, T>,
+    x: &[T],
+    h_prev: &[T],
+    h: &mut [T],
+) {
+    pre_activations(s, 1, p, x, h_prev, h);
+    h.iter_mut().for_each(|v| *v = v.tanh());
+}
+
+/// The backward of [`rnn_step_forward`], given the gradient `dh` of the new hidden state:
+/// `dpre = dh . (1 - h^2)`, then writes `out.dx`, `out.dh_prev`, `out.dpre` (`out.dc_prev`
+/// is unused and may be empty) and adds the parameter gradients into `grads`.
+///
+/// # Panics
+/// If a slice's length differs from what `s` says.
+///
+/// ```
+/// use backprop::tensor::kernels::{
+///     rnn_step_backward, ParamGrads, Params, RecurrentShape, RnnSaved, StepGrads,
+/// };
+/// // h = tanh(pre) = 0.5: dpre = dh (1 - 0.25); dx = 2 dpre, dh_prev = 0.5 dpre.
+/// let s = RecurrentShape::new(1, 1, 1, 1).unwrap();
+/// let p = Params { w_ih: &[2.0f64], w_hh: &[0.5], b_ih: &[0.0], b_hh: &[0.0] };
+/// let saved = RnnSaved { x: &[3.0], h_prev: &[-1.0], h: &[0.5] };
+/// let (mut dx, mut dh_prev, mut dpre) = ([0.0], [0.0], [0.0]);
+/// let (mut gw_ih, mut gw_hh, mut gb_ih, mut gb_hh) = ([0.0], [0.0], [0.0], [0.0]);
+/// let mut grads = ParamGrads { w_ih: &mut gw_ih, w_hh: &mut gw_hh, b_ih: &mut gb_ih, b_hh: &mut gb_hh };
+/// let out = StepGrads { dx: &mut dx, dh_prev: &mut dh_prev, dc_prev: &mut [], dpre: &mut dpre };
+/// rnn_step_backward(&s, &p, &saved, &[4.0], out, &mut grads);
+/// assert_eq!((dpre, dx, dh_prev), ([3.0], [6.0], [1.5]));
+/// assert_eq!((gw_ih, gw_hh, gb_ih), ([9.0], [-3.0], [3.0]));
+/// ```
+pub fn rnn_step_backward<T: Float>(
+    s: &RecurrentShape,
+    p: &Params<'_, T>,
+    saved: &RnnSaved<'_, T>,
+    dh: &[T],
+    mut out: StepGrads<'_, T>,
+    grads: &mut ParamGrads<'_, T>,
+) {
+    let len = s.batch * s.hidden;
+    assert_eq!(saved.h.len(), len, "rnn backward: h length");
+    assert_eq!(dh.len(), len, "rnn backward: dh length");
+    assert_eq!(out.dpre.len(), len, "rnn backward: dpre length");
+    for ((d, &g), &h) in out.dpre.iter_mut().zip(dh).zip(saved.h) {
+        *d = g * (T::one() - h * h);
+    }
+    check_params(s, 1, p);
+    affine_backward(s, 1, p, saved.x, saved.h_prev, &mut out, grads);
+}
+
+/// The states a whole-sequence forward keeps for its backward, and the backward's scratch:
+/// grown to the largest shape seen, then reused, so a warm training step allocates nothing.
+/// One workspace serves either cell; a backward must follow a forward of the same cell and shape.
+#[derive(Clone, Debug, Default)]
+pub struct SequenceWorkspace<T> {
+    /// The shape and gate count (4 LSTM, 1 RNN) of the last forward.
+    last: Option<(RecurrentShape, usize)>,
+    /// x, time-major: T blocks of N x F.
+    xs: Vec<T>,
+    /// h_0 = 0, h_1, ..., h_T: T + 1 blocks of N x H.
+    hs: Vec<T>,
+    /// c_0 = 0, c_1, ..., c_T (LSTM).
+    cs: Vec<T>,
+    /// The activated gates of each step (LSTM): T blocks of N x 4H.
+    gates: Vec<T>,
+    /// Backward scratch: dh, dc (incoming), dh_prev, dc_prev (N x H each), dx_t (N x F),
+    /// dpre (N x G H).
+    dh: Vec<T>,
+    dc: Vec<T>,
+    dh_prev: Vec<T>,
+    dc_prev: Vec<T>,
+    dx: Vec<T>,
+    dpre: Vec<T>,
+}
+
+fn resize<T: Float>(v: &mut Vec<T>, len: usize) {
+    v.clear();
+    v.resize(len, T::zero());
+}
+
+impl<T: Float> SequenceWorkspace<T> {
+    /// An empty workspace; the first forward sizes it.
+    pub fn new() -> Self {
+        SequenceWorkspace {
+            last: None,
+            xs: Vec::new(),
+            hs: Vec::new(),
+            cs: Vec::new(),
+            gates: Vec::new(),
+            dh: Vec::new(),
+            dc: Vec::new(),
+            dh_prev: Vec::new(),
+            dc_prev: Vec::new(),
+            dx: Vec::new(),
+            dpre: Vec::new(),
+        }
+    }
+
+    /// Sizes the buffers (zeroing h_0 and c_0) and copies `x` (N, T, F) time-major.
+    fn start(&mut self, s: &RecurrentShape, g: usize, x: &[T]) {
+        let (n, t, f, h) = (s.batch, s.steps, s.input, s.hidden);
+        assert_eq!(x.len(), n * t * f, "sequence: input length");
+        self.last = Some((*s, g));
+        resize(&mut self.xs, t * n * f);
+        resize(&mut self.hs, (t + 1) * n * h);
+        resize(&mut self.cs, if g == 4 { (t + 1) * n * h } else { 0 });
+        resize(&mut self.gates, if g == 4 { t * n * 4 * h } else { 0 });
+        for (b, seq) in x.chunks_exact(t * f).enumerate() {
+            for (step, x_t) in seq.chunks_exact(f).enumerate() {
+                self.xs[(step * n + b) * f..][..f].copy_from_slice(x_t);
+            }
+        }
+    }
+
+    /// Copies h_1..h_T into `out` (N, T, H).
+    fn outputs(&self, s: &RecurrentShape, out: &mut [T]) {
+        let (n, t, h) = (s.batch, s.steps, s.hidden);
+        assert_eq!(out.len(), n * t * h, "sequence: output length");
+        for (b, seq) in out.chunks_exact_mut(t * h).enumerate() {
+            for (step, o) in seq.chunks_exact_mut(h).enumerate() {
+                o.copy_from_slice(&self.hs[((step + 1) * n + b) * h..][..h]);
+            }
+        }
+    }
+
+    fn start_backward(&mut self, s: &RecurrentShape, g: usize, dout: &[T], dx: &[T]) {
+        assert_eq!(
+            self.last,
+            Some((*s, g)),
+            "sequence backward: the workspace holds another forward"
+        );
+        let (n, t, f, h) = (s.batch, s.steps, s.input, s.hidden);
+        assert_eq!(
+            dout.len(),
+            n * t * h,
+            "sequence backward: output gradient length"
+        );
+        assert_eq!(
+            dx.len(),
+            n * t * f,
+            "sequence backward: input gradient length"
+        );
+        resize(&mut self.dh, n * h);
+        resize(&mut self.dc, if g == 4 { n * h } else { 0 });
+        resize(&mut self.dh_prev, n * h);
+        resize(&mut self.dc_prev, if g == 4 { n * h } else { 0 });
+        resize(&mut self.dx, n * f);
+        resize(&mut self.dpre, n * g * h);
+    }
+}
+
+/// Sets `dh` = the gradient flowing back into h_t: `dout[:, t, :]` plus what step t + 1
+/// sent to its previous state (`dh_prev`, zero before the last step's backward).
+fn gather_dh<T: Float>(s: &RecurrentShape, t: usize, dout: &[T], dh_prev: &[T], dh: &mut [T]) {
+    let (steps, h) = (s.steps, s.hidden);
+    for (b, (dh, dh_prev)) in dh
+        .chunks_exact_mut(h)
+        .zip(dh_prev.chunks_exact(h))
+        .enumerate()
+    {
+        let d = &dout[(b * steps + t) * h..][..h];
+        for ((v, &a), &p) in dh.iter_mut().zip(d).zip(dh_prev) {
+            *v = a + p;
+        }
+    }
+}
+
+/// Writes step t's input gradient (N x F) into `dx[:, t, :]` of the (N, T, F) gradient.
+fn scatter_dx<T: Float>(s: &RecurrentShape, t: usize, dx_t: &[T], dx: &mut [T]) {
+    let (steps, f) = (s.steps, s.input);
+    for (b, d) in dx_t.chunks_exact(f).enumerate() {
+        dx[(b * steps + t) * f..][..f].copy_from_slice(d);
+    }
+}
+
+/// An LSTM layer over whole sequences, `nn.LSTM(batch_first=True)` with zero initial
+/// states: `x` is (N, T, F), `out` receives every h_t as (N, T, H). Each step is
+/// [`lstm_step_forward`]; `ws` keeps the states for [`lstm_sequence_backward`].
+///
+/// # Panics
+/// If a slice's length differs from what `s` says.
+///
+/// ```
+/// use backprop::tensor::kernels::{lstm_sequence_forward, Params, RecurrentShape, SequenceWorkspace};
+/// // Zero weights, biases making every pre-activation 0: i = f = o = 1/2, g = 0, so the
+/// // cell stays 0 and so does every h_t.
+/// let s = RecurrentShape::new(2, 3, 1, 1).unwrap();
+/// let z = [0.0f64; 4];
+/// let p = Params { w_ih: &z, w_hh: &z, b_ih: &z, b_hh: &z };
+/// let mut out = [1.0; 6];
+/// lstm_sequence_forward(&s, &p, &[1.0; 6], &mut out, &mut SequenceWorkspace::new());
+/// assert_eq!(out, [0.0; 6]);
+/// ```
+pub fn lstm_sequence_forward<T: Float>(
+    s: &RecurrentShape,
+    p: &Params<'_, T>,
+    x: &[T],
+    out: &mut [T],
+    ws: &mut SequenceWorkspace<T>,
+) {
+    ws.start(s, 4, x);
+    let (n, f, h) = (s.batch, s.input, s.hidden);
+    let (nh, nf, ng) = (n * h, n * f, n * 4 * h);
+    for t in 0..s.steps {
+        // States t and t + 1 live in adjacent blocks: split between them.
+        let (h_prev, h_next) = ws.hs[t * nh..(t + 2) * nh].split_at_mut(nh);
+        let (c_prev, c_next) = ws.cs[t * nh..(t + 2) * nh].split_at_mut(nh);
+        lstm_step_forward(
+            s,
+            p,
+            &ws.xs[t * nf..(t + 1) * nf],
+            h_prev,
+            c_prev,
+            &mut ws.gates[t * ng..(t + 1) * ng],
+            c_next,
+            h_next,
+        );
+    }
+    ws.outputs(s, out);
+}
+
+/// The backward of [`lstm_sequence_forward`] through time, from the gradient `dout` of every
+/// h_t (N, T, H): writes the input gradient `dx` (N, T, F) and adds the parameter gradients
+/// into `grads`. Each step is [`lstm_step_backward`], from t = T down to 1.
+///
+/// # Panics
+/// If a slice's length differs from what `s` says, or `ws` last ran another forward.
+pub fn lstm_sequence_backward<T: Float>(
+    s: &RecurrentShape,
+    p: &Params<'_, T>,
+    dout: &[T],
+    ws: &mut SequenceWorkspace<T>,
+    dx: &mut [T],
+    grads: &mut ParamGrads<'_, T>,
+) {
+    ws.start_backward(s, 4, dout, dx);
+    let (n, f, h) = (s.batch, s.input, s.hidden);
+    let (nh, nf, ng) = (n * h, n * f, n * 4 * h);
+    for t in (0..s.steps).rev() {
+        gather_dh(s, t, dout, &ws.dh_prev, &mut ws.dh);
+        std::mem::swap(&mut ws.dc, &mut ws.dc_prev); // dc = what step t + 1 sent back
+        let saved = LstmSaved {
+            x: &ws.xs[t * nf..(t + 1) * nf],
+            h_prev: &ws.hs[t * nh..(t + 1) * nh],
+            c_prev: &ws.cs[t * nh..(t + 1) * nh],
+            gates: &ws.gates[t * ng..(t + 1) * ng],
+            c: &ws.cs[(t + 1) * nh..(t + 2) * nh],
+        };
+        let out = StepGrads {
+            dx: &mut ws.dx,
+            dh_prev: &mut ws.dh_prev,
+            dc_prev: &mut ws.dc_prev,
+            dpre: &mut ws.dpre,
+        };
+        lstm_step_backward(s, p, &saved, &ws.dh, &ws.dc, out, grads);
+        scatter_dx(s, t, &ws.dx, dx);
+    }
+}
+
+/// A tanh-RNN layer over whole sequences, `nn.RNN(batch_first=True)` with a zero initial
+/// state: `x` is (N, T, F), `out` receives every h_t as (N, T, H). Each step is
+/// [`rnn_step_forward`]; `ws` keeps the states for [`rnn_sequence_backward`].
+///
+/// # Panics
+/// If a slice's length differs from what `s` says.
+///
+/// ```
+/// use backprop::tensor::kernels::{rnn_sequence_forward, Params, RecurrentShape, SequenceWorkspace};
+/// // One unit, h_t = tanh(x_t + h_(t-1)): h_1 = tanh(1), h_2 = tanh(1 + tanh(1)).
+/// let s = RecurrentShape::new(1, 2, 1, 1).unwrap();
+/// let p = Params { w_ih: &[1.0f64], w_hh: &[1.0], b_ih: &[0.0], b_hh: &[0.0] };
+/// let mut out = [0.0; 2];
+/// rnn_sequence_forward(&s, &p, &[1.0, 1.0], &mut out, &mut SequenceWorkspace::new());
+/// assert_eq!(out, [1.0f64.tanh(), (1.0 + 1.0f64.tanh()).tanh()]);
+/// ```
+pub fn rnn_sequence_forward<T: Float>(
+    s: &RecurrentShape,
+    p: &Params<'_, T>,
+    x: &[T],
+    out: &mut [T],
+    ws: &mut SequenceWorkspace<T>,
+) {
+    ws.start(s, 1, x);
+    let (nh, nf) = (s.batch * s.hidden, s.batch * s.input);
+    for t in 0..s.steps {
+        let (h_prev, h_next) = ws.hs[t * nh..(t + 2) * nh].split_at_mut(nh);
+        rnn_step_forward(s, p, &ws.xs[t * nf..(t + 1) * nf], h_prev, h_next);
+    }
+    ws.outputs(s, out);
+}
+
+/// The backward of [`rnn_sequence_forward`] through time: writes `dx` (N, T, F) and adds
+/// the parameter gradients into `grads`, one [`rnn_step_backward`] per step.
+///
+/// # Panics
+/// If a slice's length differs from what `s` says, or `ws` last ran another forward.
+pub fn rnn_sequence_backward<T: Float>(
+    s: &RecurrentShape,
+    p: &Params<'_, T>,
+    dout: &[T],
+    ws: &mut SequenceWorkspace<T>,
+    dx: &mut [T],
+    grads: &mut ParamGrads<'_, T>,
+) {
+    ws.start_backward(s, 1, dout, dx);
+    let (nh, nf) = (s.batch * s.hidden, s.batch * s.input);
+    for t in (0..s.steps).rev() {
+        gather_dh(s, t, dout, &ws.dh_prev, &mut ws.dh);
+        let saved = RnnSaved {
+            x: &ws.xs[t * nf..(t + 1) * nf],
+            h_prev: &ws.hs[t * nh..(t + 1) * nh],
+            h: &ws.hs[(t + 1) * nh..(t + 2) * nh],
+        };
+        let out = StepGrads {
+            dx: &mut ws.dx,
+            dh_prev: &mut ws.dh_prev,
+            dc_prev: &mut [],
+            dpre: &mut ws.dpre,
+        };
+        rnn_step_backward(s, p, &saved, &ws.dh, out, grads);
+        scatter_dx(s, t, &ws.dx, dx);
+    }
+}
