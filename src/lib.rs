@@ -11,6 +11,8 @@
 //! - [`network`]: a fully connected network (the post's Figure 2) trained by **the four
 //!   equations**, with per-example gradients and mini-batch averages.
 //! - [`nn`]: layers with PyTorch's names and semantics, and models written as `arch` strings.
+//! - [`tensor`]: n-dimensional tensors on a tape (reverse mode for any tensor program), and
+//!   the hand-written kernels (conv2d, pooling, LSTM and RNN steps).
 //! - [`optim`]: SGD and its relatives.
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
 //! - [`model_file`]: networks in and out of safetensors files.
