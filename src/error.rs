@@ -29,6 +29,30 @@ pub enum Error {
     /// A model or tensor file could not be read or written.
     #[error(transparent)]
     ModelFile(#[from] crate::model_file::ModelFileError),
+    /// Training stopped (a diverged run, data that does not fit) or was misconfigured.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    /// Training settings outside their ranges.
+    #[error(transparent)]
+    Config(#[from] crate::train::ConfigError),
+    /// A classifier was given rows that do not fit it.
+    #[error(transparent)]
+    Classifier(#[from] crate::classifier::ClassifierError),
+    /// A text or vocabulary could not be read.
+    #[error(transparent)]
+    Text(#[from] crate::data::text::TextError),
+    /// An `arch` string that does not parse, or a layer that does not fit its input.
+    #[error(transparent)]
+    Arch(#[from] crate::nn::ArchError),
+    /// A tensor op given shapes or values it cannot take.
+    #[error(transparent)]
+    Tensor(#[from] crate::tensor::TensorError),
+    /// A kernel given buffers of the wrong size.
+    #[error(transparent)]
+    Kernel(#[from] crate::tensor::kernels::KernelError),
+    /// An output path that must not be written.
+    #[error(transparent)]
+    Output(#[from] crate::io::OutputError),
     /// A benchmark could not be set up or timed.
     #[error(transparent)]
     Bench(#[from] crate::bench::BenchError),

@@ -17,6 +17,7 @@
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
 //! - [`model_file`]: networks in and out of safetensors files.
 //! - [`train`]: the training loop.
+//! - [`classifier`]: a trained network with its input scaling: save, load, predict.
 //! - `plot` (feature `plot`, on by default): training curves and confusion matrices.
 //! - [`mod@bench`]: the harness of `backprop bench`.
 //!
@@ -75,6 +76,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod classifier;
 pub mod data;
 pub mod error;
 pub mod float;
@@ -91,6 +93,7 @@ pub mod program;
 pub mod tensor;
 pub mod train;
 
+pub use classifier::Classifier;
 pub use error::{Error, Result};
 
 /// The README's Rust examples, compiled and run by `cargo test` as doctests, so the README
