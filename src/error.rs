@@ -53,6 +53,9 @@ pub enum Error {
     /// An output path that must not be written.
     #[error(transparent)]
     Output(#[from] crate::io::OutputError),
+    /// A name that is not one of the accepted ones.
+    #[error(transparent)]
+    UnknownName(#[from] UnknownName),
     /// A benchmark could not be set up or timed.
     #[error(transparent)]
     Bench(#[from] crate::bench::BenchError),
@@ -60,3 +63,24 @@ pub enum Error {
 
 /// `Result` with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A name that is not one of the accepted ones (an activation, a cost, an initialiser, a
+/// scaling): what it was meant to name, the text given, and every accepted name.
+///
+/// ```
+/// use backprop::network::Activation;
+/// let e = "swish".parse::<Activation>().unwrap_err();
+/// assert_eq!(e.what, "activation");
+/// assert!(e.expected.contains(&"relu"));
+/// assert!(e.to_string().starts_with("unknown activation 'swish' (expected one of: identity, sigmoid"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} '{given}' (expected one of: {})", expected.join(", "))]
+pub struct UnknownName {
+    /// What the name was meant to name.
+    pub what: &'static str,
+    /// The text given.
+    pub given: String,
+    /// The accepted names.
+    pub expected: Vec<&'static str>,
+}

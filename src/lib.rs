@@ -94,7 +94,7 @@ pub mod tensor;
 pub mod train;
 
 pub use classifier::Classifier;
-pub use error::{Error, Result};
+pub use error::{Error, Result, UnknownName};
 
 /// The README's Rust examples, compiled and run by `cargo test` as doctests, so the README
 /// cannot drift from the code.

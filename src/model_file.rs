@@ -571,9 +571,14 @@ fn load_network(
     };
     let activations: Vec<Activation> = get("activations")?
         .split(',')
-        .map(|a| a.parse().map_err(|e| meta_err("activations", e)))
+        .map(|a| {
+            a.parse()
+                .map_err(|e: crate::UnknownName| meta_err("activations", e.to_string()))
+        })
         .collect::<Result<_, _>>()?;
-    let cost: Cost = get("cost")?.parse().map_err(|e| meta_err("cost", e))?;
+    let cost: Cost = get("cost")?
+        .parse()
+        .map_err(|e: crate::UnknownName| meta_err("cost", e.to_string()))?;
     let n_layers = activations.len();
 
     // Every tensor must belong to the network: a stray `layers.5.weight` means the file

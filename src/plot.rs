@@ -22,6 +22,11 @@ pub enum Format {
     Png,
 }
 
+/// A picture's file name that names no format this module draws.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: the file name must end in .svg or .png", .0.display())]
+pub struct UnknownFormat(pub std::path::PathBuf);
+
 /// The format of `path` by its extension.
 ///
 /// ```
@@ -31,8 +36,8 @@ pub enum Format {
 /// ```
 ///
 /// # Errors
-/// A message naming the extension if it is neither `svg` nor `png`.
-pub fn check_extension(path: &Path) -> Result<Format, String> {
+/// [`UnknownFormat`] naming the file if its extension is neither `svg` nor `png`.
+pub fn check_extension(path: &Path) -> Result<Format, UnknownFormat> {
     match path
         .extension()
         .and_then(|e| e.to_str())
@@ -41,10 +46,7 @@ pub fn check_extension(path: &Path) -> Result<Format, String> {
     {
         Some("svg") => Ok(Format::Svg),
         Some("png") => Ok(Format::Png),
-        _ => Err(format!(
-            "{}: the file name must end in .svg or .png",
-            path.display()
-        )),
+        _ => Err(UnknownFormat(path.to_path_buf())),
     }
 }
 

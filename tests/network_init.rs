@@ -86,10 +86,12 @@ fn init_names_round_trip() {
     for init in Init::ALL {
         assert_eq!(init.to_string().parse::<Init>().unwrap(), init);
     }
-    assert!("gaussian"
-        .parse::<Init>()
-        .unwrap_err()
-        .contains("large, scaled, xavier, he, uniform"));
+    let e = "gaussian".parse::<Init>().unwrap_err();
+    assert_eq!(e.expected, ["large", "scaled", "xavier", "he", "uniform"]);
+    assert_eq!(
+        e.to_string(),
+        "unknown initialiser 'gaussian' (expected one of: large, scaled, xavier, he, uniform)"
+    );
 }
 
 #[test]

@@ -29,15 +29,17 @@ pub enum ScalingKind {
 }
 
 impl FromStr for ScalingKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::UnknownName;
+    fn from_str(s: &str) -> Result<Self, crate::UnknownName> {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(ScalingKind::Auto),
             "none" => Ok(ScalingKind::None),
             "standardize" | "standardise" => Ok(ScalingKind::Standardize),
-            other => Err(format!(
-                "unknown scaling '{other}' (expected one of: auto, none, standardize)"
-            )),
+            other => Err(crate::UnknownName {
+                what: "scaling",
+                given: other.to_string(),
+                expected: vec!["auto", "none", "standardize"],
+            }),
         }
     }
 }

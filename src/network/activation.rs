@@ -52,17 +52,16 @@ impl fmt::Display for Activation {
 }
 
 impl FromStr for Activation {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::UnknownName;
+    fn from_str(s: &str) -> Result<Self, crate::UnknownName> {
         let s = s.trim().to_ascii_lowercase().replace('_', "-");
         Activation::ALL
             .into_iter()
             .find(|a| a.name() == s || (s == "leakyrelu" && *a == Activation::LeakyRelu))
-            .ok_or_else(|| {
-                format!(
-                    "unknown activation '{s}' (expected one of: {})",
-                    Activation::ALL.map(|a| a.name()).join(", ")
-                )
+            .ok_or_else(|| crate::UnknownName {
+                what: "activation",
+                given: s.clone(),
+                expected: Activation::ALL.map(|a| a.name()).to_vec(),
             })
     }
 }

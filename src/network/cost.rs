@@ -37,17 +37,16 @@ impl fmt::Display for Cost {
 }
 
 impl FromStr for Cost {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::UnknownName;
+    fn from_str(s: &str) -> Result<Self, crate::UnknownName> {
         let s = s.trim().to_ascii_lowercase().replace('_', "-");
         Cost::ALL
             .into_iter()
             .find(|c| c.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown cost '{s}' (expected one of: {})",
-                    Cost::ALL.map(|c| c.name()).join(", ")
-                )
+            .ok_or_else(|| crate::UnknownName {
+                what: "cost",
+                given: s.clone(),
+                expected: Cost::ALL.map(|c| c.name()).to_vec(),
             })
     }
 }

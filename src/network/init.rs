@@ -98,17 +98,16 @@ impl fmt::Display for Init {
 }
 
 impl FromStr for Init {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::UnknownName;
+    fn from_str(s: &str) -> Result<Self, crate::UnknownName> {
         let s = s.trim().to_ascii_lowercase();
         Init::ALL
             .into_iter()
             .find(|i| i.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown initialiser '{s}' (expected one of: {})",
-                    Init::ALL.map(|i| i.name()).join(", ")
-                )
+            .ok_or_else(|| crate::UnknownName {
+                what: "initialiser",
+                given: s.clone(),
+                expected: Init::ALL.map(|i| i.name()).to_vec(),
             })
     }
 }
