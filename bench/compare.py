@@ -18,7 +18,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = ["nielsen", "small", "wide"]
-# Issue #5's targets: backprop / PyTorch training samples per second.
+# The targets: backprop / PyTorch training samples per second.
 TARGETS = {"nielsen": 10.0, "small": 2.0, "wide": 1.0}
 KEYS = ["config", "threads", "train_samples_per_sec", "infer_samples_per_sec", "peak_rss_bytes"]
 
@@ -141,7 +141,7 @@ def table(rows, model, cores):
             f"{fmt_mib(r['backprop_peak_rss_bytes'])} / {fmt_mib(r['pytorch_peak_rss_bytes'])}",
         ]
         out.append("| " + " | ".join(cells) + " |")
-    # Issue #5 compares each side at its own best thread count.
+    # The comparison takes each side at its own best thread count.
     best = {}
     for r in rows:
         b = best.setdefault(r["config"], {"backprop": (None, 0), "pytorch": (None, 0)})

@@ -3,7 +3,7 @@
 
 For each product of a training step: GFLOP/s per kernel (criterion's median time), the
 best kernel; then per network, the whole step's products with each kernel and with the
-best kernel per product: the GEMM rate the training step can at most reach (issue #5
+best kernel per product: the GEMM rate the training step can at most reach (the target
 asks `wide` for 80% of it), and the samples/s that the products alone would allow.
 
     cargo bench --bench gemm -- --warm-up-time 1 --measurement-time 2

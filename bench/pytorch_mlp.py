@@ -70,7 +70,7 @@ def make_step(cfg, model, x, labels, onehot):
         ys = [onehot[i * batch:(i + 1) * batch] for i in range(n_batches)]
 
         def cost(z, y):
-            # The seed's C = 1/2 ||a - y||^2 per example, J its mean over the batch
+            # The post's C = 1/2 ||a - y||^2 per example, J its mean over the batch
             # (MSELoss would also average over the outputs).
             a = torch.sigmoid(z)
             return 0.5 * ((a - y) ** 2).sum(1).mean()

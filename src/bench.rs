@@ -1,4 +1,4 @@
-//! The harness behind `backprop bench`: the three networks of issue #5, their synthetic
+//! The harness behind `backprop bench`: the three networks of the speed table, their synthetic
 //! data, a timer that reports samples per second, and the JSON line each run prints.
 //!
 //! The harness knows nothing about how a step is computed: [`run`] takes a state (the
@@ -365,7 +365,7 @@ pub struct Timing {
 }
 
 impl Default for Timing {
-    /// Issue #5's rule: at least 5 repeats of at least 0.5 s, after a warm-up.
+    /// The rule: at least 5 repeats of at least 0.5 s, after a warm-up.
     fn default() -> Self {
         Timing {
             seconds_per_repeat: 0.5,

@@ -23,7 +23,7 @@
 //!
 //! Data flows one way: text or files -> graph or network -> derivatives -> updates -> files.
 //!
-//! ## The seed's Figure 1: c = a + b, d = a b, o = c d / 2
+//! ## The post's Figure 1: c = a + b, d = a b, o = c d / 2
 //!
 //! Move forward to get the values (c = 5, d = 6, o = 15 at a = 2, b = 3), then
 //! backpropagate: do/do = 1; o is the parent of c and d, so do/dc = d/2 = 3 and
@@ -49,7 +49,7 @@
 //! The same graph as text: `backprop diff "c = a + b; d = a * b; o = 0.5 * c * d" --at a=2,b=3`
 //! (see [`program`]).
 //!
-//! ## The seed's Figure 2: a 2-4-4-3 network and the four equations
+//! ## The post's Figure 2: a 2-4-4-3 network and the four equations
 //!
 //! Feed-forward keeps z^l and a^l = F(z^l) of every layer; then Equation 4 gives the output
 //! error delta^L = dC/da^L . F'(z^L), Equation 3 carries it back,
@@ -64,7 +64,7 @@
 //! let (x, y) = ([0.3, -0.7, 0.9, 0.1], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]); // n = 2 examples
 //! let (mut ws, mut g) = (Workspace::new(&net, 2), Gradients::zeros_like(&net));
 //! let j = net.backprop(&x, &y, 2, &mut ws, &mut g);
-//! // The batch gradient is the mean of the per-example gradients (the seed's W_i, B_i).
+//! // The batch gradient is the mean of the per-example gradients (the post's W_i, B_i).
 //! let (c, per) = net.per_example_gradients(&x, &y, 2, &mut ws).unwrap();
 //! assert!((j - (c[0] + c[1]) / 2.0).abs() < 1e-15);
 //! let mean = (per[0].biases[0][3] + per[1].biases[0][3]) / 2.0;

@@ -4,7 +4,7 @@ use crate::Float;
 
 /// A dense row-major matrix: element (r, c) is `data[r * cols + c]`.
 ///
-/// Weights W^l are stored as N^l x N^(l-1) (row j = neuron j, column k = input k: the seed's
+/// Weights W^l are stored as N^l x N^(l-1) (row j = neuron j, column k = input k: the post's
 /// w^l_jk, and PyTorch's `nn.Linear` layout). A mini-batch of activations is n x N^l, one
 /// example per row.
 ///

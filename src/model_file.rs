@@ -1,7 +1,7 @@
 //! Networks in and out of safetensors files, the format PyTorch, candle and burn users
 //! already have.
 //!
-//! A model file holds, for each weight layer i (i = 0 for the first, the seed's l = 2):
+//! A model file holds, for each weight layer i (i = 0 for the first, the post's l = 2):
 //!
 //! - `layers.{i}.weight`, shape [N^(i+1), N^i]: W^l, row j = neuron j (PyTorch's
 //!   `nn.Linear.weight`, so an `nn.Sequential` of `Linear` layers saved under these names

@@ -1,4 +1,4 @@
-//! The training loop: epochs of shuffled mini-batches, the seed's SGD (or a relative of
+//! The training loop: epochs of shuffled mini-batches, the post's SGD (or a relative of
 //! it), held-out metrics, early stopping, and checkpoints that resume exactly.
 //!
 //! One epoch: shuffle the training examples (seeded by the run's seed and the epoch

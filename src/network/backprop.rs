@@ -1,6 +1,6 @@
 //! Feed-forward and the four equations, for a whole mini-batch at once.
 //!
-//! A batch of n examples is a matrix with one example per row, so the seed's column vectors
+//! A batch of n examples is a matrix with one example per row, so the post's column vectors
 //! become rows and its equations read, for the n x N^l matrices Z^l, A^l and Delta^l:
 //!
 //! ```text
@@ -11,10 +11,10 @@
 //! Equation 2     dJ/db^l = (1/n) sum of the rows of Delta^l
 //! ```
 //!
-//! Row i of Delta^l is the seed's delta^l for example i, dC_i/dz^l; the 1/n of J = (1/n) sum
+//! Row i of Delta^l is the post's delta^l for example i, dC_i/dz^l; the 1/n of J = (1/n) sum
 //! C_i is applied once, in Equations 1 and 2.
 //!
-//! Where the time goes, and what is done about it (measured for issue #5):
+//! Where the time goes, and what is done about it:
 //! - ~90% of a step is the matrix products (the `gemm` crate's AVX-512 kernels); the bias,
 //!   F and F' passes are fused into one pass over each row after each product.
 //! - With two threads in the rayon pool and a step big enough ([`split_rows`]), the work is

@@ -13,7 +13,7 @@ pub struct GradCheck {
     /// max over parameters of |backprop - finite difference|.
     pub max_abs_error: f64,
     /// The parameter with the largest relative error, e.g. `"w^3_21"`, `"w^2_{14,293}"` or
-    /// `"b^2_4"` (the seed's numbering: layer l >= 2, neuron j and input k from 1).
+    /// `"b^2_4"` (the post's numbering: layer l >= 2, neuron j and input k from 1).
     pub worst: String,
     /// How many parameters were checked.
     pub parameters: usize,

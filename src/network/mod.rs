@@ -1,12 +1,12 @@
-//! The fully connected network of the seed's Figure 2: layers of sizes N^1..N^L, weights
+//! The fully connected network of the post's Figure 2: layers of sizes N^1..N^L, weights
 //! w^l_jk, biases b^l_j, activation F, a cost C that depends only on a^L.
 //!
 //! - [`Activation`] (F and F' side by side), [`Cost`] (C and dC/da^L), [`Init`].
 //! - [`Network::feed_forward`] and [`Network::backprop`]: the four equations for a whole
 //!   mini-batch, each product one call to `gemm` (see [`crate::linalg::matmul`]), the
 //!   buffers in a reusable [`Workspace`].
-//! - [`Network::per_example_gradients`]: the seed's W_i and B_i for every example.
-//! - [`Network::sgd_step`], [`Network::sgd_train_step`], [`Network::sgd`]: the seed's SGD.
+//! - [`Network::per_example_gradients`]: the post's W_i and B_i for every example.
+//! - [`Network::sgd_step`], [`Network::sgd_train_step`], [`Network::sgd`]: the post's SGD.
 //! - [`gradcheck`]: backprop against finite differences, in f64.
 //!
 //! ```
@@ -57,7 +57,7 @@ pub struct Layer<T> {
 /// A fully connected network: its weight layers in order, and its cost.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network<T> {
-    /// The weight layers, l = 2..=L in the seed's numbering (index 0 is l = 2).
+    /// The weight layers, l = 2..=L in the post's numbering (index 0 is l = 2).
     pub layers: Vec<Layer<T>>,
     /// The cost C(a^L, y).
     pub cost: Cost,
@@ -75,7 +75,7 @@ pub enum NetworkError {
     /// A layer with no neurons.
     #[error("layer {layer} has size 0")]
     ZeroSize {
-        /// The layer, numbered l = 1..L as in the seed.
+        /// The layer, numbered l = 1..L as in the post.
         layer: usize,
     },
     /// Not one activation per weight layer.
@@ -269,7 +269,7 @@ impl<T: Float> Network<T> {
     /// ```
     /// use backprop::network::{Activation, Cost, Init, Network, NetworkError};
     /// use Activation::*;
-    /// // The seed's Figure 2.
+    /// // The post's Figure 2.
     /// let net = Network::<f64>::new(&[2, 4, 4, 3], &[Sigmoid, Sigmoid, Softmax],
     ///                               Cost::LogLikelihood, Init::Scaled, 7).unwrap();
     /// assert_eq!(net.sizes(), [2, 4, 4, 3]);
@@ -404,7 +404,7 @@ impl<T: Float> Network<T> {
             .sum()
     }
 
-    /// The seed's plain SGD step: w <- w - eta dJ/dw and b <- b - eta dJ/db.
+    /// The post's plain SGD step: w <- w - eta dJ/dw and b <- b - eta dJ/db.
     ///
     /// # Panics
     /// If `grads` is not shaped like the network.
@@ -426,7 +426,7 @@ impl<T: Float> Network<T> {
         }
     }
 
-    /// The layer sizes N^1..N^L (the seed's Figure 2: `[2, 4, 4, 3]`).
+    /// The layer sizes N^1..N^L (the post's Figure 2: `[2, 4, 4, 3]`).
     pub fn sizes(&self) -> Vec<usize> {
         let mut s = Vec::with_capacity(self.layers.len() + 1);
         if let Some(first) = self.layers.first() {

@@ -1,4 +1,4 @@
-//! Per-example gradients: the seed's W_i = dC_i/dw^l_jk and B_i = dC_i/db^l_j for every
+//! Per-example gradients: the post's W_i = dC_i/dw^l_jk and B_i = dC_i/db^l_j for every
 //! example of a batch, from one batched forward and backward pass.
 
 use super::{Gradients, Network, NetworkError, Workspace};

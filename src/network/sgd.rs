@@ -1,4 +1,4 @@
-//! Stochastic gradient descent exactly as the seed ends: shuffled mini-batches, and
+//! Stochastic gradient descent exactly as the post ends: shuffled mini-batches, and
 //! w <- w - eta dJ/dw for each.
 
 use super::backprop::{equations_1_and_2, on_pool};

@@ -1,6 +1,6 @@
 //! SGD and its relatives: how a gradient dJ/dw becomes a step of the weights.
 //!
-//! The seed ends with plain gradient descent, w <- w - eta dJ/dw, over mini-batches. The
+//! The post ends with plain gradient descent, w <- w - eta dJ/dw, over mini-batches. The
 //! [`Optimizer`] does that and the variants people reach for next, each exactly as PyTorch's
 //! `torch.optim` defines it (tested against PyTorch to 1e-12 in f64):
 //!
@@ -177,7 +177,7 @@ pub enum OptimError {
 /// state, allocated once in [`Optimizer::new`] and keyed by the position of the tensor
 /// in [`Network::params_and_grads`].
 ///
-/// Plain SGD is the seed's last step, to the bit:
+/// Plain SGD is the post's last step, to the bit:
 ///
 /// ```
 /// use backprop::linalg::Matrix;
