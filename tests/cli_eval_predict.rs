@@ -262,3 +262,39 @@ fn predict_reads_a_header_refuses_blank_lines_and_takes_inputs() {
         assert!(help.contains(needle), "help lacks {needle}: {help}");
     }
 }
+
+#[test]
+fn eval_blames_the_data_for_a_foreign_label_and_the_model_for_its_stored_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows: String = (0..20)
+        .map(|i| format!("{},{},{}\n", i % 2, i, 20 - i))
+        .collect();
+    std::fs::write(d.join("d.csv"), rows).unwrap();
+    train(d, "d.csv", &[]);
+    // Label 7 on a two-class model: the message names the file it came from.
+    std::fs::write(d.join("t.csv"), "0,1,2\n7,3,4\n").unwrap();
+    let o = backprop_in(d, &["eval", "--model", "m.safetensors", "--data", "t.csv"]);
+    refused(&o, "t.csv");
+    refused(&o, "label 7");
+    // A model whose stored test split is out of range: the model's metadata is named, not a
+    // --test-split flag that was never given.
+    let bytes = std::fs::read(d.join("m.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header["__metadata__"]["data.test_split"] = "7".into();
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(&bytes[8 + n..]);
+    std::fs::write(d.join("bad.safetensors"), out).unwrap();
+    let o = backprop_in(
+        d,
+        &["eval", "--model", "bad.safetensors", "--data", "d.csv"],
+    );
+    refused(&o, "bad.safetensors: metadata data.test_split = 7");
+    assert!(!stderr(&o).contains("--test-split"), "{}", stderr(&o));
+}

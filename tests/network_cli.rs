@@ -57,11 +57,23 @@ fn relu_softmax_log_likelihood_passes() {
 fn an_impossible_tolerance_fails_with_exit_1() {
     let (code, out, err) = gradcheck(&["--tolerance", "1e-30"]);
     assert_eq!(code, 1);
-    assert!(out.contains("FAIL"), "{out}");
+    assert!(out.contains("FAIL (tolerance 1e-30)"), "{out}");
     assert!(
-        err.starts_with("error: gradient check failed") && err.contains("--tolerance"),
+        err.starts_with("error: gradient check failed") && err.contains("--tolerance 1e-30"),
         "{err}"
     );
+    // A tolerance of 0 prints as 0 (not "0e0"); a negative or NaN one is refused.
+    let (code, out, _) = gradcheck(&["--tolerance", "0"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL (tolerance 0)"), "{out}");
+    for bad in ["-1", "NaN"] {
+        let (code, _, err) = gradcheck(&["--tolerance", bad]);
+        assert_eq!(code, 1, "{bad}");
+        assert!(
+            err.contains("--tolerance") && err.contains("finite number >= 0"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

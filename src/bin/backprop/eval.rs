@@ -103,10 +103,18 @@ fn load(args: &Args, meta: &BTreeMap<String, String>) -> anyhow::Result<Scored> 
         .or_else(|| meta.get("train.seed")?.parse().ok())
         .unwrap_or(1);
     if is_training_data(&source, meta) && !args.all {
-        let test_split = args
-            .test_split
-            .or_else(|| meta.get("data.test_split")?.parse().ok())
-            .unwrap_or(0.2);
+        let test_split = match (args.test_split, meta.get("data.test_split")) {
+            (Some(f), _) => f,
+            // A value stored in the model is the model's fault, not a flag's.
+            (None, Some(stored)) => match stored.parse::<f64>() {
+                Ok(f) if f > 0.0 && f < 1.0 => f,
+                _ => bail!(
+                    "{}: metadata data.test_split = {stored}: must be a number between 0 and 1",
+                    args.model.display()
+                ),
+            },
+            (None, None) => 0.2,
+        };
         // A model trained with --test held out that file, recorded beside --data.
         let test_file = meta.get("data.test").map(PathBuf::from);
         let split = common::load_data(&data, test_file.as_deref(), test_split, seed)?;
@@ -208,10 +216,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             test.labels[0]
         );
     }
+    // The data's fault (a label the model has no output for) names the data.
     let e: Evaluation = match &model.network {
-        AnyNetwork::F32(net) => evaluate(net, &test)?,
-        AnyNetwork::F64(net) => evaluate(net, &test)?,
-    };
+        AnyNetwork::F32(net) => evaluate(net, &test),
+        AnyNetwork::F64(net) => evaluate(net, &test),
+    }
+    .with_context(|| what.clone())?;
     // The counts are stored sparsely; a square table is drawn only for a model of few
     // enough outputs (a 30,000-output model would need 7 GB for it).
     let classes = sizes[sizes.len() - 1];

@@ -1,6 +1,7 @@
 //! `backprop gradcheck`: a random network, backpropagation against finite differences.
 
 use anyhow::{bail, Context};
+use backprop::graph::format_number;
 use backprop::network::{gradcheck, Activation, Cost, Init, Network};
 use rand::{Rng, SeedableRng};
 
@@ -31,7 +32,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Largest relative error that passes.
-    #[arg(long, default_value_t = 1e-6)]
+    #[arg(long, default_value_t = 1e-6, allow_negative_numbers = true)]
     tolerance: f64,
 }
 
@@ -44,6 +45,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let sizes = &args.layers.0;
     if !(1..=MAX_BATCH).contains(&args.batch) {
         bail!("--batch {}: must be from 1 to {MAX_BATCH}", args.batch);
+    }
+    if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
+        bail!(
+            "--tolerance {}: must be a finite number >= 0",
+            args.tolerance
+        );
     }
     // Every parameter costs four passes over the batch: refuse sizes that would run for hours
     // (or overflow) before allocating anything.
@@ -110,15 +117,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         check.max_abs_error
     );
     if check.max_rel_error <= args.tolerance {
-        crate::outln!("PASS (tolerance {:e})", args.tolerance);
+        crate::outln!("PASS (tolerance {})", format_number(args.tolerance));
         Ok(())
     } else {
-        crate::outln!("FAIL (tolerance {:e})", args.tolerance);
+        crate::outln!("FAIL (tolerance {})", format_number(args.tolerance));
         bail!(
-            "gradient check failed: relative error {:.3e} at {} exceeds --tolerance {:e}",
+            "gradient check failed: relative error {:.3e} at {} exceeds --tolerance {}",
             check.max_rel_error,
             check.worst,
-            args.tolerance
+            format_number(args.tolerance)
         )
     }
 }
