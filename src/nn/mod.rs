@@ -8,5 +8,8 @@
 //! PyTorch `state_dict`.
 
 mod arch;
+mod layers;
+mod sequential;
 
 pub use arch::{Arch, ArchError, Layer, ParamInit, ParamSpec, MAX_SIZE};
+pub use sequential::{NamedGrads, NnError, Sequential, Workspace};
