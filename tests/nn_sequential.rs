@@ -442,3 +442,65 @@ fn bad_batches_are_errors_not_panics() {
     assert!(Sequential::<f64>::new(&arch, &[3], 1).is_err());
     assert!(Sequential::<f64>::new(&arch, &[0, 4], 1).is_err());
 }
+
+/// A model with every kind of layer that takes real values (the workspace reused across
+/// batch sizes) gives what a fresh model gives.
+#[test]
+fn a_reused_workspace_gives_what_a_fresh_one_gives() {
+    let cases = [
+        (LENET, &[1, 10, 10][..], Cost::LogLikelihood, None),
+        (EMB_LSTM, &[6][..], Cost::LogLikelihood, Some(7)),
+        (RNN, &[5, 3][..], Cost::Quadratic, None),
+        (
+            "LSTM(3, 4, num_layers=2), Dropout(0.2), Linear(4, 3), Sigmoid()",
+            &[5, 3][..],
+            Cost::CrossEntropy,
+            None,
+        ),
+    ];
+    for (arch, input, cost, tokens) in cases {
+        let arch: Arch = arch.parse().unwrap();
+        let mut used = Sequential::<f64>::new(&arch, input, 3).unwrap();
+        let mut fresh = Sequential::<f64>::new(&arch, input, 3).unwrap();
+        let per: usize = input.iter().product();
+        let mut r = rng(12);
+        let batch = |n: usize, r: &mut ChaCha8Rng| -> Vec<f64> {
+            match tokens {
+                Some(v) => (0..n * per).map(|_| r.gen_range(0..v) as f64).collect(),
+                None => uniform(n * per, r),
+            }
+        };
+        let (x4, x2) = (batch(4, &mut r), batch(2, &mut r));
+        let (y4, y2) = (
+            targets(&used, 4, cost, &mut r),
+            targets(&used, 2, cost, &mut r),
+        );
+        used.loss_and_grad(&x4, &y4, 4, cost).unwrap();
+        used.per_example_gradients(&x4, &y4, 4, cost).unwrap();
+        used.reseed_dropout(1);
+        fresh.reseed_dropout(1);
+        let a = used.loss_and_grad(&x2, &y2, 2, cost).unwrap();
+        let b = fresh.loss_and_grad(&x2, &y2, 2, cost).unwrap();
+        assert_eq!(a, b, "{arch}");
+        assert!(
+            used.grads().zip(fresh.grads()).all(|(a, b)| a.2 == b.2),
+            "{arch}"
+        );
+        assert_eq!(
+            used.predict(&x2, 2).unwrap(),
+            fresh.predict(&x2, 2).unwrap()
+        );
+    }
+}
+
+#[test]
+fn an_embedding_first_layer_has_no_input_gradient() {
+    let arch: Arch = "Embedding(4, 2), Linear(2, 1)".parse().unwrap();
+    let mut net = Sequential::<f64>::new(&arch, &[3], 1).unwrap();
+    net.forward(&[0.0, 3.0, 3.0], 1, false).unwrap();
+    assert!(net.backward(&[1.0, 1.0, 1.0]).unwrap().is_empty());
+    // d(Σ outputs)/d(table row 3) = 2 W (row 3 used twice); row 1 unused.
+    let w = net.param("1.weight").unwrap().to_vec();
+    assert_eq!(net.grad("0.weight").unwrap()[6..], [2.0 * w[0], 2.0 * w[1]]);
+    assert_eq!(net.grad("0.weight").unwrap()[2..4], [0.0, 0.0]);
+}

@@ -280,6 +280,34 @@ impl<T: Float> Sequential<T> {
             .map(|(s, (v, g))| (s.name.as_str(), v.as_mut_slice(), g.as_slice()))
     }
 
+    /// The values of the parameter called `name` (`"0.weight"`, ...), if there is one.
+    ///
+    /// ```
+    /// use backprop::nn::{Arch, Sequential};
+    /// let arch: Arch = "Linear(3, 2), ReLU(), Linear(2, 1, bias=False)".parse().unwrap();
+    /// let mut net = Sequential::<f64>::new(&arch, &[3], 1).unwrap();
+    /// assert_eq!(net.param("0.weight").unwrap().len(), 6);
+    /// assert!(net.param("2.bias").is_none());
+    /// net.param_mut("2.weight").unwrap().copy_from_slice(&[0.5, -0.5]);
+    /// assert_eq!(net.param("2.weight").unwrap(), [0.5, -0.5]);
+    /// ```
+    pub fn param(&self, name: &str) -> Option<&[T]> {
+        let i = self.specs.iter().position(|s| s.name == name)?;
+        Some(&self.values[i])
+    }
+
+    /// The values of the parameter called `name`, to change in place.
+    pub fn param_mut(&mut self, name: &str) -> Option<&mut [T]> {
+        let i = self.specs.iter().position(|s| s.name == name)?;
+        Some(&mut self.values[i])
+    }
+
+    /// The gradient of the parameter called `name`.
+    pub fn grad(&self, name: &str) -> Option<&[T]> {
+        let i = self.specs.iter().position(|s| s.name == name)?;
+        Some(&self.grads[i])
+    }
+
     /// Sets every gradient to zero.
     pub fn zero_grads(&mut self) {
         self.grads.iter_mut().for_each(|g| g.fill(T::zero()));
