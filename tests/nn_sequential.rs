@@ -504,3 +504,84 @@ fn an_embedding_first_layer_has_no_input_gradient() {
     assert_eq!(net.grad("0.weight").unwrap()[6..], [2.0 * w[0], 2.0 * w[1]]);
     assert_eq!(net.grad("0.weight").unwrap()[2..4], [0.0, 0.0]);
 }
+
+/// Plain gradient descent on θ with [`Sequential::params_and_grads_mut`].
+fn sgd(
+    net: &mut Sequential<f64>,
+    x: &[f64],
+    y: &[f64],
+    n: usize,
+    cost: Cost,
+    eta: f64,
+    steps: usize,
+) -> f64 {
+    let mut j = f64::NAN;
+    for _ in 0..steps {
+        j = net.loss_and_grad(x, y, n, cost).unwrap();
+        for (_, p, g) in net.params_and_grads_mut() {
+            p.iter_mut().zip(g).for_each(|(p, g)| *p -= eta * g);
+        }
+    }
+    j
+}
+
+#[test]
+fn models_train_xor_and_a_repeating_sequence() {
+    // XOR with a small MLP: every example right after training.
+    let arch: Arch = "Linear(2, 8), Tanh(), Linear(8, 2), Softmax(dim=-1)"
+        .parse()
+        .unwrap();
+    let mut net = Sequential::<f64>::new(&arch, &[2], 1).unwrap();
+    let x = [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0];
+    let y = [0.0, 1.0, 1.0, 0.0];
+    let j0 = net.loss(&x, &y, 4, Cost::LogLikelihood).unwrap();
+    let j = sgd(&mut net, &x, &y, 4, Cost::LogLikelihood, 0.5, 2000);
+    assert!(j < 0.05 && j < j0 / 10.0, "XOR: J from {j0} to {j}");
+    let a = net.predict(&x, 4).unwrap();
+    for (e, &c) in y.iter().enumerate() {
+        assert!(
+            a[2 * e + c as usize] > 0.9,
+            "XOR example {e}: {:?}",
+            &a[2 * e..2 * e + 2]
+        );
+    }
+    // Next-token prediction on 0 1 2 3 0 1 2 3 ...: an Embedding + LSTM learns it.
+    let arch: Arch = "Embedding(4, 4), LSTM(4, 8), Linear(8, 4), Softmax(dim=-1)"
+        .parse()
+        .unwrap();
+    let mut net = Sequential::<f64>::new(&arch, &[6], 2).unwrap();
+    let x: Vec<f64> = (0..4 * 6).map(|i| ((i / 6 + i % 6) % 4) as f64).collect();
+    let y: Vec<f64> = x.iter().map(|&t| (t + 1.0) % 4.0).collect();
+    let j0 = net.loss(&x, &y, 4, Cost::LogLikelihood).unwrap();
+    let j = sgd(&mut net, &x, &y, 4, Cost::LogLikelihood, 1.0, 300);
+    assert!(j < 0.1 && j0 > 1.0, "sequence: J from {j0} to {j}");
+}
+
+/// The same model in f32 and f64 (f64's parameters rounded to f32): J and the gradients
+/// agree to f32's precision.
+#[test]
+fn f32_agrees_with_f64() {
+    let arch: Arch = LENET.parse().unwrap();
+    let mut wide = Sequential::<f64>::new(&arch, &[1, 10, 10], 5).unwrap();
+    let mut narrow = Sequential::<f32>::new(&arch, &[1, 10, 10], 5).unwrap();
+    for ((_, _, w), (_, _, n)) in wide.params_mut().zip(narrow.params_mut()) {
+        for (w, n) in w.iter_mut().zip(n.iter_mut()) {
+            *w = *n as f64; // the same draws, rounded alike
+        }
+    }
+    let mut r = rng(4);
+    let x = uniform(3 * 100, &mut r);
+    let y = targets(&wide, 3, Cost::LogLikelihood, &mut r);
+    let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let yf: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+    let j64 = wide.loss_and_grad(&x, &y, 3, Cost::LogLikelihood).unwrap();
+    let j32 = narrow
+        .loss_and_grad(&xf, &yf, 3, Cost::LogLikelihood)
+        .unwrap();
+    assert!((j64 - j32 as f64).abs() < 1e-5, "{j64} vs {j32}");
+    for ((name, _, a), (_, _, b)) in wide.grads().zip(narrow.grads()) {
+        for (a, &b) in a.iter().zip(b) {
+            assert!((a - b as f64).abs() < 1e-4, "{name}: {a} vs {b}");
+        }
+    }
+}
