@@ -585,3 +585,35 @@ fn f32_agrees_with_f64() {
         }
     }
 }
+
+/// Softmax + log-likelihood is fused: with logits (1000, 0) and class 1, a softmax output
+/// rounds to (1, 0) and -ln a_1 would be infinite, but C = ln Σ e^z - z_1 = 1000 exactly
+/// and δ = a - y = (1, -1) at the logits.
+#[test]
+fn softmax_with_log_likelihood_is_stable_for_large_logits() {
+    let arch: Arch = "Linear(1, 2), Softmax(dim=-1)".parse().unwrap();
+    let mut net = Sequential::<f64>::new(&arch, &[1], 1).unwrap();
+    net.param_mut("0.weight")
+        .unwrap()
+        .copy_from_slice(&[1000.0, 0.0]);
+    net.param_mut("0.bias")
+        .unwrap()
+        .copy_from_slice(&[0.0, 0.0]);
+    let j = net
+        .loss_and_grad(&[1.0], &[1.0], 1, Cost::LogLikelihood)
+        .unwrap();
+    assert_eq!(j, 1000.0);
+    // dJ/dW = δ xᵀ with x = 1, dJ/db = δ.
+    assert_eq!(net.grad("0.weight").unwrap(), [1.0, -1.0]);
+    assert_eq!(net.grad("0.bias").unwrap(), [1.0, -1.0]);
+    // Sigmoid + cross-entropy likewise: z = -1000, y = 1 gives C = softplus(z) - y z = 1000.
+    let arch: Arch = "Linear(1, 1), Sigmoid()".parse().unwrap();
+    let mut net = Sequential::<f64>::new(&arch, &[1], 1).unwrap();
+    net.param_mut("0.weight").unwrap()[0] = -1000.0;
+    net.param_mut("0.bias").unwrap()[0] = 0.0;
+    let j = net
+        .loss_and_grad(&[1.0], &[1.0], 1, Cost::CrossEntropy)
+        .unwrap();
+    assert_eq!(j, 1000.0);
+    assert_eq!(net.grad("0.bias").unwrap(), [-1.0]); // δ = a - y = 0 - 1
+}
