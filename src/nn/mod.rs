@@ -6,7 +6,15 @@
 //! its layers, the shape of an example after each one, and its parameters with the names
 //! and layouts PyTorch gives them (`0.weight`, `1.weight_ih_l0`, ...), so a model file is a
 //! PyTorch `state_dict`.
+//!
+//! A [`Sequential`] is the model an arch describes: its parameters, a forward pass that keeps
+//! each layer's output, and a backward pass that goes down the layers as the post's four
+//! equations go down a fully connected network, each layer's vector-Jacobian product
+//! beside its forward (`layers.rs`).
 
 mod arch;
+mod layers;
+mod sequential;
 
 pub use arch::{Arch, ArchError, Layer, ParamInit, ParamSpec, MAX_SIZE};
+pub use sequential::{NamedGrads, NnError, Sequential, Workspace};

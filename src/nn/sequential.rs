@@ -1,0 +1,740 @@
+//! A model built from an [`Arch`]: its parameters, a forward pass that keeps what the
+//! backward needs, and the backward pass, layer by layer as the post's four equations go.
+
+use super::layers::{self, grow, At, Sinks, State};
+use super::{Arch, ArchError, Layer, ParamInit, ParamSpec};
+use crate::network::{Activation, Cost};
+use crate::tensor::kernels::KernelError;
+use crate::Float;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use std::ops::Range;
+
+/// A batch, its targets or a gradient that does not fit the model.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum NnError {
+    /// A batch of no examples.
+    #[error("batch: no examples")]
+    EmptyBatch,
+    /// Inputs, targets or an output gradient of the wrong length.
+    #[error("{what}: expected {expected} values, got {given}")]
+    Length {
+        /// `"inputs"`, `"targets"` or `"output gradient"`.
+        what: &'static str,
+        /// What the model needs for this batch.
+        expected: usize,
+        /// What it was given.
+        given: usize,
+    },
+    /// A batch too large to address.
+    #[error("batch: {n} examples of {per} values overflow")]
+    Overflow {
+        /// Examples.
+        n: usize,
+        /// Values per example.
+        per: usize,
+    },
+    /// A token id that is not a whole number in `[0, num)`.
+    #[error("inputs: value {index} ({value}) is not a token id from 0 to {}", num - 1)]
+    TokenId {
+        /// Its position in the inputs.
+        index: usize,
+        /// The value.
+        value: f64,
+        /// The vocabulary size.
+        num: usize,
+    },
+    /// A class index that is not a whole number in `[0, classes)`, or a target that is
+    /// not finite.
+    #[error("targets: value {index} ({value}) is not {expected}")]
+    Target {
+        /// Its position in the targets.
+        index: usize,
+        /// The value.
+        value: f64,
+        /// What it should be.
+        expected: String,
+    },
+    /// A backward with no forward before it.
+    #[error("backward: no forward pass to go back through")]
+    NoForward,
+    /// A kernel refused the batch's shape.
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+}
+
+/// What a forward pass leaves for the backward, reused from batch to batch: every layer's
+/// output a^l (a^0 the input), each layer's own saved state, and two gradient buffers.
+#[derive(Debug)]
+pub struct Workspace<T> {
+    /// Examples in the last forward (0: none yet).
+    n: usize,
+    /// a^0 (the input), a^1, ..., a^L.
+    a: Vec<Vec<T>>,
+    states: Vec<State<T>>,
+    /// dJ/da of the layer being passed through, and the one below it.
+    delta: [Vec<T>; 2],
+    /// C_n of each example of the last loss.
+    losses: Vec<f64>,
+}
+
+impl<T: Float> Workspace<T> {
+    /// The output a^l of layer l - 1 in the last forward (l = 0: the input), n examples.
+    pub fn a(&self, l: usize) -> &[T] {
+        &self.a[l]
+    }
+
+    /// C_n for each example of the last [`Sequential::loss_and_grad`] (not divided by n).
+    pub fn losses(&self) -> &[f64] {
+        &self.losses
+    }
+}
+
+/// One example's gradients, by parameter name, in [`Sequential::params`] order.
+pub type NamedGrads = Vec<(String, Vec<f64>)>;
+
+/// A model made of an [`Arch`]'s layers, with its parameters and their gradients.
+///
+/// The forward pass runs the layers in order, keeping every a^l; the backward pass starts
+/// from dJ/da^L (for a softmax output with the log-likelihood cost, from δ = a − y at the
+/// softmax's input, as the post's Equation 4 does) and goes down layer by layer, each
+/// adding its parameters' gradients and passing dJ/d(its input) below.
+///
+/// Parameters are PyTorch's (names, layouts, default initialisation), drawn in f64 from a
+/// ChaCha8 stream seeded with `seed`, so a model is reproducible from its arch and seed.
+///
+/// ```
+/// use backprop::network::Cost;
+/// use backprop::nn::{Arch, Sequential};
+/// use rand::{Rng, SeedableRng};
+/// // LeNet-5 for 28x28 digits, as PyTorch writes it.
+/// let arch: Arch = "Conv2d(1, 6, 5, padding=2), ReLU(), MaxPool2d(2), Conv2d(6, 16, 5), \
+///     ReLU(), MaxPool2d(2), Flatten(), Linear(400, 120), ReLU(), Linear(120, 84), ReLU(), \
+///     Linear(84, 10), Softmax(dim=-1)".parse().unwrap();
+/// let mut net = Sequential::<f32>::new(&arch, &[1, 28, 28], 7).unwrap();
+/// assert_eq!(net.num_params(), 61_706);
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+/// let x: Vec<f32> = (0..2 * 28 * 28).map(|_| rng.gen()).collect();
+/// let j = net.loss_and_grad(&x, &[3.0, 8.0], 2, Cost::LogLikelihood).unwrap();
+/// // Ten nearly equal classes at the start: J is close to ln 10.
+/// assert!((j - 10f32.ln()).abs() < 0.5, "{j}");
+/// let (name, shape, g) = net.grads().next().unwrap();
+/// assert_eq!((name, shape), ("0.weight", &[6, 1, 5, 5][..]));
+/// assert!(g.iter().any(|&v| v != 0.0));
+/// ```
+#[derive(Debug)]
+pub struct Sequential<T> {
+    arch: Arch,
+    /// One example's shape before each layer and after the last.
+    shapes: Vec<Vec<usize>>,
+    specs: Vec<ParamSpec>,
+    values: Vec<Vec<T>>,
+    grads: Vec<Vec<T>>,
+    /// Which of `specs` belong to each layer.
+    owned: Vec<Range<usize>>,
+    ws: Workspace<T>,
+    /// The dropout masks' stream.
+    rng: ChaCha8Rng,
+}
+
+/// Where the backward starts: dJ/da^L, or (softmax + log-likelihood, sigmoid +
+/// cross-entropy) δ at the last layer's input, which skips that layer.
+fn fused(last: &Layer, cost: Cost) -> bool {
+    matches!(
+        (last, cost),
+        (Layer::Softmax, Cost::LogLikelihood) | (Layer::Sigmoid, Cost::CrossEntropy)
+    )
+}
+
+impl<T: Float> Sequential<T> {
+    /// Builds the model for examples of `input_shape` (without the batch axis: `[C, H, W]`,
+    /// `[T]` token ids, `[T, F]`, `[F]`), drawing every parameter as PyTorch's
+    /// `reset_parameters` would (U(-1/√fan_in, 1/√fan_in), N(0, 1) for embeddings).
+    ///
+    /// # Errors
+    /// [`ArchError::Shape`] for a layer that does not fit what comes before it, an input
+    /// shape with a zero size, or a model too large to count.
+    pub fn new(arch: &Arch, input_shape: &[usize], seed: u64) -> Result<Self, ArchError> {
+        let shape_error = |index: usize, expected: &str| ArchError::Shape {
+            index,
+            layer: arch.layers()[index].to_string(),
+            expected: expected.to_string(),
+            given: format!("{input_shape:?}"),
+        };
+        if input_shape.is_empty() || input_shape.contains(&0) {
+            return Err(shape_error(0, "an input shape of positive sizes"));
+        }
+        let shapes = arch.shapes(input_shape)?;
+        for (i, s) in shapes.iter().enumerate().skip(1) {
+            if s.iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .is_none()
+            {
+                return Err(shape_error(i - 1, "an output small enough to count"));
+            }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let specs = arch.params();
+        // A layer's parameters are named "{i}.…" and come in layer order.
+        let owned = (0..arch.layers().len())
+            .map(|i| {
+                let prefix = format!("{i}.");
+                let start = specs.iter().position(|p| p.name.starts_with(&prefix));
+                let start =
+                    start.unwrap_or_else(|| specs.iter().take_while(|p| layer_of(p) < i).count());
+                let count = specs[start..]
+                    .iter()
+                    .take_while(|p| p.name.starts_with(&prefix))
+                    .count();
+                start..start + count
+            })
+            .collect();
+        let mut values = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            let len = spec
+                .shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .filter(|&l| l <= isize::MAX as usize / 8)
+                .ok_or_else(|| {
+                    shape_error(layer_of(spec), "parameters small enough to allocate")
+                })?;
+            let v: Vec<T> = match spec.init {
+                ParamInit::Uniform(bound) => (0..len)
+                    .map(|_| T::from_f64(rng.gen_range(-bound..bound)))
+                    .collect(),
+                ParamInit::Normal => (0..len)
+                    .map(|_| {
+                        let v: f64 = StandardNormal.sample(&mut rng);
+                        T::from_f64(v)
+                    })
+                    .collect(),
+            };
+            values.push(v);
+        }
+        let grads = values.iter().map(|v| vec![T::zero(); v.len()]).collect();
+        let ws = Workspace {
+            n: 0,
+            a: vec![Vec::new(); shapes.len()],
+            states: arch.layers().iter().map(State::for_layer).collect(),
+            delta: [Vec::new(), Vec::new()],
+            losses: Vec::new(),
+        };
+        Ok(Sequential {
+            arch: arch.clone(),
+            shapes,
+            specs,
+            values,
+            grads,
+            owned,
+            ws,
+            rng,
+        })
+    }
+
+    /// The arch the model was built from.
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+
+    /// One example's shape before each layer and after the last (`layers + 1` shapes).
+    pub fn shapes(&self) -> &[Vec<usize>] {
+        &self.shapes
+    }
+
+    /// The number of parameters (weights and biases).
+    pub fn num_params(&self) -> usize {
+        self.values.iter().map(Vec::len).sum()
+    }
+
+    /// Every parameter: name (`0.weight`, `2.bias_hh_l1`, ...), PyTorch shape, values.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &[usize], &[T])> + '_ {
+        self.specs
+            .iter()
+            .zip(&self.values)
+            .map(|(s, v)| (s.name.as_str(), s.shape.as_slice(), v.as_slice()))
+    }
+
+    /// Every parameter, to change in place.
+    pub fn params_mut(&mut self) -> impl Iterator<Item = (&str, &[usize], &mut [T])> + '_ {
+        self.specs
+            .iter()
+            .zip(&mut self.values)
+            .map(|(s, v)| (s.name.as_str(), s.shape.as_slice(), v.as_mut_slice()))
+    }
+
+    /// The gradient of every parameter, by the same names, as the last backward left it.
+    pub fn grads(&self) -> impl Iterator<Item = (&str, &[usize], &[T])> + '_ {
+        self.specs
+            .iter()
+            .zip(&self.grads)
+            .map(|(s, v)| (s.name.as_str(), s.shape.as_slice(), v.as_slice()))
+    }
+
+    /// Each parameter with its gradient, for an optimizer's step.
+    pub fn params_and_grads_mut(&mut self) -> impl Iterator<Item = (&str, &mut [T], &[T])> + '_ {
+        self.specs
+            .iter()
+            .zip(self.values.iter_mut().zip(&self.grads))
+            .map(|(s, (v, g))| (s.name.as_str(), v.as_mut_slice(), g.as_slice()))
+    }
+
+    /// The values of the parameter called `name` (`"0.weight"`, ...), if there is one.
+    ///
+    /// ```
+    /// use backprop::nn::{Arch, Sequential};
+    /// let arch: Arch = "Linear(3, 2), ReLU(), Linear(2, 1, bias=False)".parse().unwrap();
+    /// let mut net = Sequential::<f64>::new(&arch, &[3], 1).unwrap();
+    /// assert_eq!(net.param("0.weight").unwrap().len(), 6);
+    /// assert!(net.param("2.bias").is_none());
+    /// net.param_mut("2.weight").unwrap().copy_from_slice(&[0.5, -0.5]);
+    /// assert_eq!(net.param("2.weight").unwrap(), [0.5, -0.5]);
+    /// ```
+    pub fn param(&self, name: &str) -> Option<&[T]> {
+        let i = self.specs.iter().position(|s| s.name == name)?;
+        Some(&self.values[i])
+    }
+
+    /// The values of the parameter called `name`, to change in place.
+    pub fn param_mut(&mut self, name: &str) -> Option<&mut [T]> {
+        let i = self.specs.iter().position(|s| s.name == name)?;
+        Some(&mut self.values[i])
+    }
+
+    /// The gradient of the parameter called `name`.
+    pub fn grad(&self, name: &str) -> Option<&[T]> {
+        let i = self.specs.iter().position(|s| s.name == name)?;
+        Some(&self.grads[i])
+    }
+
+    /// Sets every gradient to zero.
+    pub fn zero_grads(&mut self) {
+        self.grads.iter_mut().for_each(|g| g.fill(T::zero()));
+    }
+
+    /// The buffers of the last forward and loss.
+    pub fn workspace(&self) -> &Workspace<T> {
+        &self.ws
+    }
+
+    /// Restarts the dropout masks' random stream (the next training forward draws its masks
+    /// from `seed`): what makes a pass with dropout repeatable, e.g. for a gradient check.
+    pub fn reseed_dropout(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+
+    fn len_of(&self, shape: usize, n: usize) -> Result<usize, NnError> {
+        let per: usize = self.shapes[shape].iter().product();
+        n.checked_mul(per).ok_or(NnError::Overflow { n, per })
+    }
+
+    /// Runs the layers on `n` examples (`x` row-major, n × the input shape; token ids as
+    /// values for an `Embedding` first layer) and returns a^L, n × the output shape.
+    /// `train` applies dropout; otherwise dropout is the identity. Keeps what
+    /// [`Sequential::backward`] needs.
+    ///
+    /// # Errors
+    /// [`NnError::EmptyBatch`], [`NnError::Length`], [`NnError::TokenId`] for an id out of
+    /// the vocabulary, [`NnError::Overflow`].
+    pub fn forward(&mut self, x: &[T], n: usize, train: bool) -> Result<&[T], NnError> {
+        if n == 0 {
+            return Err(NnError::EmptyBatch);
+        }
+        let expected = self.len_of(0, n)?;
+        if x.len() != expected {
+            return Err(NnError::Length {
+                what: "inputs",
+                expected,
+                given: x.len(),
+            });
+        }
+        if let Layer::Embedding { num, .. } = self.arch.layers()[0] {
+            if let Some((index, &v)) = x.iter().enumerate().find(|(_, &v)| {
+                !(v >= T::zero() && v.fract() == T::zero() && v.to_f64() < num as f64)
+            }) {
+                return Err(NnError::TokenId {
+                    index,
+                    value: v.to_f64(),
+                    num,
+                });
+            }
+        }
+        for l in 1..self.shapes.len() {
+            self.len_of(l, n)?;
+        }
+        let Sequential {
+            arch,
+            shapes,
+            values,
+            owned,
+            ws,
+            rng,
+            ..
+        } = self;
+        ws.n = 0;
+        resize(&mut ws.a[0], x.len());
+        ws.a[0].copy_from_slice(x);
+        for (i, layer) in arch.layers().iter().enumerate() {
+            let out_len = n * shapes[i + 1].iter().product::<usize>();
+            let (below, above) = ws.a.split_at_mut(i + 1);
+            resize(&mut above[0], out_len);
+            let at = At {
+                layer,
+                input: &shapes[i],
+                output: &shapes[i + 1],
+                n,
+            };
+            layers::forward(
+                &at,
+                &values[owned[i].clone()],
+                &below[i],
+                &mut above[0],
+                &mut ws.states[i],
+                train,
+                rng,
+            )?;
+        }
+        ws.n = n;
+        Ok(&self.ws.a[self.shapes.len() - 1])
+    }
+
+    /// [`Sequential::forward`] in evaluation mode (no dropout), the outputs copied out.
+    ///
+    /// # Errors
+    /// As [`Sequential::forward`].
+    pub fn predict(&mut self, x: &[T], n: usize) -> Result<Vec<T>, NnError> {
+        self.forward(x, n, false).map(<[T]>::to_vec)
+    }
+
+    /// The backward pass of the last forward, from `dout` = dJ/da^L (n × the output
+    /// shape): adds every parameter's gradient into [`Sequential::grads`] and returns
+    /// dJ/dx for the input (empty for an `Embedding` first layer: ids have no gradient).
+    ///
+    /// # Errors
+    /// [`NnError::NoForward`], or [`NnError::Length`] for `dout` of the wrong length.
+    pub fn backward(&mut self, dout: &[T]) -> Result<&[T], NnError> {
+        let n = self.ws.n;
+        if n == 0 {
+            return Err(NnError::NoForward);
+        }
+        let top = self.shapes.len() - 1;
+        let expected = self.ws.a[top].len();
+        if dout.len() != expected {
+            return Err(NnError::Length {
+                what: "output gradient",
+                expected,
+                given: dout.len(),
+            });
+        }
+        resize(&mut self.ws.delta[0], expected);
+        self.ws.delta[0].copy_from_slice(dout);
+        self.backward_from(top, None, true);
+        Ok(&self.ws.delta[0])
+    }
+
+    /// Goes down from layer `top - 1` to layer 0 with dJ/da^top in `delta[0]`; leaves the
+    /// input's gradient in `delta[0]` (when `input_grad`, and the first layer has one).
+    fn backward_from(
+        &mut self,
+        top: usize,
+        mut per_example: Option<&mut [Vec<T>]>,
+        input_grad: bool,
+    ) {
+        let Sequential {
+            arch,
+            shapes,
+            values,
+            grads,
+            owned,
+            ws,
+            ..
+        } = self;
+        let n = ws.n;
+        for i in (0..top).rev() {
+            let layer = &arch.layers()[i];
+            let at = At {
+                layer,
+                input: &shapes[i],
+                output: &shapes[i + 1],
+                n,
+            };
+            let want_dx = !matches!(layer, Layer::Embedding { .. }) && (i > 0 || input_grad);
+            let [dy, dx] = &mut ws.delta;
+            let in_len = ws.a[i].len();
+            resize(dx, if want_dx { in_len } else { 0 });
+            let sinks = Sinks {
+                grads: &mut grads[owned[i].clone()],
+                per_example: per_example.as_deref_mut().map(|p| &mut p[owned[i].clone()]),
+            };
+            layers::backward(
+                &at,
+                &values[owned[i].clone()],
+                &ws.a[i],
+                &ws.a[i + 1],
+                dy,
+                want_dx.then_some(&mut dx[..]),
+                sinks,
+                &mut ws.states[i],
+            );
+            ws.delta.swap(0, 1);
+        }
+    }
+
+    /// How many values of targets a batch of `n` needs: class indices (log-likelihood) or
+    /// one value per output.
+    fn targets_len(&self, n: usize, cost: Cost) -> usize {
+        let out = &self.shapes[self.shapes.len() - 1];
+        let per: usize = out.iter().product();
+        match cost {
+            Cost::LogLikelihood => n * (per / out[out.len() - 1]),
+            _ => n * per,
+        }
+    }
+
+    /// After a forward: C_n of each example into `ws.losses`, the start of the backward
+    /// into `delta[0]` (dC_n/d(a) times `scale`), and the layer the backward starts at.
+    fn output_delta(&mut self, targets: &[T], cost: Cost, scale: T) -> Result<usize, NnError> {
+        let n = self.ws.n;
+        let expected = self.targets_len(n, cost);
+        if targets.len() != expected {
+            return Err(NnError::Length {
+                what: "targets",
+                expected,
+                given: targets.len(),
+            });
+        }
+        let out = &self.shapes[self.shapes.len() - 1];
+        let k = out[out.len() - 1];
+        for (index, &v) in targets.iter().enumerate() {
+            let ok = match cost {
+                Cost::LogLikelihood => {
+                    v >= T::zero() && v.fract() == T::zero() && v.to_f64() < k as f64
+                }
+                _ => v.is_finite(),
+            };
+            if !ok {
+                return Err(NnError::Target {
+                    index,
+                    value: v.to_f64(),
+                    expected: match cost {
+                        Cost::LogLikelihood => format!("a class from 0 to {}", k - 1),
+                        _ => "a finite number".to_string(),
+                    },
+                });
+            }
+        }
+        let top = self.shapes.len() - 1;
+        let last = &self.arch.layers()[top - 1];
+        let fuse = fused(last, cost);
+        let start = if fuse { top - 1 } else { top };
+        let ws = &mut self.ws;
+        let positions = ws.a[top].len() / (n * k);
+        let (a, z) = (&ws.a[top], &ws.a[top - 1]);
+        let delta = &mut ws.delta[0];
+        resize(delta, a.len());
+        ws.losses.clear();
+        // Each position's cost is averaged over the example's positions (PyTorch's mean
+        // over N·T for sequences); δ carries the same 1/P.
+        let per_position = scale / T::from_f64(positions as f64);
+        for e in 0..n {
+            let mut c = 0.0;
+            for p in 0..positions {
+                let r = (e * positions + p) * k..(e * positions + p + 1) * k;
+                // z, the last layer's input, is read only when that layer is fused (and
+                // then has the output's shape).
+                let z = if fuse { &z[r.clone()] } else { &[][..] };
+                let (a, d) = (&a[r.clone()], &mut delta[r]);
+                let class = || targets[e * positions + p].to_f64() as usize;
+                match (cost, fuse) {
+                    (Cost::LogLikelihood, true) => {
+                        // C = -ln softmax(z)_y = ln Σ e^z - z_y; δ = a - y (Equation 4).
+                        let y = class();
+                        let max = z.iter().fold(T::neg_infinity(), |m, &z| m.max(z));
+                        let lse = max + z.iter().map(|&z| (z - max).exp()).sum::<T>().ln();
+                        c += (lse - z[y]).to_f64();
+                        d.copy_from_slice(a);
+                        d[y] -= T::one();
+                    }
+                    (Cost::LogLikelihood, false) => {
+                        // C = -ln a_y; dC/da_y = -1/a_y.
+                        let y = class();
+                        c -= a[y].to_f64().ln();
+                        d.fill(T::zero());
+                        d[y] = -T::one() / a[y];
+                    }
+                    (Cost::CrossEntropy, true) => {
+                        // C = Σ softplus(z) - y z, δ = a - y (Equation 4 with sigmoid).
+                        let y = &targets[r_of(e, p, positions, k)];
+                        c += Cost::CrossEntropy
+                            .cost_from_z(Activation::Sigmoid, z, a, y)
+                            .to_f64();
+                        d.iter_mut()
+                            .zip(a)
+                            .zip(y)
+                            .for_each(|((d, &a), &y)| *d = a - y);
+                    }
+                    (_, _) => {
+                        // ½ Σ (a - y)² or -Σ y ln a + (1 - y) ln(1 - a), with dC/da beside.
+                        let y = &targets[r_of(e, p, positions, k)];
+                        c += cost.cost(a, y).to_f64();
+                        cost.dcost_da(a, y, d);
+                    }
+                }
+                d.iter_mut().for_each(|d| *d *= per_position);
+            }
+            ws.losses.push(c / positions as f64);
+        }
+        Ok(start)
+    }
+
+    /// J = (1/n) Σ C_n for a batch, and every parameter's gradient dJ/dθ in
+    /// [`Sequential::grads`] (overwritten). A training pass: dropout is applied.
+    ///
+    /// `targets`: for [`Cost::LogLikelihood`], one class index per output position (n for
+    /// an output of K values, n·T for a sequence of T outputs); otherwise one value per
+    /// output (n × the output shape). For sequence outputs, C_n is the mean over the T
+    /// positions. A final `Softmax` with the log-likelihood cost (or `Sigmoid` with
+    /// cross-entropy) is fused: the backward starts from δ = a − y at its input.
+    ///
+    /// # Errors
+    /// As [`Sequential::forward`], and [`NnError::Length`] or [`NnError::Target`] for the
+    /// targets.
+    pub fn loss_and_grad(
+        &mut self,
+        x: &[T],
+        targets: &[T],
+        n: usize,
+        cost: Cost,
+    ) -> Result<T, NnError> {
+        self.forward(x, n, true)?;
+        let start = self.output_delta(targets, cost, T::one() / T::from_f64(n as f64))?;
+        self.zero_grads();
+        self.backward_from(start, None, false);
+        let j = self.ws.losses.iter().sum::<f64>() / n as f64;
+        Ok(T::from_f64(j))
+    }
+
+    /// J = (1/n) Σ C_n without gradients, in evaluation mode (no dropout).
+    ///
+    /// # Errors
+    /// As [`Sequential::loss_and_grad`].
+    pub fn loss(&mut self, x: &[T], targets: &[T], n: usize, cost: Cost) -> Result<T, NnError> {
+        self.forward(x, n, false)?;
+        self.output_delta(targets, cost, T::one())?;
+        Ok(T::from_f64(self.ws.losses.iter().sum::<f64>() / n as f64))
+    }
+
+    /// Each example's cost C_n (not divided by n) and gradient ∇C_n, by parameter name.
+    /// Their mean is what [`Sequential::loss_and_grad`] gives.
+    ///
+    /// In one batched pass where every layer allows it: `Linear` writes the post's
+    /// W_n = Σ δ_n a_nᵀ per example, `Conv2d` the kernels' per-example weight gradients,
+    /// `Embedding` scatters each example's rows apart. A model with an `RNN` or `LSTM` runs
+    /// forward and backward once per example instead: backpropagation through time keeps
+    /// one state per example and step, and there is no batched per-example path for it
+    /// yet. With dropout, masks differ from a batch pass's. Leaves [`Sequential::grads`]
+    /// zeroed.
+    ///
+    /// # Errors
+    /// As [`Sequential::loss_and_grad`].
+    pub fn per_example_gradients(
+        &mut self,
+        x: &[T],
+        targets: &[T],
+        n: usize,
+        cost: Cost,
+    ) -> Result<(Vec<f64>, Vec<NamedGrads>), NnError> {
+        let recurrent = self
+            .arch
+            .layers()
+            .iter()
+            .any(|l| matches!(l, Layer::Rnn { .. } | Layer::Lstm { .. }));
+        let named = |specs: &[ParamSpec], values: &mut dyn Iterator<Item = &[T]>| -> NamedGrads {
+            specs
+                .iter()
+                .zip(values)
+                .map(|(s, g)| {
+                    (
+                        s.name.clone(),
+                        g.iter().map(|&v| Float::to_f64(v)).collect(),
+                    )
+                })
+                .collect()
+        };
+        let (mut losses, mut out) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        if recurrent {
+            if n == 0 {
+                return Err(NnError::EmptyBatch);
+            }
+            let (xl, tl) = (self.len_of(0, n)? / n, self.targets_len(1, cost));
+            if x.len() != xl * n {
+                return Err(NnError::Length {
+                    what: "inputs",
+                    expected: xl * n,
+                    given: x.len(),
+                });
+            }
+            if targets.len() != tl * n {
+                return Err(NnError::Length {
+                    what: "targets",
+                    expected: tl * n,
+                    given: targets.len(),
+                });
+            }
+            let mut all = Vec::with_capacity(n);
+            for e in 0..n {
+                self.forward(&x[e * xl..(e + 1) * xl], 1, true)?;
+                let start = self.output_delta(&targets[e * tl..(e + 1) * tl], cost, T::one())?;
+                self.zero_grads();
+                self.backward_from(start, None, false);
+                losses.push(self.ws.losses[0]);
+                all.push(self.grads.clone());
+            }
+            for g in &all {
+                out.push(named(&self.specs, &mut g.iter().map(|v| v.as_slice())));
+            }
+        } else {
+            self.forward(x, n, true)?;
+            let start = self.output_delta(targets, cost, T::one())?;
+            let mut pe: Vec<Vec<T>> = self
+                .values
+                .iter()
+                .map(|v| vec![T::zero(); n * v.len()])
+                .collect();
+            self.backward_from(start, Some(&mut pe), false);
+            losses.extend_from_slice(&self.ws.losses);
+            for e in 0..n {
+                out.push(named(
+                    &self.specs,
+                    &mut pe.iter().map(|p| {
+                        let len = p.len() / n;
+                        &p[e * len..(e + 1) * len]
+                    }),
+                ));
+            }
+        }
+        self.zero_grads();
+        Ok((losses, out))
+    }
+}
+
+/// The layer a parameter belongs to: the `i` of its name `{i}.…`.
+fn layer_of(p: &ParamSpec) -> usize {
+    p.name
+        .split('.')
+        .next()
+        .and_then(|i| i.parse().ok())
+        .expect("parameter names start with the layer's index")
+}
+
+/// The range of targets for example e's position p when there are K per position.
+fn r_of(e: usize, p: usize, positions: usize, k: usize) -> Range<usize> {
+    (e * positions + p) * k..(e * positions + p + 1) * k
+}
+
+/// Sets `v`'s length to `len`, reusing its allocation.
+fn resize<T: Float>(v: &mut Vec<T>, len: usize) {
+    grow(v, len);
+    v.truncate(len);
+}
