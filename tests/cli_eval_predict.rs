@@ -284,7 +284,7 @@ fn eval_blames_the_data_for_a_foreign_label_and_the_model_for_its_stored_split()
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     header["__metadata__"]["data.test_split"] = "7".into();
     let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
