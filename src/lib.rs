@@ -11,6 +11,8 @@
 //! - [`network`]: a fully connected network (the post's Figure 2) trained by **the four
 //!   equations**, with per-example gradients and mini-batch averages.
 //! - [`nn`]: layers with PyTorch's names and semantics, and models written as `arch` strings.
+//! - [`model`]: the seam: a model as its named parameters, which optimizers, files and
+//!   the training loop work on.
 //! - [`optim`]: SGD and its relatives.
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
 //! - [`model_file`]: networks in and out of safetensors files.
@@ -79,6 +81,7 @@ pub mod float;
 pub mod graph;
 pub mod io;
 pub mod linalg;
+pub mod model;
 pub mod model_file;
 pub mod network;
 pub mod nn;
