@@ -369,11 +369,13 @@ impl<T: Float> Optimizer<T> {
                 return;
             }
             match self.slots.get(i) {
-                None => diff = Some(format!(
+                None => {
+                    diff = Some(format!(
                     "it has more than the {} parameters the optimizer was made for ({} is extra)",
                     self.slots.len(),
                     p.name
-                )),
+                ))
+                }
                 Some(s) if s.info.name != p.name || s.len != p.values.len() => {
                     diff = Some(format!(
                         "parameter {i} is {} of {} values, the optimizer has {} of {} values",
@@ -526,12 +528,12 @@ impl<T: Float> Optimizer<T> {
     /// exactly as the saved optimizer's would have.
     ///
     /// State saved before it was keyed by name, as `optim.{i}.{buffer}` for the i-th
-    /// parameter, loads too: the positional names are used when some of the named ones
-    /// are missing and every positional one is there.
+    /// parameter, loads too: the positional names are used when none of the named ones
+    /// is there and some positional one is.
     ///
     /// # Errors
-    /// [`OptimError::MissingState`] (naming the tensor as it is saved now) or
-    /// [`OptimError::StateShape`]; the state is unchanged then.
+    /// [`OptimError::MissingState`] (naming the tensor as the saved state would name it)
+    /// or [`OptimError::StateShape`]; the state is unchanged then.
     pub fn load_state<'a>(
         &mut self,
         steps: u64,
@@ -540,13 +542,15 @@ impl<T: Float> Optimizer<T> {
         let buffers = self.config.kind.buffers();
         let named = |i: usize, buffer: &str| state_name(&self.slots[i].info.name, buffer);
         let positional = |i: usize, buffer: &str| format!("optim.{i}.{buffer}");
-        let all_there = |key: &dyn Fn(usize, &str) -> String,
+        let any_there = |key: &dyn Fn(usize, &str) -> String,
                          lookup: &mut dyn FnMut(&str) -> Option<&'a [T]>| {
             buffers
                 .iter()
-                .all(|b| (0..self.slots.len()).all(|i| lookup(&key(i, b)).is_some()))
+                .any(|b| (0..self.slots.len()).any(|i| lookup(&key(i, b)).is_some()))
         };
-        let use_positional = !all_there(&named, &mut lookup) && all_there(&positional, &mut lookup);
+        // A file from before names has none of them (and a parameter named like a
+        // position, `0`, finds its own tensor either way).
+        let use_positional = !any_there(&named, &mut lookup) && any_there(&positional, &mut lookup);
         let key = |i: usize, buffer: &str| {
             if use_positional {
                 positional(i, buffer)
@@ -558,8 +562,7 @@ impl<T: Float> Optimizer<T> {
         for (b, buffer) in buffers.iter().enumerate() {
             for (i, slot) in self.slots.iter().enumerate() {
                 let name = key(i, buffer);
-                let saved =
-                    lookup(&name).ok_or_else(|| OptimError::MissingState(named(i, buffer)))?;
+                let saved = lookup(&name).ok_or_else(|| OptimError::MissingState(name.clone()))?;
                 if saved.len() != slot.len {
                     return Err(OptimError::StateShape {
                         name,
