@@ -16,7 +16,9 @@
 //! - any other keys the caller adds (input scaling, classes, training settings).
 //!
 //! A **checkpoint** ([`save_checkpoint`]) is a model file with the optimizer's state
-//! added: tensors `optim.{i}.{buffer}` and metadata `optimizer`, `optimizer.steps`.
+//! added: tensors `optim.{param}.{buffer}` (`optim.layers.0.weight.exp_avg`; checkpoints
+//! written before state was keyed by name hold `optim.{i}.{buffer}` and still load) and
+//! metadata `optimizer`, `optimizer.steps`.
 //! [`save_tensors`] writes any other named tensors (`backprop grad --out`).
 //!
 //! Files are written by [`crate::io::write_atomically`]: to a temporary file in the
@@ -764,7 +766,7 @@ pub const CHECKPOINT_PREFIXES: [&str; 2] = ["optim.", BEST_PREFIX];
 pub const BEST_PREFIX: &str = "best.";
 
 /// Saves a checkpoint: the model file of `net` (loadable by [`load`]'s callers through
-/// [`load_checkpoint`]) plus the optimizer's state tensors (`optim.{i}.{buffer}`), its kind
+/// [`load_checkpoint`]) plus the optimizer's state tensors (`optim.{param}.{buffer}`), its kind
 /// and step count in the metadata, `extra_metadata` (epoch, seed, ...), and
 /// `extra_tensors` (named `best.*`). Atomic.
 ///
