@@ -15,7 +15,8 @@
 //!   the training loop work on.
 //! - [`optim`]: SGD and its relatives.
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
-//! - [`model_file`]: networks in and out of safetensors files.
+//! - [`safetensors_io`]: named tensors and string metadata in and out of safetensors files.
+//! - [`model_file`]: networks (and any model's named parameters) in and out of them.
 //! - [`train`]: the training loop.
 //! - `plot` (feature `plot`, on by default): training curves and confusion matrices.
 //! - [`mod@bench`]: the harness of `backprop bench`.
@@ -89,6 +90,7 @@ pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod program;
+pub mod safetensors_io;
 pub mod tensor;
 pub mod train;
 
