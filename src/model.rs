@@ -74,6 +74,17 @@ pub struct ParamMut<'a, T> {
     pub grad: &'a [T],
 }
 
+/// A parameter's values to overwrite (when a model file is loaded into a model).
+#[derive(Debug)]
+pub struct ValuesMut<'a, T> {
+    /// The name.
+    pub name: &'a str,
+    /// The shape.
+    pub shape: &'a [usize],
+    /// The values, row-major.
+    pub values: &'a mut [T],
+}
+
 /// A parameter's name and shape, owned: what an optimizer is built from and a file
 /// header lists.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -150,6 +161,10 @@ pub trait Model<T: Float> {
         grads: &Self::Grads,
         f: &mut dyn FnMut(ParamMut<'_, T>),
     ) -> Result<(), GradientShapeError>;
+
+    /// Calls `f` with every parameter's values to overwrite, in the same order as
+    /// [`Model::visit_params`] (for loading a model file).
+    fn visit_values_mut(&mut self, f: &mut dyn FnMut(ValuesMut<'_, T>));
 
     /// The names and shapes of the parameters, in order (allocates; for building an
     /// optimizer or a file header).

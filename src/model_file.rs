@@ -21,6 +21,11 @@
 //! metadata `optimizer`, `optimizer.steps`.
 //! [`save_tensors`] writes any other named tensors (`backprop grad --out`).
 //!
+//! Any [`Model`] is saved and loaded by its named parameters alone with [`save_named`]
+//! and [`load_named`]: one tensor per name, and whatever metadata its layout needs (a model
+//! of layers: `arch`, `input_shape`, `cost`). The generic safetensors reading and writing
+//! is [`crate::safetensors_io`]'s.
+//!
 //! Files are written by [`crate::io::write_atomically`]: to a temporary file in the
 //! target's directory, renamed over a regular file (never over a device, a FIFO or a
 //! directory), so a reader never sees half a file. Loading checks every size against the file before
@@ -28,6 +33,7 @@
 //! against the buffer, and this module checks shapes, dtypes and metadata).
 
 use crate::linalg::Matrix;
+use crate::model::Model;
 use crate::network::{Activation, Cost, Layer, Network};
 use crate::optim::Optimizer;
 use crate::Float;
@@ -137,6 +143,14 @@ pub enum ModelFileError {
         path: PathBuf,
         /// What is wrong with the network.
         source: crate::network::NetworkError,
+    },
+    /// A tensor that is none of the model's parameters (for [`load_named`]).
+    #[error("{}: tensor {tensor} is not a parameter of the model", path.display())]
+    NotAParameter {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
     },
     /// Asked to save tensors whose data length does not match their shape.
     #[error("{}: tensor {tensor}: {len} values for shape {shape:?}", path.display())]
@@ -525,6 +539,133 @@ fn layer_of(name: &str) -> Option<usize> {
     } else {
         None
     }
+}
+
+/// Saves any model's parameters, one tensor per name with its shape (the model's
+/// `state_dict`, as PyTorch's `safetensors.torch.save_file` would write it), and
+/// `metadata` (for a model of layers: its `arch`, `input_shape` and `cost`), atomically.
+///
+/// For a network with the metadata [`save`] writes, the bytes are [`save`]'s:
+///
+/// ```
+/// use backprop::model_file::{load_named, save, save_named};
+/// use backprop::network::{Activation, Cost, Init, Network};
+/// let net = Network::<f32>::new(&[2, 3, 1], &[Activation::Relu, Activation::Sigmoid],
+///                               Cost::CrossEntropy, Init::He, 5).unwrap();
+/// let dir = tempfile::tempdir().unwrap();
+/// let (a, b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+/// let meta = [("activations", "relu,sigmoid"), ("cost", "cross-entropy"), ("layers", "2,3,1")]
+///     .map(|(k, v)| (k.to_string(), v.to_string()));
+/// save_named(&net, &a, &meta).unwrap();
+/// save(&net, &b, &[]).unwrap();
+/// assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+///
+/// // And back into a model of the same names and shapes.
+/// let mut other = Network::<f32>::new(&[2, 3, 1], &[Activation::Relu, Activation::Sigmoid],
+///                                     Cost::CrossEntropy, Init::He, 6).unwrap();
+/// let metadata = load_named(&mut other, &a).unwrap();
+/// assert_eq!((other, metadata["layers"].as_str()), (net, "2,3,1"));
+/// ```
+///
+/// # Errors
+/// [`ModelFileError::Format`] for a parameter name used twice, [`ModelFileError::Io`]
+/// naming the file.
+pub fn save_named<T: Float, M: Model<T> + ?Sized>(
+    model: &M,
+    path: &Path,
+    metadata: &[(String, String)],
+) -> Result<(), ModelFileError> {
+    // The visitor lends each tensor for one call, so they are copied to be written at once.
+    let mut owned: Vec<(String, Vec<usize>, Vec<T>)> = Vec::new();
+    model.visit_params(&mut |p| {
+        owned.push((p.name.to_string(), p.shape.to_vec(), p.values.to_vec()))
+    });
+    let tensors: Vec<NamedTensor<'_, T>> = owned
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
+        .collect();
+    save_tensors(path, &tensors, metadata)
+}
+
+/// Loads a file written by [`save_named`] (or a PyTorch `state_dict` saved with the same
+/// names) into `model`, whose parameters give the names and shapes expected, and returns
+/// the file's metadata. Tensors named `optim.*` or `best.*` (a checkpoint's) are skipped.
+/// An F32 file loads into either precision; an F64 file only into F64, since rounding it
+/// would be a silent change. Nothing is written into `model` unless every check passes.
+///
+/// # Errors
+/// [`ModelFileError::Io`], [`ModelFileError::Format`], [`ModelFileError::MissingTensor`],
+/// [`ModelFileError::NotAParameter`] for a tensor the model has no parameter for,
+/// [`ModelFileError::WrongDtype`], [`ModelFileError::WrongShape`],
+/// [`ModelFileError::NonFinite`].
+pub fn load_named<T: Float, M: Model<T> + ?Sized>(
+    model: &mut M,
+    path: &Path,
+) -> Result<BTreeMap<String, String>, ModelFileError> {
+    let bytes = read_file(path)?;
+    let st = parse(&bytes, path)?;
+    let metadata = metadata_of(&bytes, path)?;
+    let infos = model.param_infos();
+    let wanted: BTreeMap<&str, &[usize]> = infos
+        .iter()
+        .map(|p| (p.name.as_str(), p.shape.as_slice()))
+        .collect();
+    for name in st.names() {
+        let skipped = CHECKPOINT_PREFIXES.iter().any(|p| name.starts_with(p));
+        if !skipped && !wanted.contains_key(name.as_str()) {
+            return Err(ModelFileError::NotAParameter {
+                path: path.into(),
+                tensor: name.clone(),
+            });
+        }
+    }
+    let mut loaded: Vec<Vec<T>> = Vec::with_capacity(infos.len());
+    for info in &infos {
+        let view = st
+            .tensor(&info.name)
+            .map_err(|_| ModelFileError::MissingTensor {
+                path: path.into(),
+                tensor: info.name.clone(),
+            })?;
+        let fits = view.dtype() == Dtype::F32 || (view.dtype() == Dtype::F64 && T::DTYPE == "F64");
+        if !fits {
+            return Err(ModelFileError::WrongDtype {
+                path: path.into(),
+                tensor: info.name.clone(),
+                found: format!("{:?}", view.dtype()),
+                expected: if T::DTYPE == "F64" {
+                    "F32 or F64".into()
+                } else {
+                    "F32, the model's precision".into()
+                },
+            });
+        }
+        if view.shape() != info.shape.as_slice() {
+            return Err(ModelFileError::WrongShape {
+                path: path.into(),
+                tensor: info.name.clone(),
+                found: view.shape().to_vec(),
+                expected: format!("{:?}, the model's", info.shape),
+            });
+        }
+        let v: Vec<T> = values(&view);
+        if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+            return Err(ModelFileError::NonFinite {
+                path: path.into(),
+                tensor: info.name.clone(),
+                index,
+                value: v[index].to_f64(),
+            });
+        }
+        loaded.push(v);
+    }
+    let mut next = loaded.into_iter();
+    model.visit_values_mut(&mut |p| {
+        if let Some(v) = next.next() {
+            p.values.copy_from_slice(&v);
+        }
+    });
+    Ok(metadata)
 }
 
 /// Metadata key of a checkpoint's optimizer kind.

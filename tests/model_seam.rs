@@ -2,7 +2,7 @@
 //! parameters. An optimizer steps any model that exposes them, keyed by name, and a
 //! checkpoint written with positional names (before names) still resumes.
 
-use backprop::model::{GradientShapeError, Model, Param, ParamInfo, ParamMut};
+use backprop::model::{GradientShapeError, Model, Param, ParamInfo, ParamMut, ValuesMut};
 use backprop::model_file::{
     bias_name, load_checkpoint, read_tensors, save_checkpoint, save_tensors, weight_name,
 };
@@ -21,6 +21,15 @@ impl Model<f64> for Flat {
     fn visit_params(&self, f: &mut dyn FnMut(Param<'_, f64>)) {
         for (name, shape, values) in &self.params {
             f(Param {
+                name,
+                shape,
+                values,
+            });
+        }
+    }
+    fn visit_values_mut(&mut self, f: &mut dyn FnMut(ValuesMut<'_, f64>)) {
+        for (name, shape, values) in &mut self.params {
+            f(ValuesMut {
                 name,
                 shape,
                 values,
@@ -298,4 +307,74 @@ fn kind_buffer(kind: OptimizerKind) -> &'static str {
         OptimizerKind::Momentum | OptimizerKind::Nesterov => "momentum_buffer",
         _ => "exp_avg",
     }
+}
+
+/// `save_named` and `load_named` know only names: a network's parameters go into a
+/// `Flat` model of the same names and back, and every mismatch is refused before anything
+/// is written into the model.
+#[test]
+fn named_files_carry_any_model_and_refuse_misfits() {
+    use backprop::model_file::{load_named, save_named, ModelFileError};
+    let n = net();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.safetensors");
+    let meta = vec![(
+        "arch".to_string(),
+        "Linear(3, 4), Tanh(), Linear(4, 2)".to_string(),
+    )];
+    save_named(&n, &path, &meta).unwrap();
+
+    let mut zeroed = flat_of(&n);
+    for p in &mut zeroed.params {
+        p.2.iter_mut().for_each(|v| *v = 0.0);
+    }
+    let metadata = load_named(&mut zeroed, &path).unwrap();
+    assert_eq!(zeroed, flat_of(&n));
+    assert_eq!(metadata["arch"], meta[0].1);
+
+    let untouched = {
+        let mut f = flat_of(&n);
+        f.params[3].2[0] = 9.0;
+        f
+    };
+    let mut target = untouched.clone();
+    // Another shape for a parameter.
+    target.params[2].1 = vec![8, 2];
+    let e = load_named(&mut target, &path).unwrap_err();
+    assert!(
+        matches!(&e, ModelFileError::WrongShape { tensor, .. } if tensor == "layers.1.weight"),
+        "{e}"
+    );
+    // A parameter the file lacks, and a tensor the model lacks.
+    let mut target = untouched.clone();
+    target.params[0].0 = "layers.0.kernel".into();
+    let e = load_named(&mut target, &path).unwrap_err();
+    assert!(
+        matches!(&e, ModelFileError::NotAParameter { tensor, .. } if tensor == "layers.0.weight"),
+        "{e}"
+    );
+    target.params.push(("extra".into(), vec![1], vec![0.0]));
+    target.params[0].0 = "layers.0.weight".into();
+    let e = load_named(&mut target, &path).unwrap_err();
+    assert!(
+        matches!(&e, ModelFileError::MissingTensor { tensor, .. } if tensor == "extra"),
+        "{e}"
+    );
+    // A NaN in the file.
+    let mut bad = flat_of(&n);
+    bad.params[1].2[2] = f64::NAN;
+    let nan_path = dir.path().join("nan.safetensors");
+    save_named(&bad, &nan_path, &[]).unwrap();
+    let mut target = untouched.clone();
+    let e = load_named(&mut target, &nan_path).unwrap_err();
+    assert!(
+        matches!(&e, ModelFileError::NonFinite { index: 2, .. }),
+        "{e}"
+    );
+    assert_eq!(target, untouched);
+    // F64 values do not round silently into an f32 model.
+    let mut narrow: Network<f32> = n.cast();
+    let e = load_named(&mut narrow, &path).unwrap_err();
+    assert!(matches!(&e, ModelFileError::WrongDtype { .. }), "{e}");
+    assert_eq!(narrow, n.cast::<f32>());
 }

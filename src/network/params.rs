@@ -2,7 +2,7 @@
 //! names an `nn.Sequential` of `Linear` layers saved under `layers`.
 
 use super::{Gradients, Network};
-use crate::model::{GradientShapeError, Model, NameBuf, Param, ParamMut};
+use crate::model::{GradientShapeError, Model, NameBuf, Param, ParamMut, ValuesMut};
 use crate::Float;
 
 /// Weight layer i gives `layers.{i}.weight` (shape [N^(i+1), N^i], W^l with row j =
@@ -38,6 +38,24 @@ impl<T: Float> Model<T> for Network<T> {
                 name: name.format(format_args!("layers.{i}.bias")),
                 shape: &[l.biases.len()],
                 values: &l.biases,
+            });
+        }
+    }
+
+    fn visit_values_mut(&mut self, f: &mut dyn FnMut(ValuesMut<'_, T>)) {
+        let mut name = NameBuf::new();
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let (rows, cols) = (l.weights.rows(), l.weights.cols());
+            f(ValuesMut {
+                name: name.format(format_args!("layers.{i}.weight")),
+                shape: &[rows, cols],
+                values: l.weights.as_mut_slice(),
+            });
+            let n = l.biases.len();
+            f(ValuesMut {
+                name: name.format(format_args!("layers.{i}.bias")),
+                shape: &[n],
+                values: &mut l.biases,
             });
         }
     }
