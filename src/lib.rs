@@ -13,9 +13,12 @@
 //! - [`nn`]: layers with PyTorch's names and semantics, and models written as `arch` strings.
 //! - [`tensor`]: n-dimensional tensors on a tape (reverse mode for any tensor program), and
 //!   the hand-written kernels (conv2d, pooling, LSTM and RNN steps).
+//! - [`model`]: the seam: a model as its named parameters, which optimizers, files and
+//!   the training loop work on.
 //! - [`optim`]: SGD and its relatives.
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
-//! - [`model_file`]: networks in and out of safetensors files.
+//! - [`safetensors_io`]: named tensors and string metadata in and out of safetensors files.
+//! - [`model_file`]: networks (and any model's named parameters) in and out of them.
 //! - [`train`]: the training loop.
 //! - [`classifier`]: a trained network with its input scaling: save, load, predict.
 //! - `plot` (feature `plot`, on by default): training curves and confusion matrices.
@@ -83,6 +86,7 @@ pub mod float;
 pub mod graph;
 pub mod io;
 pub mod linalg;
+pub mod model;
 pub mod model_file;
 pub mod network;
 pub mod nn;
@@ -90,6 +94,7 @@ pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod program;
+pub mod safetensors_io;
 pub mod tensor;
 pub mod train;
 

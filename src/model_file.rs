@@ -16,8 +16,15 @@
 //! - any other keys the caller adds (input scaling, classes, training settings).
 //!
 //! A **checkpoint** ([`save_checkpoint`]) is a model file with the optimizer's state
-//! added: tensors `optim.{i}.{buffer}` and metadata `optimizer`, `optimizer.steps`.
+//! added: tensors `optim.{param}.{buffer}` (`optim.layers.0.weight.exp_avg`; checkpoints
+//! written before state was keyed by name hold `optim.{i}.{buffer}` and still load) and
+//! metadata `optimizer`, `optimizer.steps`.
 //! [`save_tensors`] writes any other named tensors (`backprop grad --out`).
+//!
+//! Any [`Model`] is saved and loaded by its named parameters alone with [`save_named`]
+//! and [`load_named`]: one tensor per name, and whatever metadata its layout needs (a model
+//! of layers: `arch`, `input_shape`, `cost`). The generic safetensors reading and writing
+//! is [`crate::safetensors_io`]'s.
 //!
 //! Files are written by [`crate::io::write_atomically`]: to a temporary file in the
 //! target's directory, renamed over a regular file (never over a device, a FIFO or a
@@ -26,11 +33,11 @@
 //! against the buffer, and this module checks shapes, dtypes and metadata).
 
 use crate::linalg::Matrix;
+use crate::model::Model;
 use crate::network::{Activation, Cost, Layer, Network};
 use crate::optim::Optimizer;
 use crate::Float;
 use safetensors::tensor::{Dtype, TensorView};
-use safetensors::{SafeTensorError, SafeTensors};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -137,6 +144,14 @@ pub enum ModelFileError {
         /// What is wrong with the network.
         source: crate::network::NetworkError,
     },
+    /// A tensor that is none of the model's parameters (for [`load_named`]).
+    #[error("{}: tensor {tensor} is not a parameter of the model", path.display())]
+    NotAParameter {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+    },
     /// Asked to save tensors whose data length does not match their shape.
     #[error("{}: tensor {tensor}: {len} values for shape {shape:?}", path.display())]
     DataShape {
@@ -188,9 +203,6 @@ pub struct LoadedModel {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// A tensor to save: name, shape, and row-major values.
-pub type NamedTensor<'a, T> = (&'a str, &'a [usize], &'a [T]);
-
 /// The file's name for the weights of weight layer `i` (0-based).
 pub fn weight_name(i: usize) -> String {
     format!("layers.{i}.weight")
@@ -201,132 +213,14 @@ pub fn bias_name(i: usize) -> String {
     format!("layers.{i}.bias")
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelFileError + '_ {
-    move |source| ModelFileError::Io {
-        path: path.into(),
-        source,
-    }
-}
+use crate::safetensors_io::{metadata_of, parse, read_file, values};
+pub use crate::safetensors_io::{
+    read_tensors, save_tensors, tensors_to_bytes, NamedTensor, TensorMap,
+};
 
 /// Moved to [`crate::io`], the one place for every file the program writes; kept here
 /// for callers of this module.
 pub use crate::io::{check_output_path, write_atomically};
-
-fn to_bytes<T: Float>(values: &[T]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(std::mem::size_of_val(values));
-    for &v in values {
-        if T::DTYPE == "F32" {
-            out.extend_from_slice(&(v.to_f64() as f32).to_le_bytes());
-        } else {
-            out.extend_from_slice(&v.to_f64().to_le_bytes());
-        }
-    }
-    out
-}
-
-/// Serializes named tensors and metadata to safetensors bytes, deterministically: the
-/// same tensors and metadata give the same bytes on every run (metadata keys sorted,
-/// tensors in name order), so that a seeded training run writes the same model file.
-///
-/// The layout is the safetensors format: an 8-byte little-endian header length, the JSON
-/// header (padded with spaces to a multiple of 8 bytes), then each tensor's little-endian
-/// values in header order.
-///
-/// # Errors
-/// [`ModelFileError::DataShape`] if a tensor's length is not the product of its shape, and
-/// [`ModelFileError::Format`] for a name used twice (`path` is only used in the message).
-pub fn tensors_to_bytes<T: Float>(
-    path: &Path,
-    tensors: &[NamedTensor<'_, T>],
-    metadata: &[(String, String)],
-) -> Result<Vec<u8>, ModelFileError> {
-    let mut order: Vec<&NamedTensor<'_, T>> = tensors.iter().collect();
-    order.sort_by_key(|t| t.0);
-    if let Some(w) = order.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(ModelFileError::Format {
-            path: path.into(),
-            reason: format!("tensor name {} used twice", w[0].0),
-        });
-    }
-    // The crate's serializer keeps metadata in a HashMap, whose order changes from run
-    // to run; this header is written by hand with sorted keys instead.
-    let meta: BTreeMap<&str, &str> = metadata
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let json = |v: &dyn erased::Json| v.to_json();
-    let mut header = format!("{{\"__metadata__\":{}", json(&meta));
-    let mut offset = 0usize;
-    for &&(name, shape, data) in &order {
-        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(data.len()) {
-            return Err(ModelFileError::DataShape {
-                path: path.into(),
-                tensor: name.into(),
-                shape: shape.to_vec(),
-                len: data.len(),
-            });
-        }
-        let end = offset + std::mem::size_of_val(data);
-        header.push_str(&format!(
-            ",{}:{{\"dtype\":\"{}\",\"shape\":{},\"data_offsets\":[{offset},{end}]}}",
-            json(&name),
-            T::DTYPE,
-            json(&shape)
-        ));
-        offset = end;
-    }
-    header.push('}');
-    while header.len() % 8 != 0 {
-        header.push(' ');
-    }
-    let mut bytes = Vec::with_capacity(8 + header.len() + offset);
-    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for &&(_, _, data) in &order {
-        bytes.extend_from_slice(&to_bytes(data));
-    }
-    Ok(bytes)
-}
-
-mod erased {
-    /// A value serde_json can write (object-safe, for the header's few kinds of values).
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-    impl<S: serde::Serialize + ?Sized> Json for S {
-        fn to_json(&self) -> String {
-            serde_json::to_string(self).expect("strings, numbers and maps always serialize")
-        }
-    }
-}
-
-/// Saves arbitrary named tensors of one precision, with string metadata, atomically: for
-/// `backprop grad --out` (`loss`, `grad.layers.{i}.weight`, ...) and checkpoints (model
-/// and optimizer state). A scalar has shape `[]`.
-///
-/// ```
-/// use backprop::model_file::{read_tensors, save_tensors};
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("g.safetensors");
-/// save_tensors::<f64>(&path, &[("loss", &[], &[0.25]), ("grad", &[2], &[1.0, -2.0])],
-///                     &[("note".into(), "example".into())]).unwrap();
-/// let (tensors, meta) = read_tensors(&path).unwrap();
-/// assert_eq!(tensors["grad"].1, vec![1.0, -2.0]);
-/// assert_eq!(tensors["loss"].0, Vec::<usize>::new());
-/// assert_eq!(meta["note"], "example");
-/// ```
-///
-/// # Errors
-/// [`ModelFileError::DataShape`], or [`ModelFileError::Io`] naming the file (e.g. its
-/// directory does not exist).
-pub fn save_tensors<T: Float>(
-    path: &Path,
-    tensors: &[NamedTensor<'_, T>],
-    metadata: &[(String, String)],
-) -> Result<(), ModelFileError> {
-    let bytes = tensors_to_bytes(path, tensors, metadata)?;
-    write_atomically(path, &bytes).map_err(io_err(path))
-}
 
 /// Saves a network with its `layers`, `activations` and `cost` metadata, followed by
 /// `extra_metadata` (which may not redefine those three keys), atomically.
@@ -413,110 +307,6 @@ fn save_network_and<T: Float>(
     }
     tensors.extend_from_slice(extra);
     save_tensors(path, &tensors, &metadata)
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>, ModelFileError> {
-    // Reads what the file really holds; no size from inside the file is used to allocate.
-    std::fs::read(path).map_err(io_err(path))
-}
-
-/// Says in words what the safetensors crate found wrong with `bytes`.
-fn format_error(e: SafeTensorError, bytes: &[u8], path: &Path) -> ModelFileError {
-    let claimed = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-    let reason = match e {
-        SafeTensorError::HeaderTooSmall => format!(
-            "{} bytes, fewer than the 8 that give the header length",
-            bytes.len()
-        ),
-        SafeTensorError::HeaderTooLarge => format!(
-            "the header length {} is beyond the format's limit",
-            claimed.unwrap_or(0)
-        ),
-        SafeTensorError::InvalidHeaderLength => format!(
-            "the header length {} runs past the end of the file ({} bytes): truncated, or not safetensors",
-            claimed.unwrap_or(0),
-            bytes.len()
-        ),
-        SafeTensorError::InvalidHeader
-        | SafeTensorError::InvalidHeaderStart
-        | SafeTensorError::InvalidHeaderDeserialization => {
-            "the header is not the JSON table of tensors that safetensors expects".into()
-        }
-        SafeTensorError::MetadataIncompleteBuffer => format!(
-            "the tensors' data does not fill the file's {} bytes exactly: truncated, or trailing bytes",
-            bytes.len()
-        ),
-        SafeTensorError::InvalidOffset(name) => {
-            format!("tensor {name}: data offsets outside the file or overlapping")
-        }
-        SafeTensorError::TensorInvalidInfo => {
-            "a tensor's shape does not match the size of its data".into()
-        }
-        SafeTensorError::ValidationOverflow => "a tensor's size overflows".into(),
-        other => format!("{other:?}"),
-    };
-    ModelFileError::Format {
-        path: path.into(),
-        reason,
-    }
-}
-
-fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>, ModelFileError> {
-    SafeTensors::deserialize(bytes).map_err(|e| format_error(e, bytes, path))
-}
-
-fn metadata_of(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>, ModelFileError> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format_error(e, bytes, path))?;
-    Ok(meta
-        .metadata()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect())
-}
-
-fn values<T: Float>(view: &TensorView<'_>) -> Vec<T> {
-    match view.dtype() {
-        Dtype::F32 => view
-            .data()
-            .chunks_exact(4)
-            .map(|c| T::from_f32(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
-            .collect(),
-        _ => view
-            .data()
-            .chunks_exact(8)
-            .map(|c| T::from_f64(f64::from_le_bytes(c.try_into().expect("8 bytes"))))
-            .collect(),
-    }
-}
-
-/// Tensors read back by [`read_tensors`]: name -> (shape, values as `f64`).
-pub type TensorMap = BTreeMap<String, (Vec<usize>, Vec<f64>)>;
-
-/// Reads every F32 or F64 tensor of a safetensors file (values widened to `f64`, exactly)
-/// and its metadata: for checkpoints and `grad` outputs.
-///
-/// # Errors
-/// [`ModelFileError::Io`], [`ModelFileError::Format`], [`ModelFileError::WrongDtype`]
-/// for a tensor of another dtype.
-pub fn read_tensors(path: &Path) -> Result<(TensorMap, BTreeMap<String, String>), ModelFileError> {
-    let bytes = read_file(path)?;
-    let st = parse(&bytes, path)?;
-    let mut out = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        if !matches!(view.dtype(), Dtype::F32 | Dtype::F64) {
-            return Err(ModelFileError::WrongDtype {
-                path: path.into(),
-                tensor: name,
-                found: format!("{:?}", view.dtype()),
-                expected: "F32 or F64".into(),
-            });
-        }
-        out.insert(name, (view.shape().to_vec(), values::<f64>(&view)));
-    }
-    Ok((out, metadata_of(&bytes, path)?))
 }
 
 /// Loads a model file written by [`save`], or by PyTorch with the same names. A
@@ -756,6 +546,133 @@ fn layer_of(name: &str) -> Option<usize> {
     }
 }
 
+/// Saves any model's parameters, one tensor per name with its shape (the model's
+/// `state_dict`, as PyTorch's `safetensors.torch.save_file` would write it), and
+/// `metadata` (for a model of layers: its `arch`, `input_shape` and `cost`), atomically.
+///
+/// For a network with the metadata [`save`] writes, the bytes are [`save`]'s:
+///
+/// ```
+/// use backprop::model_file::{load_named, save, save_named};
+/// use backprop::network::{Activation, Cost, Init, Network};
+/// let net = Network::<f32>::new(&[2, 3, 1], &[Activation::Relu, Activation::Sigmoid],
+///                               Cost::CrossEntropy, Init::He, 5).unwrap();
+/// let dir = tempfile::tempdir().unwrap();
+/// let (a, b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+/// let meta = [("activations", "relu,sigmoid"), ("cost", "cross-entropy"), ("layers", "2,3,1")]
+///     .map(|(k, v)| (k.to_string(), v.to_string()));
+/// save_named(&net, &a, &meta).unwrap();
+/// save(&net, &b, &[]).unwrap();
+/// assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+///
+/// // And back into a model of the same names and shapes.
+/// let mut other = Network::<f32>::new(&[2, 3, 1], &[Activation::Relu, Activation::Sigmoid],
+///                                     Cost::CrossEntropy, Init::He, 6).unwrap();
+/// let metadata = load_named(&mut other, &a).unwrap();
+/// assert_eq!((other, metadata["layers"].as_str()), (net, "2,3,1"));
+/// ```
+///
+/// # Errors
+/// [`ModelFileError::Format`] for a parameter name used twice, [`ModelFileError::Io`]
+/// naming the file.
+pub fn save_named<T: Float, M: Model<T> + ?Sized>(
+    model: &M,
+    path: &Path,
+    metadata: &[(String, String)],
+) -> Result<(), ModelFileError> {
+    // The visitor lends each tensor for one call, so they are copied to be written at once.
+    let mut owned: Vec<(String, Vec<usize>, Vec<T>)> = Vec::new();
+    model.visit_params(&mut |p| {
+        owned.push((p.name.to_string(), p.shape.to_vec(), p.values.to_vec()))
+    });
+    let tensors: Vec<NamedTensor<'_, T>> = owned
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
+        .collect();
+    save_tensors(path, &tensors, metadata)
+}
+
+/// Loads a file written by [`save_named`] (or a PyTorch `state_dict` saved with the same
+/// names) into `model`, whose parameters give the names and shapes expected, and returns
+/// the file's metadata. Tensors named `optim.*` or `best.*` (a checkpoint's) are skipped.
+/// An F32 file loads into either precision; an F64 file only into F64, since rounding it
+/// would be a silent change. Nothing is written into `model` unless every check passes.
+///
+/// # Errors
+/// [`ModelFileError::Io`], [`ModelFileError::Format`], [`ModelFileError::MissingTensor`],
+/// [`ModelFileError::NotAParameter`] for a tensor the model has no parameter for,
+/// [`ModelFileError::WrongDtype`], [`ModelFileError::WrongShape`],
+/// [`ModelFileError::NonFinite`].
+pub fn load_named<T: Float, M: Model<T> + ?Sized>(
+    model: &mut M,
+    path: &Path,
+) -> Result<BTreeMap<String, String>, ModelFileError> {
+    let bytes = read_file(path)?;
+    let st = parse(&bytes, path)?;
+    let metadata = metadata_of(&bytes, path)?;
+    let infos = model.param_infos();
+    let wanted: BTreeMap<&str, &[usize]> = infos
+        .iter()
+        .map(|p| (p.name.as_str(), p.shape.as_slice()))
+        .collect();
+    for name in st.names() {
+        let skipped = CHECKPOINT_PREFIXES.iter().any(|p| name.starts_with(p));
+        if !skipped && !wanted.contains_key(name.as_str()) {
+            return Err(ModelFileError::NotAParameter {
+                path: path.into(),
+                tensor: name.clone(),
+            });
+        }
+    }
+    let mut loaded: Vec<Vec<T>> = Vec::with_capacity(infos.len());
+    for info in &infos {
+        let view = st
+            .tensor(&info.name)
+            .map_err(|_| ModelFileError::MissingTensor {
+                path: path.into(),
+                tensor: info.name.clone(),
+            })?;
+        let fits = view.dtype() == Dtype::F32 || (view.dtype() == Dtype::F64 && T::DTYPE == "F64");
+        if !fits {
+            return Err(ModelFileError::WrongDtype {
+                path: path.into(),
+                tensor: info.name.clone(),
+                found: format!("{:?}", view.dtype()),
+                expected: if T::DTYPE == "F64" {
+                    "F32 or F64".into()
+                } else {
+                    "F32, the model's precision".into()
+                },
+            });
+        }
+        if view.shape() != info.shape.as_slice() {
+            return Err(ModelFileError::WrongShape {
+                path: path.into(),
+                tensor: info.name.clone(),
+                found: view.shape().to_vec(),
+                expected: format!("{:?}, the model's", info.shape),
+            });
+        }
+        let v: Vec<T> = values(&view);
+        if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+            return Err(ModelFileError::NonFinite {
+                path: path.into(),
+                tensor: info.name.clone(),
+                index,
+                value: v[index].to_f64(),
+            });
+        }
+        loaded.push(v);
+    }
+    let mut next = loaded.into_iter();
+    model.visit_values_mut(&mut |p| {
+        if let Some(v) = next.next() {
+            p.values.copy_from_slice(&v);
+        }
+    });
+    Ok(metadata)
+}
+
 /// Metadata key of a checkpoint's optimizer kind.
 pub const OPTIMIZER_KEY: &str = "optimizer";
 /// Metadata key of a checkpoint's optimizer step count t.
@@ -769,7 +686,7 @@ pub const CHECKPOINT_PREFIXES: [&str; 2] = ["optim.", BEST_PREFIX];
 pub const BEST_PREFIX: &str = "best.";
 
 /// Saves a checkpoint: the model file of `net` (loadable by [`load`]'s callers through
-/// [`load_checkpoint`]) plus the optimizer's state tensors (`optim.{i}.{buffer}`), its kind
+/// [`load_checkpoint`]) plus the optimizer's state tensors (`optim.{param}.{buffer}`), its kind
 /// and step count in the metadata, `extra_metadata` (epoch, seed, ...), and
 /// `extra_tensors` (named `best.*`). Atomic.
 ///

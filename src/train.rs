@@ -4,7 +4,9 @@
 //! One epoch: shuffle the training examples (seeded by the run's seed and the epoch
 //! number, so a resumed run shuffles as the uninterrupted one would), then for each
 //! mini-batch let [`Network::backprop`] compute J and dJ/dtheta by the four equations and
-//! the [`Optimizer`] update the weights and biases; then evaluate the held-out part.
+//! the [`Optimizer`] update the weights and biases; then evaluate the held-out part. The
+//! optimizer sees the network only through [`crate::model::Model`], as named parameters
+//! and their gradients, so the loop's update serves any model.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -188,7 +188,7 @@ fn load_state_refuses_missing_or_misshapen_tensors() {
     let before = adam.clone();
     let e = adam.load_state(3, |_| None).unwrap_err();
     assert!(
-        matches!(&e, OptimError::MissingState(n) if n == "optim.0.exp_avg"),
+        matches!(&e, OptimError::MissingState(n) if n == "optim.layers.0.weight.exp_avg"),
         "{e}"
     );
     let short = [0.0; 5];

@@ -31,6 +31,7 @@ mod backprop;
 mod cost;
 mod gradcheck;
 mod init;
+mod params;
 mod per_example;
 mod sgd;
 

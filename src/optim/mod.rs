@@ -12,10 +12,17 @@
 //! | `adam` | `Adam` | m, v moving averages of g and g^2, bias-corrected; w <- w - eta m^ / (sqrt(v^) + eps) |
 //! | `adamw` | `AdamW` | as Adam on dJ/dw, with decay decoupled: w <- w (1 - eta lambda) first |
 //!
+//! An optimizer works on any [`Model`]: it is built from the names and shapes of the
+//! parameters ([`Optimizer::from_params`], or [`Optimizer::new`] from a model), keeps its
+//! state per parameter **name**, and steps through [`Model::visit_params_mut`]. It knows
+//! nothing of layers.
+//!
 //! Weight decay applies to the biases too by default, as in PyTorch when all parameters
 //! are in one group. Nielsen's L2 regularisation decays the weights only (the biases
 //! "have little effect"): set [`OptimizerConfig::decay_biases`] to `false` for that, as
-//! PyTorch users do with a second parameter group whose `weight_decay` is 0.
+//! PyTorch users do with a second parameter group whose `weight_decay` is 0. Which
+//! parameters are biases is decided by name and shape ([`crate::model::is_bias`]: a name
+//! ending in `bias`, or one dimension).
 //!
 //! [`Schedule`] changes eta from epoch to epoch (constant, step, cosine).
 
@@ -23,7 +30,7 @@ mod schedule;
 
 pub use schedule::Schedule;
 
-use crate::network::{Gradients, Network};
+use crate::model::{Model, ParamInfo};
 use crate::Float;
 use std::fmt;
 use std::str::FromStr;
@@ -109,7 +116,8 @@ pub struct OptimizerConfig {
     pub weight_decay: f64,
     /// Whether `weight_decay` applies to the biases as well as the weights (`true`, as
     /// PyTorch with one parameter group) or to the weights only (`false`, as the L2
-    /// regularisation of Nielsen's book).
+    /// regularisation of Nielsen's book). A bias is a parameter whose name ends in `bias`
+    /// or that has one dimension ([`crate::model::is_bias`]).
     pub decay_biases: bool,
     /// Adam's beta_1 (0.9).
     pub beta1: f64,
@@ -148,6 +156,15 @@ pub enum OptimError {
         /// The valid range.
         expected: &'static str,
     },
+    /// Parameters an optimizer cannot be built for: a name used twice or empty, or a
+    /// shape whose size overflows.
+    #[error("parameter {name:?}: {reason}")]
+    BadParam {
+        /// The parameter's name.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// Saved state lacks a tensor this optimizer needs.
     #[error("optimizer state: missing tensor {0}")]
     MissingState(String),
@@ -161,21 +178,27 @@ pub enum OptimError {
         /// Number found.
         found: usize,
     },
-    /// A gradient or network that is not shaped like the one the optimizer was made for.
-    #[error("the network has {found} parameter tensors of sizes {found_sizes:?}, the optimizer was made for {expected_sizes:?}")]
+    /// A model or gradients whose parameters are not named and shaped like those the
+    /// optimizer was made for.
+    #[error("the model does not fit the optimizer: {reason}")]
     NetworkShape {
-        /// Number of tensors found.
-        found: usize,
-        /// Their sizes.
-        found_sizes: Vec<usize>,
-        /// The sizes the optimizer expects.
-        expected_sizes: Vec<usize>,
+        /// The first difference found.
+        reason: String,
     },
 }
 
-/// An optimizer for one network: its settings, its step counter t, and its per-tensor
-/// state, allocated once in [`Optimizer::new`] and keyed by the position of the tensor
-/// in [`Network::params_and_grads`].
+/// One parameter's share of the optimizer: its name and shape, whether weight decay
+/// applies to it, and its state buffers (see [`OptimizerKind::buffers`]).
+#[derive(Clone, Debug, PartialEq)]
+struct Slot<T> {
+    info: ParamInfo,
+    len: usize,
+    decays: bool,
+    buffers: Vec<Vec<T>>,
+}
+
+/// An optimizer for one model: its settings, its step counter t, and the state of each
+/// parameter, allocated once when it is built and keyed by the parameter's name.
 ///
 /// Plain SGD is the post's last step, to the bit:
 ///
@@ -208,67 +231,116 @@ pub struct Optimizer<T> {
     config: OptimizerConfig,
     /// t: the number of steps taken (Adam's bias correction uses it).
     steps: u64,
-    /// Sizes of the parameter tensors, in `params_and_grads` order.
-    sizes: Vec<usize>,
-    /// `state[b][i]`: buffer b (see [`OptimizerKind::buffers`]) of tensor i.
-    state: Vec<Vec<Vec<T>>>,
+    /// One slot per parameter, in the model's order (which every step checks by name).
+    slots: Vec<Slot<T>>,
 }
 
-fn tensor_sizes<T: Float>(net: &Network<T>) -> Vec<usize> {
-    net.layers
-        .iter()
-        .flat_map(|l| [l.weights.as_slice().len(), l.biases.len()])
-        .collect()
+fn check_config(config: &OptimizerConfig) -> Result<(), OptimError> {
+    let check = |name, value: f64, ok: bool, expected| {
+        if ok {
+            Ok(())
+        } else {
+            Err(OptimError::BadParameter {
+                name,
+                value,
+                expected,
+            })
+        }
+    };
+    let m = config.momentum;
+    check("momentum", m, (0.0..1.0).contains(&m), "must be in [0, 1)")?;
+    let wd = config.weight_decay;
+    check(
+        "weight decay",
+        wd,
+        wd >= 0.0 && wd.is_finite(),
+        "must be finite and >= 0",
+    )?;
+    let (b1, b2) = (config.beta1, config.beta2);
+    check("beta1", b1, (0.0..1.0).contains(&b1), "must be in [0, 1)")?;
+    check("beta2", b2, (0.0..1.0).contains(&b2), "must be in [0, 1)")?;
+    check(
+        "eps",
+        config.eps,
+        config.eps > 0.0 && config.eps.is_finite(),
+        "must be finite and > 0",
+    )
 }
 
 impl<T: Float> Optimizer<T> {
-    /// An optimizer for networks shaped like `net`, its state zeroed.
+    /// An optimizer for models with the parameters of `model` (names and shapes), its
+    /// state zeroed: [`Optimizer::from_params`] of [`Model::param_infos`].
+    ///
+    /// # Errors
+    /// As for [`Optimizer::from_params`].
+    pub fn new<M: Model<T> + ?Sized>(
+        config: OptimizerConfig,
+        model: &M,
+    ) -> Result<Self, OptimError> {
+        Self::from_params(config, model.param_infos())
+    }
+
+    /// An optimizer for models whose parameters have these names and shapes, in this
+    /// order, its state zeroed.
+    ///
+    /// ```
+    /// use backprop::model::ParamInfo;
+    /// use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+    /// let p = |name: &str, shape: &[usize]| ParamInfo { name: name.into(), shape: shape.to_vec() };
+    /// // An LSTM's parameters, as PyTorch's state_dict names them.
+    /// let params = vec![p("0.weight_ih_l0", &[32, 3]), p("0.weight_hh_l0", &[32, 8]),
+    ///                   p("0.bias_ih_l0", &[32]), p("0.bias_hh_l0", &[32])];
+    /// let adam = Optimizer::<f32>::from_params(OptimizerConfig::new(OptimizerKind::Adam), params)
+    ///     .unwrap();
+    /// assert_eq!(adam.state_tensors()[0].0, "optim.0.weight_ih_l0.exp_avg");
+    /// assert_eq!(adam.state_tensors()[0].1.len(), 96);
+    /// ```
     ///
     /// # Errors
     /// [`OptimError::BadParameter`] for momentum outside [0, 1), negative or non-finite
-    /// weight decay, betas outside [0, 1), or eps not positive.
-    pub fn new(config: OptimizerConfig, net: &Network<T>) -> Result<Self, OptimError> {
-        let check = |name, value: f64, ok: bool, expected| {
-            if ok {
-                Ok(())
-            } else {
-                Err(OptimError::BadParameter {
-                    name,
-                    value,
-                    expected,
-                })
-            }
+    /// weight decay, betas outside [0, 1), or eps not positive; [`OptimError::BadParam`]
+    /// for an empty name, a name used twice, or a shape whose size overflows.
+    pub fn from_params(
+        config: OptimizerConfig,
+        params: Vec<ParamInfo>,
+    ) -> Result<Self, OptimError> {
+        check_config(&config)?;
+        let bad = |p: &ParamInfo, reason| OptimError::BadParam {
+            name: p.name.clone(),
+            reason,
         };
-        let m = config.momentum;
-        check("momentum", m, (0.0..1.0).contains(&m), "must be in [0, 1)")?;
-        let wd = config.weight_decay;
-        check(
-            "weight decay",
-            wd,
-            wd >= 0.0 && wd.is_finite(),
-            "must be finite and >= 0",
-        )?;
-        let (b1, b2) = (config.beta1, config.beta2);
-        check("beta1", b1, (0.0..1.0).contains(&b1), "must be in [0, 1)")?;
-        check("beta2", b2, (0.0..1.0).contains(&b2), "must be in [0, 1)")?;
-        check(
-            "eps",
-            config.eps,
-            config.eps > 0.0 && config.eps.is_finite(),
-            "must be finite and > 0",
-        )?;
-        let sizes = tensor_sizes(net);
-        let state = config
-            .kind
-            .buffers()
-            .iter()
-            .map(|_| sizes.iter().map(|&n| vec![T::zero(); n]).collect())
-            .collect();
+        let mut names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(OptimError::BadParam {
+                name: w[0].into(),
+                reason: "named twice; optimizer state is kept by name",
+            });
+        }
+        let mut slots = Vec::with_capacity(params.len());
+        for info in params {
+            if info.name.is_empty() {
+                return Err(bad(&info, "a parameter needs a name"));
+            }
+            let len = info.len().ok_or_else(|| bad(&info, "its size overflows"))?;
+            let decays = config.weight_decay != 0.0 && (config.decay_biases || !info.is_bias());
+            let buffers = config
+                .kind
+                .buffers()
+                .iter()
+                .map(|_| vec![T::zero(); len])
+                .collect();
+            slots.push(Slot {
+                info,
+                len,
+                decays,
+                buffers,
+            });
+        }
         Ok(Optimizer {
             config,
             steps: 0,
-            sizes,
-            state,
+            slots,
         })
     }
 
@@ -282,76 +354,98 @@ impl<T: Float> Optimizer<T> {
         self.steps
     }
 
-    /// One update of every weight and bias of `net` from its gradient, with learning
-    /// rate `lr` (eta). Allocates nothing.
+    /// The names and shapes of the parameters this optimizer was made for, in order.
+    pub fn params(&self) -> impl Iterator<Item = &ParamInfo> + '_ {
+        self.slots.iter().map(|s| &s.info)
+    }
+
+    /// Whether `model` has this optimizer's parameters: the same names, in the same order,
+    /// with the same number of values. Allocates only to describe a difference.
+    fn check_model<M: Model<T> + ?Sized>(&self, model: &M) -> Result<(), OptimError> {
+        let mut i = 0;
+        let mut diff: Option<String> = None;
+        model.visit_params(&mut |p| {
+            if diff.is_some() {
+                return;
+            }
+            match self.slots.get(i) {
+                None => {
+                    diff = Some(format!(
+                    "it has more than the {} parameters the optimizer was made for ({} is extra)",
+                    self.slots.len(),
+                    p.name
+                ))
+                }
+                Some(s) if s.info.name != p.name || s.len != p.values.len() => {
+                    diff = Some(format!(
+                        "parameter {i} is {} of {} values, the optimizer has {} of {} values",
+                        p.name,
+                        p.values.len(),
+                        s.info.name,
+                        s.len
+                    ))
+                }
+                Some(_) => {}
+            }
+            i += 1;
+        });
+        if diff.is_none() && i != self.slots.len() {
+            diff = Some(format!(
+                "it has {i} parameters, the optimizer was made for {}",
+                self.slots.len()
+            ));
+        }
+        match diff {
+            None => Ok(()),
+            Some(reason) => Err(OptimError::NetworkShape { reason }),
+        }
+    }
+
+    /// One update of every parameter of `model` from its gradient in `grads`, with
+    /// learning rate `lr` (eta). Allocates nothing.
     ///
     /// # Errors
-    /// [`OptimError::NetworkShape`] if `net` or `grads` is not shaped like the network the
-    /// optimizer was made for; nothing is changed then.
-    pub fn step(
+    /// [`OptimError::NetworkShape`] if `model` does not have the parameters (names, order,
+    /// sizes) the optimizer was made for, or `grads` is not shaped like `model`; nothing is
+    /// changed then.
+    pub fn step<M: Model<T> + ?Sized>(
         &mut self,
-        net: &mut Network<T>,
-        grads: &Gradients<T>,
+        model: &mut M,
+        grads: &M::Grads,
         lr: T,
     ) -> Result<(), OptimError> {
-        let same = net.layers.len() == grads.weights.len()
-            && net.layers.len() == grads.biases.len()
-            && net
-                .layers
-                .iter()
-                .zip(grads.weights.iter().zip(&grads.biases))
-                .flat_map(|(l, (gw, gb))| {
-                    [
-                        (l.weights.as_slice().len(), gw.as_slice().len()),
-                        (l.biases.len(), gb.len()),
-                    ]
-                })
-                .zip(&self.sizes)
-                .all(|((p, g), &s)| p == s && g == s)
-            && 2 * net.layers.len() == self.sizes.len();
-        if !same {
-            let found_sizes = tensor_sizes(net);
-            return Err(OptimError::NetworkShape {
-                found: found_sizes.len(),
-                found_sizes,
-                expected_sizes: self.sizes.clone(),
-            });
-        }
-        self.steps += 1;
+        self.check_model(model)?;
         let c = self.config;
+        let t = self.steps + 1;
         let wd = T::from_f64(c.weight_decay);
-        // Tensors alternate weights, biases (`params_and_grads` order): tensor i is a bias
-        // vector when i is odd.
-        let decays = |i: usize| c.weight_decay != 0.0 && (i.is_multiple_of(2) || c.decay_biases);
-        match c.kind {
-            OptimizerKind::Sgd => {
-                for (i, (w, g)) in net.params_and_grads(grads).enumerate() {
-                    let decay = decays(i);
-                    for (w, &g) in w.iter_mut().zip(g) {
-                        let g = if decay { g + wd * *w } else { g };
-                        *w -= lr * g;
-                    }
+        let mut slots = self.slots.iter_mut();
+        let visited = match c.kind {
+            OptimizerKind::Sgd => model.visit_params_mut(grads, &mut |p| {
+                let Some(slot) = slots.next() else { return };
+                let decay = slot.decays;
+                for (w, &g) in p.values.iter_mut().zip(p.grad) {
+                    let g = if decay { g + wd * *w } else { g };
+                    *w -= lr * g;
                 }
-            }
+            }),
             OptimizerKind::Momentum | OptimizerKind::Nesterov => {
                 let mu = T::from_f64(c.momentum);
                 let nesterov = c.kind == OptimizerKind::Nesterov;
-                let bufs = &mut self.state[0];
-                for (i, ((w, g), buf)) in
-                    net.params_and_grads(grads).zip(bufs.iter_mut()).enumerate()
-                {
-                    let decay = decays(i);
-                    for ((w, &g), v) in w.iter_mut().zip(g).zip(buf.iter_mut()) {
+                model.visit_params_mut(grads, &mut |p| {
+                    let Some(slot) = slots.next() else { return };
+                    let decay = slot.decays;
+                    let buf = &mut slot.buffers[0];
+                    for ((w, &g), v) in p.values.iter_mut().zip(p.grad).zip(buf.iter_mut()) {
                         let g = if decay { g + wd * *w } else { g };
                         // PyTorch starts the buffer at g; mu * 0 + g is exactly g.
                         *v = mu * *v + g;
                         let d = if nesterov { g + mu * *v } else { *v };
                         *w -= lr * d;
                     }
-                }
+                })
             }
             OptimizerKind::Adam | OptimizerKind::AdamW => {
-                let t = self.steps as f64;
+                let t = t as f64;
                 // Scalars in f64 with libm's pow, as Python computes them.
                 let bias_correction1 = 1.0 - c.beta1.powf(t);
                 let bias_correction2 = 1.0 - c.beta2.powf(t);
@@ -363,14 +457,17 @@ impl<T: Float> Optimizer<T> {
                 let eps = T::from_f64(c.eps);
                 let decoupled = c.kind == OptimizerKind::AdamW;
                 let shrink = T::from_f64(1.0 - lr.to_f64() * c.weight_decay);
-                let (ms, vs) = self.state.split_at_mut(1);
-                for (i, ((w, g), (m, v))) in net
-                    .params_and_grads(grads)
-                    .zip(ms[0].iter_mut().zip(vs[0].iter_mut()))
-                    .enumerate()
-                {
-                    let decay = decays(i);
-                    for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+                model.visit_params_mut(grads, &mut |p| {
+                    let Some(slot) = slots.next() else { return };
+                    let decay = slot.decays;
+                    let (ms, vs) = slot.buffers.split_at_mut(1);
+                    let (m, v) = (&mut ms[0], &mut vs[0]);
+                    for (((w, &g), m), v) in p
+                        .values
+                        .iter_mut()
+                        .zip(p.grad)
+                        .zip(m.iter_mut())
+                        .zip(v.iter_mut())
                     {
                         let g = if decay && decoupled {
                             *w *= shrink;
@@ -386,15 +483,20 @@ impl<T: Float> Optimizer<T> {
                         let denom = v.sqrt() / bc2_sqrt + eps;
                         *w -= step_size * (*m / denom);
                     }
-                }
+                })
             }
-        }
+        };
+        visited.map_err(|e| OptimError::NetworkShape {
+            reason: e.to_string(),
+        })?;
+        self.steps = t;
         Ok(())
     }
 
-    /// The state as named tensors, for a checkpoint: `optim.{i}.{buffer}` for tensor i
-    /// (in [`Network::params_and_grads`] order) and buffer `momentum_buffer`, or
-    /// `exp_avg` and `exp_avg_sq` (PyTorch's names). Save [`Optimizer::steps`] beside it.
+    /// The state as named tensors, for a checkpoint: `optim.{name}.{buffer}` for the
+    /// parameter `name` and buffer `momentum_buffer`, or `exp_avg` and `exp_avg_sq`
+    /// (PyTorch's names), each buffer for every parameter in order. Save
+    /// [`Optimizer::steps`] beside it.
     ///
     /// ```
     /// # use backprop::linalg::Matrix;
@@ -404,19 +506,19 @@ impl<T: Float> Optimizer<T> {
     /// #     biases: vec![0.0; 3], activation: Activation::Relu }], cost: Cost::Quadratic };
     /// let adam = Optimizer::new(OptimizerConfig::new(OptimizerKind::Adam), &net).unwrap();
     /// let names: Vec<String> = adam.state_tensors().into_iter().map(|(n, _)| n).collect();
-    /// assert_eq!(names, ["optim.0.exp_avg", "optim.1.exp_avg", "optim.0.exp_avg_sq", "optim.1.exp_avg_sq"]);
+    /// assert_eq!(names, ["optim.layers.0.weight.exp_avg", "optim.layers.0.bias.exp_avg",
+    ///                    "optim.layers.0.weight.exp_avg_sq", "optim.layers.0.bias.exp_avg_sq"]);
     /// ```
     pub fn state_tensors(&self) -> Vec<(String, &[T])> {
         self.config
             .kind
             .buffers()
             .iter()
-            .zip(&self.state)
-            .flat_map(|(name, tensors)| {
-                tensors
+            .enumerate()
+            .flat_map(|(b, buffer)| {
+                self.slots
                     .iter()
-                    .enumerate()
-                    .map(move |(i, t)| (format!("optim.{i}.{name}"), t.as_slice()))
+                    .map(move |s| (state_name(&s.info.name, buffer), s.buffers[b].as_slice()))
             })
             .collect()
     }
@@ -425,36 +527,61 @@ impl<T: Float> Optimizer<T> {
     /// `lookup(name)` returns the saved tensor of that name. Afterwards, steps continue
     /// exactly as the saved optimizer's would have.
     ///
+    /// State saved before it was keyed by name, as `optim.{i}.{buffer}` for the i-th
+    /// parameter, loads too: the positional names are used when none of the named ones
+    /// is there and some positional one is.
+    ///
     /// # Errors
-    /// [`OptimError::MissingState`] or [`OptimError::StateShape`]; the state is unchanged
-    /// then.
+    /// [`OptimError::MissingState`] (naming the tensor as the saved state would name it)
+    /// or [`OptimError::StateShape`]; the state is unchanged then.
     pub fn load_state<'a>(
         &mut self,
         steps: u64,
         mut lookup: impl FnMut(&str) -> Option<&'a [T]>,
     ) -> Result<(), OptimError> {
-        let mut found = Vec::new();
-        for (name, tensors) in self.config.kind.buffers().iter().zip(&self.state) {
-            for (i, t) in tensors.iter().enumerate() {
-                let key = format!("optim.{i}.{name}");
-                let saved = lookup(&key).ok_or_else(|| OptimError::MissingState(key.clone()))?;
-                if saved.len() != t.len() {
+        let buffers = self.config.kind.buffers();
+        let named = |i: usize, buffer: &str| state_name(&self.slots[i].info.name, buffer);
+        let positional = |i: usize, buffer: &str| format!("optim.{i}.{buffer}");
+        let any_there = |key: &dyn Fn(usize, &str) -> String,
+                         lookup: &mut dyn FnMut(&str) -> Option<&'a [T]>| {
+            buffers
+                .iter()
+                .any(|b| (0..self.slots.len()).any(|i| lookup(&key(i, b)).is_some()))
+        };
+        // A file from before names has none of them (and a parameter named like a
+        // position, `0`, finds its own tensor either way).
+        let use_positional = !any_there(&named, &mut lookup) && any_there(&positional, &mut lookup);
+        let key = |i: usize, buffer: &str| {
+            if use_positional {
+                positional(i, buffer)
+            } else {
+                named(i, buffer)
+            }
+        };
+        let mut found = Vec::with_capacity(buffers.len() * self.slots.len());
+        for (b, buffer) in buffers.iter().enumerate() {
+            for (i, slot) in self.slots.iter().enumerate() {
+                let name = key(i, buffer);
+                let saved = lookup(&name).ok_or_else(|| OptimError::MissingState(name.clone()))?;
+                if saved.len() != slot.len {
                     return Err(OptimError::StateShape {
-                        name: key,
-                        expected: t.len(),
+                        name,
+                        expected: slot.len,
                         found: saved.len(),
                     });
                 }
-                found.push(saved);
+                found.push((b, i, saved));
             }
         }
-        let mut saved = found.into_iter();
-        for tensors in &mut self.state {
-            for t in tensors {
-                t.copy_from_slice(saved.next().expect("one saved tensor per buffer"));
-            }
+        for (b, i, saved) in found {
+            self.slots[i].buffers[b].copy_from_slice(saved);
         }
         self.steps = steps;
         Ok(())
     }
+}
+
+/// The checkpoint name of buffer `buffer` of parameter `param`.
+fn state_name(param: &str, buffer: &str) -> String {
+    format!("optim.{param}.{buffer}")
 }
