@@ -344,7 +344,7 @@ impl TrainConfig {
                 eps: get(meta, "eps")?,
             },
             lr: get(meta, "lr")?,
-            schedule: Schedule::parse(&schedule, epochs)?,
+            schedule: Schedule::parse(&schedule, epochs).map_err(|e| e.to_string())?,
             batch: get(meta, "batch")?,
             epochs,
             patience: if patience.is_empty() {

@@ -617,3 +617,39 @@ fn softmax_with_log_likelihood_is_stable_for_large_logits() {
     assert_eq!(j, 1000.0);
     assert_eq!(net.grad("0.bias").unwrap(), [-1.0]); // δ = a - y = 0 - 1
 }
+
+/// Through the model seam a `Sequential` is saved and loaded by its PyTorch names, and an
+/// optimizer steps it exactly as it steps any model: plain SGD is w <- w - eta dJ/dw.
+#[test]
+fn the_model_seam_saves_loads_and_steps_a_sequential() {
+    use backprop::model::Model;
+    use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+    let arch: Arch = "Conv2d(1, 2, 3), ReLU(), Flatten(), Linear(8, 3), Softmax(dim=-1)"
+        .parse()
+        .unwrap();
+    let mut a = Sequential::<f64>::new(&arch, &[1, 4, 4], 1).unwrap();
+    let x: Vec<f64> = (0..32).map(|i| ((i * 7) % 11) as f64 / 11.0).collect();
+    let y = [2.0, 0.0];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cnn.safetensors");
+    let meta = [("arch".to_string(), arch.to_string())];
+    backprop::model_file::save_named(&a, &path, &meta).unwrap();
+    let mut b = Sequential::<f64>::new(&arch, &[1, 4, 4], 99).unwrap();
+    assert_ne!(b.param("0.weight"), a.param("0.weight"));
+    let stored = backprop::model_file::load_named(&mut b, &path).unwrap();
+    assert_eq!(stored["arch"], arch.to_string());
+    assert_eq!(b.predict(&x, 2).unwrap(), a.predict(&x, 2).unwrap());
+
+    a.loss_and_grad(&x, &y, 2, Cost::LogLikelihood).unwrap();
+    let before: Vec<Vec<f64>> = a.params().map(|(_, _, v)| v.to_vec()).collect();
+    let grads: Vec<Vec<f64>> = a.grads().map(|(_, _, g)| g.to_vec()).collect();
+    let mut sgd = Optimizer::new(OptimizerConfig::new(OptimizerKind::Sgd), &a).unwrap();
+    let names: Vec<String> = a.param_infos().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["0.weight", "0.bias", "3.weight", "3.bias"]);
+    sgd.step(&mut a, &(), 0.5).unwrap();
+    for ((w0, g), (_, _, w1)) in before.iter().zip(&grads).zip(a.params()) {
+        for ((w0, g), w1) in w0.iter().zip(g).zip(w1) {
+            assert_eq!(*w1, w0 - 0.5 * g);
+        }
+    }
+}

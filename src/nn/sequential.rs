@@ -738,3 +738,71 @@ fn resize<T: Float>(v: &mut Vec<T>, len: usize) {
     grow(v, len);
     v.truncate(len);
 }
+
+/// The model seam ([`crate::model`]): optimizers, model files and the loop see a
+/// `Sequential` as its named parameters, PyTorch's `state_dict` names. Its gradients live
+/// in the model itself (filled by [`Sequential::loss_and_grad`] or
+/// [`Sequential::backward`]), so its gradient store is `()`.
+///
+/// ```
+/// use backprop::model::Model;
+/// use backprop::network::Cost;
+/// use backprop::nn::{Arch, Sequential};
+/// use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+/// let arch: Arch = "Linear(2, 4), Tanh(), Linear(4, 2), Softmax(dim=-1)".parse().unwrap();
+/// let mut net = Sequential::<f64>::new(&arch, &[2], 7).unwrap();
+/// let mut adam = Optimizer::new(OptimizerConfig::new(OptimizerKind::Adam), &net).unwrap();
+/// let (x, y) = ([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]); // xor
+/// let first = net.loss_and_grad(&x, &y, 4, Cost::LogLikelihood).unwrap();
+/// for _ in 0..300 {
+///     net.loss_and_grad(&x, &y, 4, Cost::LogLikelihood).unwrap();
+///     adam.step(&mut net, &(), 0.05).unwrap();
+/// }
+/// let last = net.loss(&x, &y, 4, Cost::LogLikelihood).unwrap();
+/// assert!(last < 0.1 * first, "{first} -> {last}");
+/// // The optimizer's state is keyed by the parameters' names.
+/// assert_eq!(adam.params().next().unwrap().name, "0.weight");
+/// ```
+impl<T: Float> crate::model::Model<T> for Sequential<T> {
+    type Grads = ();
+
+    fn visit_params(&self, f: &mut dyn FnMut(crate::model::Param<'_, T>)) {
+        for (name, shape, values) in self.params() {
+            f(crate::model::Param {
+                name,
+                shape,
+                values,
+            });
+        }
+    }
+
+    fn visit_params_mut(
+        &mut self,
+        _grads: &(),
+        f: &mut dyn FnMut(crate::model::ParamMut<'_, T>),
+    ) -> Result<(), crate::model::GradientShapeError> {
+        for (spec, (values, grad)) in self
+            .specs
+            .iter()
+            .zip(self.values.iter_mut().zip(&self.grads))
+        {
+            f(crate::model::ParamMut {
+                name: &spec.name,
+                shape: &spec.shape,
+                values,
+                grad,
+            });
+        }
+        Ok(())
+    }
+
+    fn visit_values_mut(&mut self, f: &mut dyn FnMut(crate::model::ValuesMut<'_, T>)) {
+        for (name, shape, values) in self.params_mut() {
+            f(crate::model::ValuesMut {
+                name,
+                shape,
+                values,
+            });
+        }
+    }
+}

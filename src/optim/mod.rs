@@ -28,7 +28,7 @@
 
 mod schedule;
 
-pub use schedule::Schedule;
+pub use schedule::{Schedule, ScheduleError};
 
 use crate::model::{Model, ParamInfo};
 use crate::Float;
@@ -89,17 +89,16 @@ impl fmt::Display for OptimizerKind {
 }
 
 impl FromStr for OptimizerKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::UnknownName;
+    fn from_str(s: &str) -> Result<Self, crate::UnknownName> {
         let s = s.trim().to_ascii_lowercase();
         OptimizerKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown optimizer '{s}' (expected one of: {})",
-                    OptimizerKind::ALL.map(|k| k.name()).join(", ")
-                )
+            .ok_or_else(|| crate::UnknownName {
+                what: "optimizer",
+                given: s.clone(),
+                expected: OptimizerKind::ALL.map(|k| k.name()).to_vec(),
             })
     }
 }

@@ -3,6 +3,16 @@
 use std::f64::consts::PI;
 use std::fmt;
 
+/// A `--schedule` that does not parse: the text and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("--schedule {text:?}: {why}")]
+pub struct ScheduleError {
+    /// The text given.
+    pub text: String,
+    /// What is wrong.
+    pub why: &'static str,
+}
+
 /// How the learning rate changes from epoch to epoch (the `--schedule` flag). Epochs count
 /// from 0; epoch 0 always uses the base rate.
 ///
@@ -54,10 +64,14 @@ impl Schedule {
     /// ```
     ///
     /// # Errors
-    /// A message naming the flag, for an unknown name, `every` of 0, or gamma not in (0, 1].
-    pub fn parse(text: &str, epochs: usize) -> Result<Self, String> {
+    /// [`ScheduleError`] naming the flag, for an unknown name, `every` of 0, or gamma not
+    /// in (0, 1].
+    pub fn parse(text: &str, epochs: usize) -> Result<Self, ScheduleError> {
         let t = text.trim().to_ascii_lowercase();
-        let err = |why: &str| format!("--schedule {text:?}: {why}");
+        let err = |why: &'static str| ScheduleError {
+            text: text.to_string(),
+            why,
+        };
         match t.split(':').collect::<Vec<_>>()[..] {
             ["constant"] => Ok(Schedule::Constant),
             ["cosine"] => Ok(Schedule::Cosine {
