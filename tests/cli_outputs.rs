@@ -345,20 +345,29 @@ fn train_says_where_its_files_went_and_which_epoch_it_kept() {
     ] {
         assert!(err.contains(&line), "{err} lacks {line}");
     }
-    // The kept epoch is the first with the best test accuracy in the log.
-    let rows: Vec<(usize, f64)> = std::fs::read_to_string(&log)
-        .unwrap()
+    // The kept epoch is the first with the best validation accuracy in the log (--patience
+    // cuts a validation part and watches it, never the test part).
+    let text = std::fs::read_to_string(&log).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "validation_accuracy")
+        .expect("a validation column");
+    let rows: Vec<(usize, f64)> = text
         .lines()
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (f[0].parse().unwrap(), f[4].parse().unwrap())
+            (f[0].parse().unwrap(), f[col].parse().unwrap())
         })
         .collect();
     let best = rows
         .iter()
         .fold(rows[0], |b, &r| if r.1 > b.1 { r } else { b });
-    let line = format!("kept the model of epoch {}", best.0);
+    let line = format!(
+        "kept the model of epoch {}, the best validation accuracy",
+        best.0
+    );
     assert!(err.contains(&line), "{err} lacks {line}");
 }
 

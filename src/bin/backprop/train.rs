@@ -690,7 +690,14 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
             plural(trainer.history().len(), "epoch"),
         );
         if let (Some(e), Some(_)) = (kept, config.patience) {
-            errln!("kept the model of epoch {e}, the best test accuracy");
+            // Early stopping watches the validation part when there is one (never the test part
+            // then), as the report's watched accuracy does.
+            let watched = if config.validation_split > 0.0 {
+                "validation"
+            } else {
+                "test"
+            };
+            errln!("kept the model of epoch {e}, the best {watched} accuracy");
         }
         match &files.out {
             Some(out) => errln!("model saved to {}", out.display()),
