@@ -1,41 +1,8 @@
 //! Through the binary: sizes that flags or files ask for, numbers beyond the precision,
 //! divergence, single-class data and the form of `eval --json`'s confusion counts.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn backprop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_backprop"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-/// A refusal: non-zero exit, one line on stderr containing every needle, no panic.
-fn refused(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert!(
-        !o.status.success(),
-        "expected a refusal, got success: {err}"
-    );
-    for needle in needles {
-        assert!(err.contains(needle), "message {err:?} lacks {needle:?}");
-    }
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
-}
+mod common;
+use common::{backprop, path_str, refused, stderr, stdout};
 
 #[test]
 fn absurd_batches_and_layers_are_refused_and_large_batches_cut() {

@@ -7,34 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn backprop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_backprop"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-/// A refusal: non-zero exit, one line on stderr holding every needle, no panic.
-fn refused(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert!(
-        !o.status.success(),
-        "expected a refusal, got success: {err}"
-    );
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
-    for n in needles {
-        assert!(err.contains(n), "message {err:?} lacks {n:?}");
-    }
-}
+mod common;
+use common::{backprop, path_str, refused, stderr};
 
 /// A tiny run: 40 XOR points, one hidden layer of 4, two epochs.
 const TINY: [&str; 6] = ["--data", "xor:40", "--hidden", "4", "--epochs", "2"];
@@ -59,7 +33,7 @@ fn is_fifo(path: &Path) -> bool {
 /// A model and a one-row batch for `eval`, `grad` and `predict`.
 fn model_and_batch(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let model = dir.join("m.safetensors");
-    assert!(train(&["--out", s(&model)]).status.success());
+    assert!(train(&["--out", path_str(&model)]).status.success());
     let (x, y) = (dir.join("x.csv"), dir.join("y.csv"));
     std::fs::write(&x, "0.5,1\n").unwrap();
     std::fs::write(&y, "0,1\n").unwrap();
@@ -74,7 +48,7 @@ fn fifos_and_directories_are_refused_before_any_work_and_left_as_they_were() {
     let sub = dir.path().join("sub");
     std::fs::create_dir(&sub).unwrap();
     let (model, x, y) = model_and_batch(dir.path());
-    let (f, d) = (s(&fifo), s(&sub));
+    let (f, d) = (path_str(&fifo), path_str(&sub));
     let runs: Vec<(Vec<&str>, &str, &str)> = vec![
         (vec!["train", "--out", f], "--out", "FIFO"),
         (vec!["train", "--log", f], "--log", "FIFO"),
@@ -90,11 +64,11 @@ fn fifos_and_directories_are_refused_before_any_work_and_left_as_they_were() {
             vec![
                 "grad",
                 "--model",
-                s(&model),
+                path_str(&model),
                 "--inputs",
-                s(&x),
+                path_str(&x),
                 "--targets",
-                s(&y),
+                path_str(&y),
                 "--out",
                 f,
             ],
@@ -105,7 +79,7 @@ fn fifos_and_directories_are_refused_before_any_work_and_left_as_they_were() {
             vec![
                 "eval",
                 "--model",
-                s(&model),
+                path_str(&model),
                 "--data",
                 "xor:40",
                 "--plot",
@@ -151,7 +125,7 @@ fn a_symlinked_output_writes_the_file_it_names_and_stays_a_link() {
     let log_target = runs.join("log.csv");
     let log_link = dir.path().join("log.csv");
     std::os::unix::fs::symlink(&log_target, &log_link).unwrap(); // dangling until written
-    let o = train(&["--out", s(&link), "--log", s(&log_link)]);
+    let o = train(&["--out", path_str(&link), "--log", path_str(&log_link)]);
     assert!(o.status.success(), "{}", stderr(&o));
     for l in [&link, &log_link] {
         assert!(std::fs::symlink_metadata(l)
@@ -179,7 +153,7 @@ fn a_killed_runs_temporary_file_is_removed_by_the_next_write() {
     let stale = dir.path().join(format!(".m.safetensors.{dead}.tmp"));
     std::fs::write(&stale, "half a model").unwrap();
     let out = dir.path().join("m.safetensors");
-    assert!(train(&["--out", s(&out)]).status.success());
+    assert!(train(&["--out", path_str(&out)]).status.success());
     assert!(out.is_file());
     assert!(!stale.exists(), "the stale temporary file is still there");
 }
@@ -195,27 +169,27 @@ fn an_output_that_is_an_input_or_another_output_is_refused_and_nothing_is_writte
         .collect();
     std::fs::write(&data, &rows).unwrap();
     std::fs::write(&test, &rows).unwrap();
-    let dot_data = format!("{}/./d.csv", s(d));
+    let dot_data = format!("{}/./d.csv", path_str(d));
     let m = d.join("m.safetensors");
     let ck = d.join("ck.safetensors");
     let idx = d.join("mnist");
     std::fs::create_dir(&idx).unwrap();
     let idx_file = idx.join("t10k-labels-idx1-ubyte");
-    let csv = ["--data", s(&data)];
+    let csv = ["--data", path_str(&data)];
     let cases: Vec<(Vec<&str>, [&str; 2])> = vec![
-        (vec!["--out", s(&data)], ["--out", "is also --data"]),
+        (vec!["--out", path_str(&data)], ["--out", "is also --data"]),
         (vec!["--out", &dot_data], ["--out", "is also --data"]),
-        (vec!["--log", s(&data)], ["--log", "is also --data"]),
+        (vec!["--log", path_str(&data)], ["--log", "is also --data"]),
         (
-            vec!["--checkpoint", s(&data)],
+            vec!["--checkpoint", path_str(&data)],
             ["--checkpoint", "is also --data"],
         ),
         (
-            vec!["--test", s(&test), "--log", s(&test)],
+            vec!["--test", path_str(&test), "--log", path_str(&test)],
             ["--log", "is also --test"],
         ),
         (
-            vec!["--out", s(&m), "--log", s(&m)],
+            vec!["--out", path_str(&m), "--log", path_str(&m)],
             ["--log", "is also --out"],
         ),
     ];
@@ -230,21 +204,27 @@ fn an_output_that_is_an_input_or_another_output_is_refused_and_nothing_is_writte
     }
     // A file of an IDX directory is data too.
     refused(
-        &backprop(&["train", "--data", s(&idx), "--log", s(&idx_file)]),
+        &backprop(&[
+            "train",
+            "--data",
+            path_str(&idx),
+            "--log",
+            path_str(&idx_file),
+        ]),
         &["--log", "is also --data"],
     );
     // The checkpoint resumed from may not become the model.
-    assert!(train(&["--checkpoint", s(&ck)]).status.success());
+    assert!(train(&["--checkpoint", path_str(&ck)]).status.success());
     let before = std::fs::read(&ck).unwrap();
     refused(
         &backprop(&[
             "train",
             "--resume",
-            s(&ck),
+            path_str(&ck),
             "--epochs",
             "3",
             "--out",
-            s(&ck),
+            path_str(&ck),
         ]),
         &["--out", "is also --resume"],
     );
@@ -255,13 +235,13 @@ fn an_output_that_is_an_input_or_another_output_is_refused_and_nothing_is_writte
         backprop(&[
             "grad",
             "--model",
-            s(&model),
+            path_str(&model),
             "--inputs",
-            s(&x),
+            path_str(&x),
             "--targets",
-            s(&y),
+            path_str(&y),
             "--out",
-            s(out),
+            path_str(out),
         ])
     };
     refused(&grad(&x), &["--out", "is also --inputs"]);
@@ -272,11 +252,11 @@ fn an_output_that_is_an_input_or_another_output_is_refused_and_nothing_is_writte
     let o = backprop(&[
         "eval",
         "--model",
-        s(&png_model),
+        path_str(&png_model),
         "--data",
         "xor:40",
         "--plot",
-        s(&png_model),
+        path_str(&png_model),
     ]);
     refused(&o, &["--plot", "is also --model"]);
     assert!(backprop::model_file::load(&png_model).is_ok());
@@ -285,11 +265,11 @@ fn an_output_that_is_an_input_or_another_output_is_refused_and_nothing_is_writte
     let o = backprop(&[
         "diff",
         "--file",
-        s(&program),
+        path_str(&program),
         "--at",
         "a=2,b=3",
         "--dot",
-        s(&program),
+        path_str(&program),
     ]);
     refused(&o, &["--dot", "is also --file"]);
     assert_eq!(std::fs::read_to_string(&program).unwrap(), "o = a * b");
@@ -326,11 +306,11 @@ fn train_says_where_its_files_went_and_which_epoch_it_kept() {
         "--hidden",
         "4",
         "--out",
-        s(&m),
+        path_str(&m),
         "--log",
-        s(&log),
+        path_str(&log),
         "--plot",
-        s(&plot),
+        path_str(&plot),
         "--epochs",
         "12",
         "--patience",
@@ -339,9 +319,9 @@ fn train_says_where_its_files_went_and_which_epoch_it_kept() {
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     for line in [
-        format!("model saved to {}", s(&m)),
-        format!("log written to {}", s(&log)),
-        format!("plot written to {}", s(&plot)),
+        format!("model saved to {}", path_str(&m)),
+        format!("log written to {}", path_str(&log)),
+        format!("plot written to {}", path_str(&plot)),
     ] {
         assert!(err.contains(&line), "{err} lacks {line}");
     }
@@ -383,7 +363,7 @@ fn a_closed_standard_error_does_not_panic() {
         .args([
             "train", "--data", "xor:40", "--hidden", "4", "--epochs", "20",
         ])
-        .args(["--out", s(&model)])
+        .args(["--out", path_str(&model)])
         .stdout(Stdio::null())
         .stderr(writer)
         .status()
@@ -438,7 +418,7 @@ fn help_lists_values_and_says_nothing_internal() {
 fn errors_name_each_cause_once_and_quote_files_briefly() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.safetensors");
-    let o = backprop(&["eval", "--model", s(&missing)]);
+    let o = backprop(&["eval", "--model", path_str(&missing)]);
     refused(&o, &["nope.safetensors"]);
     assert_eq!(
         stderr(&o).matches("os error 2").count(),
@@ -452,7 +432,7 @@ fn errors_name_each_cause_once_and_quote_files_briefly() {
 
     // A model whose `layers` metadata is 200 KB: the error quotes a line of it, no more.
     let model = dir.path().join("m.safetensors");
-    assert!(train(&["--out", s(&model)]).status.success());
+    assert!(train(&["--out", path_str(&model)]).status.success());
     let huge = "7,".repeat(100_000);
     // `layers` is written from the network; patch the bytes of a saved file instead.
     let bytes = std::fs::read(&model).unwrap();
@@ -470,7 +450,7 @@ fn errors_name_each_cause_once_and_quote_files_briefly() {
     out.extend_from_slice(patched.as_bytes());
     out.extend_from_slice(&bytes[8 + header_len..]);
     std::fs::write(&model, out).unwrap();
-    let o = backprop(&["eval", "--model", s(&model), "--data", "xor:40"]);
+    let o = backprop(&["eval", "--model", path_str(&model), "--data", "xor:40"]);
     refused(&o, &["layers", "..."]);
     assert!(
         stderr(&o).len() < 600,

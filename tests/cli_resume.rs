@@ -5,35 +5,10 @@
 #![cfg(unix)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn backprop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_backprop"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-fn refused(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert!(
-        !o.status.success(),
-        "expected a refusal, got success: {err}"
-    );
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
-    for n in needles {
-        assert!(err.contains(n), "message {err:?} lacks {n:?}");
-    }
-}
+mod common;
+use common::{backprop, path_str, refused, stderr};
 
 fn log_epochs(log: &Path) -> Vec<usize> {
     std::fs::read_to_string(log)
@@ -58,13 +33,13 @@ fn checkpointed(dir: &Path) -> std::path::PathBuf {
         "--lr",
         "0.3",
         "--checkpoint",
-        s(&ck),
+        path_str(&ck),
         "--out",
-        s(&dir.join("m.safetensors")),
+        path_str(&dir.join("m.safetensors")),
         "--log",
-        s(&dir.join("log.csv")),
+        path_str(&dir.join("log.csv")),
         "--plot",
-        s(&dir.join("curves.svg")),
+        path_str(&dir.join("curves.svg")),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     std::fs::remove_file(dir.join("m.safetensors")).unwrap();
@@ -77,7 +52,7 @@ fn resume_alone_finishes_the_run_into_the_remembered_files() {
     let ck = checkpointed(dir.path());
     // From another directory, with nothing but --resume and more epochs.
     let o = Command::new(env!("CARGO_BIN_EXE_backprop"))
-        .args(["train", "--resume", s(&ck), "--epochs", "5"])
+        .args(["train", "--resume", path_str(&ck), "--epochs", "5"])
         .current_dir("/")
         .output()
         .unwrap();
@@ -104,11 +79,11 @@ fn resume_alone_finishes_the_run_into_the_remembered_files() {
     let o = backprop(&[
         "train",
         "--resume",
-        s(&ck),
+        path_str(&ck),
         "--epochs",
         "6",
         "--out",
-        s(&other),
+        path_str(&other),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(other.is_file());
@@ -131,7 +106,7 @@ fn settings_that_would_change_the_training_are_refused_naming_the_flag() {
         (&["--scale", "none"], &["--scale none", "auto"]),
         (&["--epochs", "1"], &["--epochs 1", "2 epochs"]),
     ] {
-        let mut args = vec!["train", "--resume", s(&ck)];
+        let mut args = vec!["train", "--resume", path_str(&ck)];
         args.extend(flags);
         refused(&backprop(&args), needles);
     }
@@ -144,7 +119,7 @@ fn settings_that_would_change_the_training_are_refused_naming_the_flag() {
     let o = backprop(&[
         "train",
         "--resume",
-        s(&ck),
+        path_str(&ck),
         "--lr",
         "0.3",
         "--hidden",
@@ -168,11 +143,11 @@ fn resuming_a_model_file_says_it_is_not_a_checkpoint() {
         "--epochs",
         "1",
         "--out",
-        s(&m),
+        path_str(&m),
     ]);
     assert!(o.status.success());
     refused(
-        &backprop(&["train", "--resume", s(&m)]),
+        &backprop(&["train", "--resume", path_str(&m)]),
         &[
             "--resume",
             "m.safetensors",
@@ -195,7 +170,7 @@ fn ctrl_c_exits_130_with_one_line_and_resume_alone_writes_the_model() {
             "--epochs",
             "100000",
         ])
-        .args(["--out", s(&model), "--log", s(&log)])
+        .args(["--out", path_str(&model), "--log", path_str(&log)])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -218,7 +193,7 @@ fn ctrl_c_exits_130_with_one_line_and_resume_alone_writes_the_model() {
     // The checkpoint has the name --help promises: m.checkpoint.safetensors beside --out.
     let ck = dir.path().join("m.checkpoint.safetensors");
     let last = err.trim_end().lines().last().unwrap();
-    let expected = format!("; checkpoint saved: go on with --resume {}", s(&ck));
+    let expected = format!("; checkpoint saved: go on with --resume {}", path_str(&ck));
     assert!(
         last.starts_with("interrupted after epoch ") && last.ends_with(&expected),
         "{last}"
@@ -232,7 +207,7 @@ fn ctrl_c_exits_130_with_one_line_and_resume_alone_writes_the_model() {
     assert_eq!(log_epochs(&log).len(), done);
 
     let total = (done + 1).to_string();
-    let o = backprop(&["train", "--resume", s(&ck), "--epochs", &total]);
+    let o = backprop(&["train", "--resume", path_str(&ck), "--epochs", &total]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = backprop::model_file::load(&model).expect("resume wrote the remembered --out");
     assert_eq!(m.network.sizes(), vec![2, 32, 2]);
@@ -254,7 +229,7 @@ fn a_checkpoint_without_the_run_record_still_resumes_on_its_data_and_split() {
         "--epochs",
         "2",
         "--checkpoint",
-        s(&ck),
+        path_str(&ck),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // As an older version wrote it: no run.* keys, only `data` and `data.test_split`.
@@ -275,7 +250,7 @@ fn a_checkpoint_without_the_run_record_still_resumes_on_its_data_and_split() {
     let meta: Vec<(String, String)> = meta.into_iter().collect();
     backprop::model_file::save_tensors(&ck, &named, &meta).unwrap();
 
-    let o = backprop(&["train", "--resume", s(&ck), "--epochs", "3"]);
+    let o = backprop(&["train", "--resume", path_str(&ck), "--epochs", "3"]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(
