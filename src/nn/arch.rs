@@ -171,6 +171,10 @@ pub enum ArchError {
         /// What the previous layers (or the input) give.
         given: String,
     },
+    /// A cost that the last layer's output does not support (see
+    /// [`check_cost`](super::check_cost)).
+    #[error("arch: {0}")]
+    Cost(String),
 }
 
 /// The longest piece of user text an error quotes.

@@ -13,8 +13,13 @@
 //! beside its forward (`layers.rs`).
 
 mod arch;
+mod file;
 mod layers;
 mod sequential;
 
 pub use arch::{Arch, ArchError, Layer, ParamInit, ParamSpec, MAX_SIZE};
+pub use file::{
+    check_cost, is_arch_model, load, parse_input_shape, preset, AnyArchModel, ArchModel, ARCH_KEY,
+    COST_KEY, INPUT_SHAPE_KEY, PRESETS, VOCAB_KEY,
+};
 pub use sequential::{NamedGrads, NnError, Sequential, Workspace};
