@@ -222,3 +222,67 @@ proptest! {
         assert_ok(gradcheck(&[z, y], H, |v| v[0].sigmoid_cross_entropy(v[1])), "sigmoid + cross-entropy");
     }
 }
+
+/// A convolution's arguments: input `(N, C_in, H, W)`, weight `(C_out, C_in, k, k)`, a bias
+/// `(C_out, 1, 1)`, a stride and a padding.
+type ConvCase = (Tensor<f64>, Tensor<f64>, Tensor<f64>, usize, usize);
+
+fn conv_case() -> impl Strategy<Value = ConvCase> {
+    (
+        1usize..=3,
+        1usize..=2,
+        0usize..=1,
+        1usize..=2,
+        1usize..=2,
+        1usize..=3,
+        0usize..=3,
+        0usize..=3,
+    )
+        .prop_flat_map(|(k, stride, pad, n, c_in, c_out, dh, dw)| {
+            let (h, w) = (k + dh, k + dw);
+            (
+                tensor(vec![n, c_in, h, w], 0.0, 1.0, true),
+                tensor(vec![c_out, c_in, k, k], 0.0, 1.0, true),
+                tensor(vec![c_out, 1, 1], 0.0, 1.0, true),
+                Just(stride),
+                Just(pad),
+            )
+        })
+}
+
+/// Values spread at least 0.01 apart (a permutation of a grid), so that no max-pool window
+/// has a tie or a near-tie that a finite-difference step could cross.
+fn distinct(d: Vec<usize>) -> impl Strategy<Value = Tensor<f64>> {
+    let n = Shape::new(&d).numel();
+    Just((0..n).collect::<Vec<usize>>())
+        .prop_shuffle()
+        .prop_map(move |p| {
+            let data = p.into_iter().map(|i| i as f64 * 0.01 - 0.3).collect();
+            Tensor::from_vec(d.clone(), data).unwrap()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn conv2d_input_weight_and_bias((x, w, b, stride, pad) in conv_case()) {
+        assert_ok(
+            gradcheck(&[x, w, b], H, |v| {
+                // tanh makes the output's cost non-linear, so every weight matters.
+                (v[0].conv2d(v[1], [stride, stride], [pad, pad]) + v[2]).tanh().sum_all()
+            }),
+            "conv2d",
+        );
+    }
+
+    #[test]
+    fn max_and_avg_pool(
+        x in (1usize..=2, 1usize..=2, 2usize..=6, 2usize..=6)
+            .prop_flat_map(|(n, c, h, w)| distinct(vec![n, c, h, w])),
+        k in 1usize..=2,
+    ) {
+        assert_ok(gradcheck(std::slice::from_ref(&x), H, |v| v[0].max_pool2d([k, k]).tanh().sum_all()), "max-pool");
+        assert_ok(gradcheck(&[x], H, |v| v[0].avg_pool2d([k, k]).tanh().sum_all()), "avg-pool");
+    }
+}

@@ -9,7 +9,10 @@
 //! - [`Op`]: the ops, each with its value and its vector-Jacobian product side by side in one
 //!   table of rules (`op.rs`), as [`graph::Op`](crate::graph::Op) does for scalars.
 //! - [`kernels`]: the hand-written kernels where speed needs them: conv2d by unfold + GEMM,
-//!   pooling with the saved argmax, the LSTM and RNN steps.
+//!   pooling with the saved argmax, the LSTM and RNN steps. Convolution and pooling are
+//!   also ops of the table ([`Var::conv2d`], [`Var::max_pool2d`], [`Var::avg_pool2d`]), so a
+//!   model that is not a plain sequence (a residual block, `relu(conv(x)) + x`) is written
+//!   with them directly; [`crate::nn::Sequential`] runs the same kernels with its own VJPs.
 //! - [`Tape::backward`]: one reverse loop, no recursion; gradients accumulate per tensor
 //!   (a weight used at every time step gets the sum); broadcasting is undone in one place
 //!   ([`sum_to`]).
@@ -220,4 +223,7 @@ pub enum TensorError {
     /// The tape is full.
     #[error("the tape is full (2^32 - 1 nodes)")]
     TooManyNodes,
+    /// Sizes a kernel (convolution, pooling) cannot take.
+    #[error(transparent)]
+    Kernel(#[from] kernels::KernelError),
 }

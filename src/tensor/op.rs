@@ -6,9 +6,13 @@
 //! its gradient in the broadcast shape of the op: the reverse pass sums it back to the
 //! argument's shape ([`sum_to`](super::sum_to)), the one place broadcasting is undone.
 //!
-//! To add an op (a convolution, a pooling), add a variant, its shape check in
+//! To add an op, add a variant, its shape check in
 //! [`Op::out_shape`], and one arm in `Op::rule`.
 
+use super::kernels::{
+    avg_pool2d_backward, avg_pool2d_forward, conv2d_backward, conv2d_forward, max_pool2d_backward,
+    max_pool2d_forward, Conv2dShape, Conv2dWorkspace, Pool2dShape,
+};
 use super::shape::{walk, Shape};
 use super::tensor::{bmm_acc, split_matrix, Tensor};
 use super::TensorError;
@@ -106,6 +110,30 @@ pub enum Op {
     IndexSelect {
         /// Row indices, each below the argument's first dimension.
         indices: Vec<usize>,
+    },
+    /// 2-D convolution (PyTorch's `conv2d`, cross-correlation) of an input `(N, C_in, H, W)`
+    /// by a weight `(C_out, C_in, kH, kW)`: arguments (x, weight). A bias is added after it
+    /// as a broadcast `(C_out, 1, 1)`, so it is no part of the op.
+    Conv2d {
+        /// The step between windows, (rows, columns).
+        stride: [usize; 2],
+        /// Zeros added on each side, (rows, columns).
+        padding: [usize; 2],
+    },
+    /// Max-pooling of `(N, C, H, W)` over `kernel` windows every `stride`. The gradient of a
+    /// window goes whole to its first maximum in scan order (PyTorch's rule for ties).
+    MaxPool2d {
+        /// The window, (rows, columns).
+        kernel: [usize; 2],
+        /// The step between windows.
+        stride: [usize; 2],
+    },
+    /// Average-pooling of `(N, C, H, W)` over `kernel` windows every `stride`.
+    AvgPool2d {
+        /// The window, (rows, columns).
+        kernel: [usize; 2],
+        /// The step between windows.
+        stride: [usize; 2],
     },
     /// Softmax along the last axis, shifted by the maximum so it cannot overflow.
     Softmax,
@@ -221,6 +249,7 @@ impl Op {
             Op::Input | Op::Const => 0,
             Op::Concat { .. } => return None,
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::MatMul { .. } => 2,
+            Op::Conv2d { .. } => 2,
             Op::Cost(_) | Op::SoftmaxLogLikelihood | Op::SigmoidCrossEntropy => 2,
             _ => 1,
         })
@@ -252,6 +281,9 @@ impl Op {
             Op::Narrow { .. } => "narrow",
             Op::Concat { .. } => "concat",
             Op::IndexSelect { .. } => "index-select",
+            Op::Conv2d { .. } => "conv2d",
+            Op::MaxPool2d { .. } => "max-pool2d",
+            Op::AvgPool2d { .. } => "avg-pool2d",
             Op::Softmax => "softmax",
             Op::LogSoftmax => "log-softmax",
             Op::Dropout { .. } => "dropout",
@@ -445,6 +477,10 @@ impl Op {
                 s.checked_numel().ok_or(TensorError::TooLarge)?;
                 Ok(s)
             }
+            Op::Conv2d { .. } => Ok(Shape::new(&self.conv_shape(x[0], x[1])?.output_dims())),
+            Op::MaxPool2d { .. } | Op::AvgPool2d { .. } => {
+                Ok(Shape::new(&self.pool_shape(x[0])?.output_dims()))
+            }
             Op::Softmax | Op::LogSoftmax => {
                 need_rows(x[0])?;
                 Ok(x[0].clone())
@@ -468,6 +504,28 @@ impl Op {
                 Ok(Shape::scalar())
             }
         }
+    }
+
+    /// A convolution's sizes from its arguments' shapes.
+    fn conv_shape(&self, x: &Shape, w: &Shape) -> Result<Conv2dShape, TensorError> {
+        let Op::Conv2d { stride, padding } = self else {
+            unreachable!("not a convolution")
+        };
+        let (x4, w4) = (four(self.name(), x)?, four(self.name(), w)?);
+        Ok(Conv2dShape::new(x4, w4, *stride, *padding)?)
+    }
+
+    /// A pooling's sizes from its argument's shape.
+    fn pool_shape(&self, x: &Shape) -> Result<Pool2dShape, TensorError> {
+        let (Op::MaxPool2d { kernel, stride } | Op::AvgPool2d { kernel, stride }) = self else {
+            unreachable!("not a pooling")
+        };
+        Ok(Pool2dShape::new(
+            four(self.name(), x)?,
+            *kernel,
+            *stride,
+            [0, 0],
+        )?)
     }
 
     /// The op's rule: its value (`Pass::Value`), or its VJP with respect to argument `k`
@@ -633,6 +691,82 @@ impl Op {
                                 *d += s;
                             }
                         }
+                        dx
+                    }
+                }
+            }
+            // The kernels of `tensor::kernels`; the VJPs redo the forward's unfolding (or the
+            // pooling's argmax) rather than keep it on the tape.
+            Op::Conv2d { .. } => {
+                let (xs, w) = (x[0], x[1]);
+                let s = self
+                    .conv_shape(xs.shape(), w.shape())
+                    .expect("checked by out_shape");
+                let mut ws = Conv2dWorkspace::new();
+                let mut y = Tensor::zeros(Shape::new(&s.output_dims()));
+                conv2d_forward(
+                    &s,
+                    xs.as_slice(),
+                    w.as_slice(),
+                    None,
+                    y.as_mut_slice(),
+                    &mut ws,
+                );
+                match pass {
+                    // y = W ⋆ x
+                    Value { .. } => y,
+                    // dx = Wᵀ ⋆ g (col2im of Wᵀ g), dW = g ⋆ x (g · colsᵀ): both by GEMM
+                    Vjp { g, k, .. } => {
+                        let mut dw = Tensor::zeros(w.shape());
+                        let mut dx = Tensor::zeros(xs.shape());
+                        let dx_slot = (k == 0).then_some(dx.as_mut_slice());
+                        let g = g.as_slice();
+                        conv2d_backward(
+                            &s,
+                            w.as_slice(),
+                            g,
+                            &mut ws,
+                            dx_slot,
+                            dw.as_mut_slice(),
+                            None,
+                        );
+                        if k == 0 {
+                            dx
+                        } else {
+                            dw
+                        }
+                    }
+                }
+            }
+            Op::MaxPool2d { .. } => {
+                let s = self.pool_shape(x[0].shape()).expect("checked by out_shape");
+                let mut y = Tensor::zeros(Shape::new(&s.output_dims()));
+                let mut argmax = vec![0; y.numel()];
+                max_pool2d_forward(&s, x[0].as_slice(), y.as_mut_slice(), &mut argmax);
+                match pass {
+                    // y = the window's maximum
+                    Value { .. } => y,
+                    // dx = g at the window's first maximum, 0 elsewhere
+                    Vjp { g, .. } => {
+                        let mut dx = Tensor::zeros(x[0].shape());
+                        max_pool2d_backward(&s, g.as_slice(), &argmax, dx.as_mut_slice());
+                        dx
+                    }
+                }
+            }
+            Op::AvgPool2d { .. } => {
+                let s = self.pool_shape(x[0].shape()).expect("checked by out_shape");
+                match pass {
+                    // y = the window's mean
+                    Value { shape } => {
+                        let mut y = Tensor::zeros(shape.clone());
+                        avg_pool2d_forward(&s, x[0].as_slice(), y.as_mut_slice());
+                        y
+                    }
+                    // dx = g / (kH kW) over each window it was averaged in
+                    Vjp { g, .. } => {
+                        let mut dx = Tensor::zeros(x[0].shape());
+                        avg_pool2d_backward(&s, g.as_slice(), dx.as_mut_slice());
                         dx
                     }
                 }
@@ -835,4 +969,13 @@ pub(crate) fn keep(seed: u64, i: usize, p: f64) -> bool {
     z ^= z >> 31;
     let u = (z >> 11) as f64 / (1u64 << 53) as f64;
     u >= p
+}
+
+/// The four dimensions of an image batch `(N, C, H, W)`.
+fn four(op: &'static str, s: &Shape) -> Result<[usize; 4], TensorError> {
+    s.dims().try_into().map_err(|_| TensorError::Rank {
+        op,
+        need: "4 axes (N, C, H, W)",
+        shape: s.clone(),
+    })
 }

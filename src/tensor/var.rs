@@ -279,6 +279,56 @@ impl<'t, T: Float> Var<'t, T> {
         self.push(Op::IndexSelect { indices }, &[])
     }
 
+    /// 2-D convolution of `self` `(N, C_in, H, W)` by `weight` `(C_out, C_in, kH, kW)`
+    /// with a stride and zero padding (PyTorch's `F.conv2d` without bias: add one as a
+    /// `(C_out, 1, 1)` tensor, which broadcasts).
+    ///
+    /// ```
+    /// use backprop::tensor::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec([1, 1, 3, 3], (1..=9).map(f64::from).collect()).unwrap());
+    /// let w = tape.var(Tensor::from_vec([1, 1, 2, 2], vec![1.0, 0.0, 0.0, -1.0]).unwrap());
+    /// let y = x.conv2d(w, [1, 1], [0, 0]); // x[i][j] - x[i+1][j+1] = -4 everywhere
+    /// assert_eq!(y.value().as_slice(), [-4.0; 4]);
+    /// // d(Σ y)/dw[0][0] = the sum of the four top-left windows' corners: 1 + 2 + 4 + 5
+    /// assert_eq!(y.sum_all().backward().wrt(w).as_slice()[0], 12.0);
+    /// ```
+    pub fn conv2d(self, weight: Self, stride: [usize; 2], padding: [usize; 2]) -> Self {
+        self.push(Op::Conv2d { stride, padding }, &[weight])
+    }
+
+    /// Max-pooling over `kernel` windows, stride = kernel (PyTorch's `MaxPool2d(k)`).
+    /// A tie sends the whole gradient to the first maximum in scan order.
+    ///
+    /// ```
+    /// use backprop::tensor::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec([1, 1, 2, 2], vec![0.0, 3.0, 3.0, 1.0]).unwrap());
+    /// let y = x.max_pool2d([2, 2]);
+    /// assert_eq!(y.value().as_slice(), [3.0]);
+    /// assert_eq!(y.sum_all().backward().wrt(x).as_slice(), [0.0, 1.0, 0.0, 0.0]);
+    /// ```
+    pub fn max_pool2d(self, kernel: [usize; 2]) -> Self {
+        self.push(
+            Op::MaxPool2d {
+                kernel,
+                stride: kernel,
+            },
+            &[],
+        )
+    }
+
+    /// Average-pooling over `kernel` windows, stride = kernel (PyTorch's `AvgPool2d(k)`).
+    pub fn avg_pool2d(self, kernel: [usize; 2]) -> Self {
+        self.push(
+            Op::AvgPool2d {
+                kernel,
+                stride: kernel,
+            },
+            &[],
+        )
+    }
+
     /// Softmax along the last axis (stable).
     pub fn softmax(self) -> Self {
         self.push(Op::Softmax, &[])
