@@ -555,6 +555,14 @@ impl Op {
                 match pass {
                     Value { shape } => Tensor::zip_broadcast(x[0], x[1], shape, f),
                     // da = g dz/da, db = g dz/db, in the broadcast shape (summed back later).
+                    // For + and - the partials are ±1: the VJP is ±g, with no arithmetic.
+                    Vjp { g, k, .. } if matches!(self, Op::Add | Op::Sub) => {
+                        if k == 1 && *self == Op::Sub {
+                            g.map(|v| -v)
+                        } else {
+                            g.clone()
+                        }
+                    }
                     Vjp { out, g, k } => {
                         let d = if k == 0 { da } else { db };
                         let (a, b) = (x[0], x[1]);

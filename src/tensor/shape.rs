@@ -244,6 +244,14 @@ pub fn sum_to<T: crate::Float>(g: &[T], from: &Shape, to: &Shape) -> Vec<T> {
         return g.to_vec();
     }
     let mut out = vec![T::zero(); to.numel()];
+    if from.dims().ends_with(to.dims()) && !out.is_empty() {
+        // Summed over leading axes only (a bias's gradient): add the rows, in the same
+        // order as the general walk below.
+        for row in g.chunks_exact(out.len()) {
+            out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+        }
+        return out;
+    }
     let (src, dst) = (from.strides(), to.strides_over(from));
     walk(from.dims(), [&src, &dst], |[i, o]| out[o] += g[i]);
     out
@@ -263,6 +271,25 @@ mod tests {
         assert_eq!(n, 1);
         walk(&[3, 0], [&[0, 1]], |_| n += 1);
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn sum_to_a_suffix_adds_the_rows_and_other_broadcasts_walk() {
+        let g: Vec<f64> = (0..24).map(|i| i as f64).collect();
+        let from = Shape::new(&[2, 3, 4]);
+        // Over the two leading axes (the fast path): column j gets Σ_i g[4 i + j].
+        let want: Vec<f64> = (0..4)
+            .map(|j| (0..6).map(|i| (4 * i + j) as f64).sum())
+            .collect();
+        assert_eq!(sum_to(&g, &from, &Shape::new(&[4])), want);
+        assert_eq!(sum_to(&g, &from, &Shape::new(&[1, 1, 4])), want);
+        // [3, 4] is a suffix too; [2, 1, 4] is not (the general walk).
+        let rows: Vec<f64> = (0..12).map(|i| g[i] + g[i + 12]).collect();
+        assert_eq!(sum_to(&g, &from, &Shape::new(&[3, 4])), rows);
+        let mid: Vec<f64> = (0..2)
+            .flat_map(|a| (0..4).map(move |j| (0..3).map(|b| (12 * a + 4 * b + j) as f64).sum()))
+            .collect();
+        assert_eq!(sum_to(&g, &from, &Shape::new(&[2, 1, 4])), mid);
     }
 
     #[test]

@@ -243,8 +243,20 @@ impl<T: Float> Tensor<T> {
 
     /// `f(a, b)` elementwise over the broadcast of the two shapes (checked by the caller).
     pub(crate) fn zip_broadcast(a: &Self, b: &Self, out: &Shape, f: impl Fn(T, T) -> T) -> Self {
+        // A suffix of the other's shape (a bias added to every row) repeats row by row.
+        let suffix = |s: &Shape, of: &Shape| of.dims().ends_with(s.dims()) && s.numel() > 0;
         let data = if &a.shape == out && &b.shape == out {
             a.data.iter().zip(&b.data).map(|(&x, &y)| f(x, y)).collect()
+        } else if &a.shape == out && suffix(&b.shape, out) {
+            let k = b.data.len();
+            let rows = a.data.chunks_exact(k);
+            rows.flat_map(|r| r.iter().zip(&b.data).map(|(&x, &y)| f(x, y)))
+                .collect()
+        } else if &b.shape == out && suffix(&a.shape, out) {
+            let k = a.data.len();
+            let rows = b.data.chunks_exact(k);
+            rows.flat_map(|r| a.data.iter().zip(r).map(|(&x, &y)| f(x, y)))
+                .collect()
         } else {
             let (sa, sb) = (a.shape.strides_over(out), b.shape.strides_over(out));
             let mut data = Vec::with_capacity(out.numel());
