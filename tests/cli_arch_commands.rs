@@ -459,6 +459,25 @@ fn gradcheck_passes_on_a_conv_arch_and_an_lstm_and_fails_at_tolerance_zero() {
         let worst = worst_error(&out);
         assert!(worst < 1e-7, "{arch}: {worst}");
     }
+    // LeNet-5 (a preset): ReLU kinks within 2h of a value among the thousands a conv bias
+    // moves; measured again with a smaller step, they pass.
+    let o = backprop(&[
+        "gradcheck",
+        "--arch",
+        "lenet5",
+        "--input-shape",
+        "1,28,28",
+        "--batch",
+        "2",
+        "--checks",
+        "300",
+    ]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("of 61706 parameters (drawn at random)"),
+        "{out}"
+    );
+    assert!(worst_error(&out) < 1e-6, "{out}");
     // The LSTM ends with Sigmoid: quadratic cost by default, every parameter checked.
     let o = backprop(&[
         "gradcheck",

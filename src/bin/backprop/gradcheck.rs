@@ -18,7 +18,9 @@ PyTorch draws them, the batch at random (token ids for an Embedding, values in [
 otherwise; a class per output vector for the log-likelihood, values in [0, 1] for the other \
 costs). Every parameter is checked if there are at most --checks, else --checks of them \
 drawn at random (each tensor in proportion, at least one from each). A ReLU or max-pooling \
-kink within 2e-4 of a value can make one difference wrong: try another --seed.")]
+kink within 2h of a value makes a difference wrong: an error above 1e-7 is measured again \
+with a step 100 times smaller, and the smaller kept (a kink moves with the step, a wrong \
+gradient does not). One that remains can be a kink still: try another --seed.")]
 pub struct Args {
     /// Layer sizes N^1..N^L, comma-separated.
     #[arg(long, default_value = "2,4,4,3")]
