@@ -19,9 +19,11 @@
 
 use super::{Arch, ArchError, Layer, Sequential};
 use crate::data::text::Vocab;
-use crate::model_file::{load_named, save_named, ModelFileError};
+use crate::data::Dataset;
+use crate::model_file::{load_named, save_named, LoadedModel, ModelFileError};
 use crate::network::Cost;
 use crate::safetensors_io::{metadata_of, parse, read_file};
+use crate::train::{argmax, Confusion, Evaluation, TrainError};
 use crate::Float;
 use safetensors::tensor::Dtype;
 use std::collections::BTreeMap;
@@ -232,6 +234,115 @@ impl<T: Float> ArchModel<T> {
         }
         save_named(&self.net, path, &meta)
     }
+
+    /// The number of values of one example: the product of [`ArchModel::input_shape`].
+    pub fn input_len(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+
+    /// Loss, accuracy and confusion matrix on `data`, one label per example, in batches
+    /// and in evaluation mode (no dropout). The model must give one output vector per
+    /// example (a class per example); the prediction is its arg-max. The loss is
+    /// [`Sequential::loss`]'s J: the label is the class index for the log-likelihood, its
+    /// one-hot vector for the other costs.
+    ///
+    /// ```
+    /// use backprop::data::Dataset;
+    /// use backprop::network::Cost;
+    /// use backprop::nn::ArchModel;
+    /// let arch = "Linear(2, 3), Softmax(dim=-1)".parse().unwrap();
+    /// let mut model = ArchModel::<f64>::new(&arch, &[2], Cost::LogLikelihood, None, 1).unwrap();
+    /// let data = Dataset::new(vec![0.5, -1.0, 2.0, 0.0], vec![2, 0], 2).unwrap();
+    /// let e = model.evaluate(&data).unwrap();
+    /// let j = model.net.loss(&[0.5, -1.0, 2.0, 0.0], &[2.0, 0.0], 2, Cost::LogLikelihood).unwrap();
+    /// assert_eq!((e.n, e.loss), (2, j));
+    /// ```
+    ///
+    /// # Errors
+    /// [`TrainError::Data`] for data with no examples, examples of another size, a label
+    /// the model has no output for, or a model that gives more than one output vector per
+    /// example (a sequence).
+    pub fn evaluate(&mut self, data: &Dataset) -> Result<Evaluation, TrainError> {
+        let per = self.input_len();
+        if data.is_empty() {
+            return Err(TrainError::Data(
+                "no examples to evaluate on (an accuracy of 0 out of 0 means nothing)".into(),
+            ));
+        }
+        if data.features != per {
+            return Err(TrainError::Data(format!(
+                "the model takes examples of {} = {per} values but the data has {} features",
+                shape_text(&self.input_shape),
+                data.features
+            )));
+        }
+        let out = self.net.shapes().last().cloned().unwrap_or_default();
+        let k: usize = out.iter().product();
+        if out.len() != 1 {
+            return Err(TrainError::Data(format!(
+                "the model gives {} outputs per example (shape {}), not one class: it is scored with one label per example only when its output is one vector",
+                k,
+                shape_text(&out)
+            )));
+        }
+        if let Some(&bad) = data.labels.iter().find(|&&l| l as usize >= k) {
+            return Err(TrainError::Data(format!(
+                "label {bad} does not fit the model's {k} outputs"
+            )));
+        }
+        let top = self.net.shapes().len() - 1;
+        let batch = EVAL_BATCH.min(data.len());
+        let mut x = vec![T::zero(); batch * per];
+        let one_hot = self.cost != Cost::LogLikelihood;
+        let mut y = vec![T::zero(); batch * if one_hot { k } else { 1 }];
+        let (mut loss, mut right, mut confusion) = (0.0, 0usize, Confusion::default());
+        let all: Vec<usize> = (0..data.len()).collect();
+        for idx in all.chunks(batch) {
+            let n = idx.len();
+            let x = &mut x[..n * per];
+            data.inputs_into(idx, x)
+                .map_err(|e| TrainError::Data(e.to_string()))?;
+            let y = &mut y[..n * if one_hot { k } else { 1 }];
+            if one_hot {
+                y.fill(T::zero());
+                for (row, &i) in y.chunks_exact_mut(k).zip(idx) {
+                    row[data.labels[i] as usize] = T::one();
+                }
+            } else {
+                for (v, &i) in y.iter_mut().zip(idx) {
+                    *v = T::from_f64(f64::from(data.labels[i]));
+                }
+            }
+            let j = self
+                .net
+                .loss(x, y, n, self.cost)
+                .map_err(|e| TrainError::Data(e.to_string()))?;
+            loss += j.to_f64() * n as f64;
+            // `loss` ran the forward pass: a^L is in the workspace.
+            let a = self.net.workspace().a(top);
+            for (row, &i) in a.chunks_exact(k).zip(idx) {
+                let (truth, predicted) = (data.labels[i] as usize, argmax(row));
+                confusion.add(truth, predicted);
+                right += usize::from(truth == predicted);
+            }
+        }
+        let n = data.len();
+        Ok(Evaluation {
+            loss: loss / n as f64,
+            accuracy: right as f64 / n as f64,
+            n,
+            confusion,
+        })
+    }
+}
+
+/// Examples per forward pass in [`ArchModel::evaluate`] (memory, not results, depends on it).
+const EVAL_BATCH: usize = 256;
+
+/// A shape as `1x28x28`.
+fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    dims.join("x")
 }
 
 /// A model of layers in either precision, as its file stores it: F64 stays F64.
@@ -247,6 +358,46 @@ pub enum AnyArchModel {
 /// than a fully connected network of the post (`layers`, `activations`).
 pub fn is_arch_model(metadata: &BTreeMap<String, String>) -> bool {
     metadata.contains_key(ARCH_KEY)
+}
+
+/// A model file of either kind, as [`load_any`] found it.
+// Loaded once per command and taken apart at once: boxing the larger variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum AnyModel {
+    /// A fully connected network of the post (metadata `layers`, `activations`, `cost`).
+    Network(LoadedModel),
+    /// A model of layers (metadata `arch`), and all of the file's metadata.
+    Layers(AnyArchModel, BTreeMap<String, String>),
+}
+
+/// The model in `path`, whichever kind its metadata says it is: a model of layers if it
+/// has `arch` ([`load`]), else the post's fully connected network
+/// ([`crate::model_file::load`]). The one place the commands ask which kind a file holds.
+///
+/// ```
+/// use backprop::network::Cost;
+/// use backprop::nn::{load_any, AnyModel, ArchModel};
+/// let arch = "Linear(2, 3), Softmax(dim=-1)".parse().unwrap();
+/// let model = ArchModel::<f32>::new(&arch, &[2], Cost::LogLikelihood, None, 1).unwrap();
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("m.safetensors");
+/// model.save(&path, &[]).unwrap();
+/// assert!(matches!(load_any(&path).unwrap(), AnyModel::Layers(..)));
+/// ```
+///
+/// # Errors
+/// Those of [`load`] or [`crate::model_file::load`].
+pub fn load_any(path: &Path) -> Result<AnyModel, ModelFileError> {
+    let bytes = read_file(path)?;
+    let metadata = metadata_of(&bytes, path)?;
+    if is_arch_model(&metadata) {
+        drop(bytes);
+        let (model, metadata) = load(path)?;
+        Ok(AnyModel::Layers(model, metadata))
+    } else {
+        crate::model_file::load_bytes(&bytes, path).map(AnyModel::Network)
+    }
 }
 
 /// The model stored in `path` by [`ArchModel::save`] (or a PyTorch `state_dict` with the

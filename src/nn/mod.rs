@@ -14,12 +14,14 @@
 
 mod arch;
 mod file;
+mod gradcheck;
 mod layers;
 mod sequential;
 
 pub use arch::{Arch, ArchError, Layer, ParamInit, ParamSpec, MAX_SIZE};
 pub use file::{
-    check_cost, is_arch_model, load, parse_input_shape, preset, AnyArchModel, ArchModel, ARCH_KEY,
-    COST_KEY, INPUT_SHAPE_KEY, PRESETS, VOCAB_KEY,
+    check_cost, is_arch_model, load, load_any, parse_input_shape, preset, AnyArchModel, AnyModel,
+    ArchModel, ARCH_KEY, COST_KEY, INPUT_SHAPE_KEY, PRESETS, VOCAB_KEY,
 };
+pub use gradcheck::{gradcheck, GradCheck};
 pub use sequential::{NamedGrads, NnError, Sequential, Workspace};

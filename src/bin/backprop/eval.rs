@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use backprop::data::{csv, digits, idx, synthetic, DataSource, Dataset, Scaling};
-use backprop::model_file::{self, AnyNetwork};
+use backprop::model_file::AnyNetwork;
+use backprop::nn::{self, AnyArchModel, AnyModel};
 use backprop::train::{evaluate, Evaluation};
 
 use crate::common;
@@ -16,7 +17,11 @@ use crate::common;
 Data the model was not trained on is scored whole: every row of a CSV file, every example \
 of a built-in set, the test (t10k) files of an IDX directory. The model's own training \
 data (the same --data, or the same file) is scored on its held-out test part, cut as in \
-training, unless --all is given. The output says which it did.")]
+training, unless --all is given. The output says which it did.
+
+A model of layers (a file with `arch` in its metadata, such as a CNN) takes each example as \
+its values flattened in PyTorch's order: C·H·W for an image of input shape C,H,W, so a \
+28x28 image is a row of 784 values. Its output must be one vector of classes per example.")]
 pub struct Args {
     /// The model file (safetensors).
     #[arg(long)]
@@ -183,8 +188,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         inputs.push(("--model", &args.model));
         common::check_distinct(&inputs, &[("--plot", p)])?;
     }
-    let model = model_file::load(&args.model)?;
-    let meta = &model.metadata;
+    let (mut model, meta) = match nn::load_any(&args.model)? {
+        AnyModel::Network(m) => (Kind::Network(m.network), m.metadata),
+        AnyModel::Layers(m, meta) => (Kind::Layers(m), meta),
+    };
+    let meta = &meta;
     let Scored {
         data: mut test,
         held_out,
@@ -197,16 +205,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Scaling::None,
     };
     scaling.apply(&mut test)?;
-    let sizes = model.network.sizes();
-    if sizes[0] != test.features {
+    let data_name = args
+        .data
+        .as_deref()
+        .or(meta.get("data").map(String::as_str))
+        .unwrap_or("");
+    let (inputs, takes) = model.inputs();
+    if inputs != test.features {
         bail!(
-            "{}: the model takes {} inputs but --data {} has {} features",
+            "{}: the model takes {takes} but --data {data_name} has {} features",
             args.model.display(),
-            sizes[0],
-            args.data
-                .as_deref()
-                .or(meta.get("data").map(String::as_str))
-                .unwrap_or(""),
             test.features
         );
     }
@@ -217,14 +225,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     // The data's fault (a label the model has no output for) names the data.
-    let e: Evaluation = match &model.network {
-        AnyNetwork::F32(net) => evaluate(net, &test),
-        AnyNetwork::F64(net) => evaluate(net, &test),
+    let e: Evaluation = match model {
+        Kind::Network(AnyNetwork::F32(ref net)) => evaluate(net, &test),
+        Kind::Network(AnyNetwork::F64(ref net)) => evaluate(net, &test),
+        Kind::Layers(AnyArchModel::F32(ref mut m)) => m.evaluate(&test),
+        Kind::Layers(AnyArchModel::F64(ref mut m)) => m.evaluate(&test),
     }
     .with_context(|| what.clone())?;
+    let classes = model.outputs();
     // The counts are stored sparsely; a square table is drawn only for a model of few
     // enough outputs (a 30,000-output model would need 7 GB for it).
-    let classes = sizes[sizes.len() - 1];
     if let Some(p) = &args.plot {
         let m = e
             .confusion
@@ -281,6 +291,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The model a file holds, of either kind.
+// One per run: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Kind {
+    Network(AnyNetwork),
+    Layers(AnyArchModel),
+}
+
+impl Kind {
+    /// The values one example has, and how the model takes them (for an error).
+    fn inputs(&self) -> (usize, String) {
+        match self {
+            Kind::Network(net) => {
+                let n = net.sizes()[0];
+                (n, format!("{n} inputs"))
+            }
+            Kind::Layers(m) => {
+                let shape = match m {
+                    AnyArchModel::F32(m) => &m.input_shape,
+                    AnyArchModel::F64(m) => &m.input_shape,
+                };
+                let n: usize = shape.iter().product();
+                (
+                    n,
+                    format!("inputs of shape {} = {n} values", shape_text(shape)),
+                )
+            }
+        }
+    }
+
+    /// N^L: the values of one example's output (its classes).
+    fn outputs(&self) -> usize {
+        let shapes = match self {
+            Kind::Network(net) => return net.sizes().last().copied().unwrap_or(0),
+            Kind::Layers(AnyArchModel::F32(m)) => m.net.shapes(),
+            Kind::Layers(AnyArchModel::F64(m)) => m.net.shapes(),
+        };
+        shapes.last().map_or(0, |s| s.iter().product())
+    }
+}
+
+/// A shape as `1x28x28`.
+pub fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    dims.join("x")
 }
 
 /// The most outputs for which `eval --json` writes the square `confusion` matrix.

@@ -9,6 +9,7 @@ mod eval;
 mod grad;
 mod gradcheck;
 mod predict;
+mod sample;
 mod stdout;
 mod train;
 
@@ -63,6 +64,8 @@ enum Command {
     Grad(grad::Args),
     /// Check backpropagation against finite differences on a random network.
     Gradcheck(gradcheck::Args),
+    /// Generate text with a character model, one character at a time.
+    Sample(sample::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,6 +93,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Grad(args) => grad::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),
+        Command::Sample(args) => sample::run(args),
     };
     match result {
         // The work is done and its files are written; only the printing was cut short.
