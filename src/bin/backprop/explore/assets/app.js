@@ -229,7 +229,7 @@ const Graph = {
     svg.setAttribute("height", pos.height);
     svg.setAttribute("viewBox", `0 0 ${pos.width} ${pos.height}`);
     svgEl("defs", {}, svg).innerHTML =
-      '<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#8aa0b8"/></marker>';
+      '<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#8aa0b8"/></marker>';
     g.edges.forEach((e, k) => {
       const a = pos.xy[e.from], b = pos.xy[e.to];
       const cls = ["edge", e.live ? "" : "dead", done.has(k) ? "done" : "", k === activeEdge ? "active" : ""].join(" ");
@@ -237,7 +237,8 @@ const Graph = {
       const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
       svgEl("line", { x1, y1, x2, y2, "marker-end": "url(#arrow)" }, grp);
       if (e.live) {
-        const t = svgEl("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, "text-anchor": "middle" }, grp);
+        // Near the head, where edges into one node fan apart.
+        const t = svgEl("text", { x: x1 + (x2 - x1) * 0.72, y: y1 + (y2 - y1) * 0.72 - 5, "text-anchor": "middle" }, grp);
         t.textContent = fmt(e.local);
       }
     });
@@ -250,8 +251,7 @@ const Graph = {
       const t1 = svgEl("text", { x: x + 8, y: y + 17, class: "label" }, grp);
       t1.textContent = clip(n.label, 18);
       const t2 = svgEl("text", { x: x + 8, y: y + 33, class: "value" }, grp);
-      t2.textContent = (n.name ? n.name : "") + " = " + fmt(n.value);
-      if (!n.name) t2.textContent = "= " + fmt(n.value);
+      t2.textContent = (n.op === "const" ? "constant " : "= ") + fmt(n.value);
       if (der[i] !== null && !n.constant) {
         const t3 = svgEl("text", { x: x + 8, y: y + 50, class: "grad" }, grp);
         const name = n.name || clip(n.label, 10);
@@ -480,8 +480,8 @@ const Net = {
   drawSvg(shown, currentLayers, current) {
     const w = this.data.walk, svg = $("net-svg");
     svg.textContent = "";
-    const sizes = w.sizes, X = (l) => 70 + (l - 1) * 230, Y = (l, j) => 40 + j * 100 + (4 - sizes[l - 1]) * 50;
-    svg.setAttribute("width", 800); svg.setAttribute("height", 440); svg.setAttribute("viewBox", "0 0 800 440");
+    const sizes = w.sizes, X = (l) => 60 + (l - 1) * 210, Y = (l, j) => 40 + j * 100 + (4 - sizes[l - 1]) * 50;
+    svg.setAttribute("width", 860); svg.setAttribute("height", 440); svg.setAttribute("viewBox", "0 0 860 440");
     const isDw = current && current.show.dw;
     for (let l = 2; l <= 4; l++) {
       const L = this.layer(l);
@@ -524,7 +524,7 @@ const Net = {
       }
     }
     if (shown.cost) {
-      const t = svgEl("text", { x: X(4) - 40, y: 420 }, svg);
+      const t = svgEl("text", { x: X(3), y: 425 }, svg);
       t.textContent = `C = ${w.C.toFixed(6)}  (y = ${w.y.join(", ")})`;
     }
   },
@@ -725,7 +725,7 @@ const Play = {
     ctx.font = "11px monospace"; ctx.fillStyle = "#666";
     ctx.fillText(max.toFixed(3), 2, 12); ctx.fillText("0", 18, c.height - 18);
     ctx.fillText(`epoch ${fr[fr.length - 1].epoch}`, c.width - 80, c.height - 4);
-    for (const [key, color, label, lx] of [["train_loss", "#0877bd", "train", 60], ["test_loss", "#f59322", "test", 120]]) {
+    for (const [key, color, label, lx] of [["train_loss", "#0877bd", "train", 70], ["test_loss", "#f59322", "test", 170]]) {
       ctx.strokeStyle = color; ctx.lineWidth = 1.8; ctx.beginPath();
       fr.forEach((f, i) => (i ? ctx.lineTo(X(i), Y(f[key])) : ctx.moveTo(X(i), Y(f[key]))));
       ctx.stroke();
@@ -761,6 +761,10 @@ function drawMap(canvas, values, n, color) {
   }
   ctx.putImageData(img, 0, 0);
 }
+
+// A link followed or a hash typed (the page's own changes use replaceState, which fires no
+// event): the page is rebuilt from the URL.
+window.addEventListener("hashchange", () => location.reload());
 
 Graph.init();
 showPart(readHash().get("part") || "graph");
