@@ -179,7 +179,7 @@ pub fn browser() -> Option<Browser> {
     let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
         "binary": chromium,
         "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,1000", "--hide-scrollbars", "--force-device-scale-factor=1"]
+                 "--window-size=1400,1100", "--hide-scrollbars", "--force-device-scale-factor=1"]
     }}}});
     let v = b.call("POST", "/session", &caps);
     b.session = v["value"]["sessionId"]

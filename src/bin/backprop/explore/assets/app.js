@@ -666,7 +666,8 @@ const Play = {
 
   frame(f) {
     if (!this.start) return;
-    this.frames.push(f);
+    // Only what the curves need: a frame's maps are large, and a run may last many epochs.
+    this.frames.push({ epoch: f.epoch, train_loss: f.train_loss, test_loss: f.test_loss });
     const pct = (x) => (100 * x).toFixed(1) + "%";
     $("p-epoch").textContent = `epoch ${f.epoch}`;
     $("p-train-loss").textContent = `train loss ${f.train_loss === null ? "-" : f.train_loss.toFixed(4)}`;
