@@ -103,3 +103,95 @@ pub fn moons(n: usize, seed: u64) -> Dataset {
             .collect(),
     )
 }
+
+/// Two concentric circles, as scikit-learn's `make_circles(factor=0.5, noise=0.05)`: class 0
+/// on the circle of radius 1, class 1 on the circle of radius 0.5, angles uniform, Gaussian
+/// noise of 0.05; `n` points alternating between the classes. No straight line separates
+/// them; a ring of hidden neurons does.
+///
+/// ```
+/// let d = backprop::data::synthetic::circles(200, 1);
+/// assert_eq!(d.class_counts(), vec![100, 100]);
+/// for i in 0..d.len() {
+///     let r = (d.input(i)[0].powi(2) + d.input(i)[1].powi(2)).sqrt();
+///     // 0.25 is five standard deviations of the noise away from each circle.
+///     assert!((r - [1.0, 0.5][d.labels[i] as usize]).abs() < 0.25);
+/// }
+/// ```
+pub fn circles(n: usize, seed: u64) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let noise = Normal::new(0.0, 0.05).expect("positive std");
+    build(
+        (0..n)
+            .map(|i| {
+                let class = (i % 2) as u32;
+                let r = if class == 0 { 1.0 } else { 0.5 };
+                let t: f64 = rng.gen_range(0.0..2.0 * PI);
+                (
+                    r * t.cos() + noise.sample(&mut rng),
+                    r * t.sin() + noise.sample(&mut rng),
+                    class,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Two Gaussian blobs of standard deviation 0.35, class 0 around (-0.5, -0.5) and class 1
+/// around (0.5, 0.5); `n` points alternating between the classes. They overlap a little: a
+/// straight line separates all but a few percent.
+///
+/// ```
+/// let d = backprop::data::synthetic::blobs(1000, 2);
+/// assert_eq!(d.class_counts(), vec![500, 500]);
+/// // The line x + y = 0 separates the blobs' centres, 0.71 / 0.35 = 2 standard deviations
+/// // each side: about 2% of the points fall on the wrong side.
+/// let wrong = (0..d.len()).filter(|&i| {
+///     let s = d.input(i)[0] + d.input(i)[1];
+///     (s > 0.0) != (d.labels[i] == 1)
+/// }).count();
+/// assert!(wrong < 50, "{wrong}");
+/// ```
+pub fn blobs(n: usize, seed: u64) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let noise = Normal::new(0.0, 0.35).expect("positive std");
+    build(
+        (0..n)
+            .map(|i| {
+                let class = (i % 2) as u32;
+                let c = if class == 0 { -0.5 } else { 0.5 };
+                (
+                    c + noise.sample(&mut rng),
+                    c + noise.sample(&mut rng),
+                    class,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Adds Gaussian noise of standard deviation `std` to every input of `d`, seeded: a set's
+/// points made fuzzier (0 leaves them as they are).
+///
+/// ```
+/// let mut d = backprop::data::synthetic::xor(100, 1);
+/// let clean = d.clone();
+/// backprop::data::synthetic::add_noise(&mut d, 0.0, 7);
+/// assert_eq!(d, clean);
+/// backprop::data::synthetic::add_noise(&mut d, 0.1, 7);
+/// let moved = d.inputs.iter().zip(&clean.inputs).filter(|(a, b)| a != b).count();
+/// assert_eq!(moved, 200);
+/// assert_eq!(d.labels, clean.labels);
+/// ```
+pub fn add_noise(d: &mut Dataset, std: f64, seed: u64) {
+    let Ok(noise) = Normal::new(0.0, std) else {
+        return;
+    };
+    if std == 0.0 {
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for x in &mut d.inputs {
+        *x = (*x as f64 + noise.sample(&mut rng)) as f32;
+    }
+}

@@ -102,25 +102,14 @@ fn render_text(w: &Walk) -> String {
     }
     let _ = writeln!(s, "{:<30}  {:>10.6}\n", "Step 5: C = C(a^4, y)", w.cost);
     let _ = writeln!(s, "Backpropagation");
-    let _ = writeln!(
-        s,
-        "Step 1: delta^4 = dC/da^4 . F'(z^4)            (Equation 4) {}",
-        vector(&w.delta[2])
-    );
-    let _ = writeln!(
-        s,
-        "Step 2: delta^3 = (W^4^T delta^4) . F'(z^3)    (Equation 3) {}",
-        vector(&w.delta[1])
-    );
-    let _ = writeln!(
-        s,
-        "Step 3: delta^2 = (W^3^T delta^3) . F'(z^2)    (Equation 3) {}",
-        vector(&w.delta[0])
-    );
-    let _ = writeln!(
-        s,
-        "Step 4: dC/dw^l_jk = delta^l_j a^(l-1)_k       (Equation 1)"
-    );
+    let step = |k: usize| {
+        let (formula, equation) = BACKPROP_STEPS[k];
+        format!("Step {}: {formula:<39}({equation})", k + 1)
+    };
+    for k in 0..3 {
+        let _ = writeln!(s, "{} {}", step(k), vector(&w.delta[2 - k]));
+    }
+    let _ = writeln!(s, "{}", step(3));
     for i in (0..3).rev() {
         let l = i + 2;
         for r in 0..w.dw[i].rows() {
@@ -132,10 +121,7 @@ fn render_text(w: &Walk) -> String {
             let _ = writeln!(s, "        {label:<11} {}", vector(w.dw[i].row(r)));
         }
     }
-    let _ = writeln!(
-        s,
-        "Step 5: dC/db^l_j = delta^l_j                  (Equation 2)"
-    );
+    let _ = writeln!(s, "{}", step(4));
     for i in (0..3).rev() {
         let _ = writeln!(s, "        dC/db^{} = {}", i + 2, vector(&w.db[i]));
     }
@@ -147,7 +133,22 @@ fn render_text(w: &Walk) -> String {
     s
 }
 
-fn render_json(w: &Walk) -> String {
+/// The backpropagation steps of the walk-through, in order: the formula and the equation of
+/// the post it applies (`explore` names its steps by these too).
+pub const BACKPROP_STEPS: [(&str, &str); 5] = [
+    ("delta^4 = dC/da^4 . F'(z^4)", "Equation 4"),
+    ("delta^3 = (W^4^T delta^4) . F'(z^3)", "Equation 3"),
+    ("delta^2 = (W^3^T delta^3) . F'(z^2)", "Equation 3"),
+    ("dC/dw^l_jk = delta^l_j a^(l-1)_k", "Equation 1"),
+    ("dC/db^l_j = delta^l_j", "Equation 2"),
+];
+
+/// What `demo --network --json` prints, as a value.
+pub fn json() -> anyhow::Result<serde_json::Value> {
+    Ok(render_json(&walk()?))
+}
+
+fn render_json(w: &Walk) -> serde_json::Value {
     let layers: Vec<serde_json::Value> = (0..3)
         .map(|i| {
             serde_json::json!({
@@ -172,7 +173,6 @@ fn render_json(w: &Walk) -> String {
         "layers": layers,
         "gradcheck_max_rel_error": w.check,
     })
-    .to_string()
 }
 
 /// Prints the walk-through (as text, or as one JSON object with `json`).
@@ -181,7 +181,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
     crate::out!(
         "{}",
         if json {
-            render_json(&w) + "\n"
+            render_json(&w).to_string() + "\n"
         } else {
             render_text(&w)
         }
@@ -255,7 +255,7 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle}\n{text}");
         }
-        let v: serde_json::Value = serde_json::from_str(&render_json(&w)).unwrap();
+        let v: serde_json::Value = render_json(&w);
         assert_eq!(v["layers"][2]["delta"].as_array().unwrap().len(), 3);
         assert_eq!(v["C"].as_f64().unwrap(), w.cost);
     }

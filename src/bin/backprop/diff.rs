@@ -108,13 +108,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         crate::common::check_distinct(&Vec::from_iter(file), &[("--dot", dot)])?;
     }
     let at = parse_bindings(&args.at).context("--at")?;
-    let program = Program::compile(&source, &at).with_context(|| origin.clone())?;
-    let analysis = program.analyse(args.mode.into());
-    let paths = if args.paths {
-        Some(program.paths(PATH_LIMIT).context("--paths")?)
-    } else {
-        None
-    };
+    let Differentiated {
+        program,
+        analysis,
+        paths,
+    } = differentiate(&source, &origin, &at, args.mode.into(), args.paths)?;
     if let Some(dot) = &args.dot {
         write_atomically(dot, &program.to_dot())
             .with_context(|| format!("--dot {}", dot.display()))?;
@@ -126,15 +124,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("{warning}");
     }
     if args.json {
-        let json = match &paths {
-            Some(paths) => serde_json::to_string(&WithPaths(&analysis, paths))?,
-            None => serde_json::to_string(&analysis)?,
-        };
-        crate::outln!("{json}");
+        crate::outln!("{}", json(&analysis, paths.as_deref())?);
     } else {
         crate::out!("{}", render(&analysis, paths.as_deref()));
     }
     Ok(())
+}
+
+/// What `diff` computes for a program at a point (and `explore` serves).
+pub struct Differentiated {
+    /// The compiled program.
+    pub program: Program,
+    /// Values, each mode's derivatives and work.
+    pub analysis: Analysis,
+    /// Every path from each variable to the output, when asked for.
+    pub paths: Option<Vec<VariablePaths>>,
+}
+
+/// Compiles `source` (called `origin` in errors) at the point `at` and differentiates it by
+/// `mode`, with the paths if `paths`: the errors are the command's (`program: line 1, ...`,
+/// `--paths: ...`).
+pub fn differentiate(
+    source: &str,
+    origin: &str,
+    at: &[(String, f64)],
+    mode: Mode,
+    paths: bool,
+) -> anyhow::Result<Differentiated> {
+    let program = Program::compile(source, at).with_context(|| origin.to_string())?;
+    let analysis = program.analyse(mode);
+    let paths = if paths {
+        Some(program.paths(PATH_LIMIT).context("--paths")?)
+    } else {
+        None
+    };
+    Ok(Differentiated {
+        program,
+        analysis,
+        paths,
+    })
+}
+
+/// The one line `diff --json` prints: the analysis, and with the paths a key `paths`.
+pub fn json(analysis: &Analysis, paths: Option<&[VariablePaths]>) -> serde_json::Result<String> {
+    match paths {
+        Some(paths) => serde_json::to_string(&WithPaths(analysis, paths)),
+        None => serde_json::to_string(analysis),
+    }
 }
 
 /// One line naming every derivative that is not finite (the first few, and how many more).

@@ -6,6 +6,7 @@ mod demo;
 mod demo_network;
 mod diff;
 mod eval;
+mod explore;
 mod grad;
 mod gradcheck;
 mod predict;
@@ -66,6 +67,13 @@ enum Command {
     Gradcheck(gradcheck::Args),
     /// Generate text with a character model, one character at a time.
     Sample(sample::Args),
+    /// Serve the post's figures as a page to play with, on 127.0.0.1 until Ctrl-C.
+    ///
+    /// The graph of Figure 1 (or any program of `diff`) stepped through in forward and
+    /// reverse mode; the network of Figure 2 walked through the four equations; a
+    /// playground that trains a small network on points of the plane. The page and its
+    /// JSON API are served by this process, with nothing fetched from elsewhere.
+    Explore(explore::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,6 +102,7 @@ fn main() -> std::process::ExitCode {
         Command::Grad(args) => grad::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),
         Command::Sample(args) => sample::run(args),
+        Command::Explore(args) => explore::run(args),
     };
     match result {
         // The work is done and its files are written; only the printing was cut short.
