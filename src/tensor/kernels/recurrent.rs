@@ -347,13 +347,12 @@ fn lstm_cells_forward<T: Float>(
         {
             (*i, *f, *g, *o) = (sigmoid(*i), sigmoid(*f), tanh_gate(*g), sigmoid(*o));
             *c = *f * cp + *i * *g;
-            *h = *o * tanh_gate(*c);
+            *h = tanh_gate(*c); // times o below, once tanh(c) is kept
         }
         if let Some(t) = tanh_c.as_deref_mut() {
-            for (t, &c) in t[b * hid..(b + 1) * hid].iter_mut().zip(c.iter()) {
-                *t = tanh_gate(c);
-            }
+            t[b * hid..(b + 1) * hid].copy_from_slice(h);
         }
+        h.iter_mut().zip(o.iter()).for_each(|(h, &o)| *h = o * *h);
     }
 }
 
