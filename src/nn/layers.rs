@@ -13,9 +13,9 @@ use crate::network::Activation;
 use crate::tensor::kernels::{
     avg_pool2d_backward, avg_pool2d_forward, conv2d_backward, conv2d_forward,
     conv2d_weight_grad_per_example, lstm_sequence_backward, lstm_sequence_forward,
-    max_pool2d_backward, max_pool2d_forward, rnn_sequence_backward, rnn_sequence_forward,
-    Conv2dShape, Conv2dWorkspace, KernelError, ParamGrads, Params, Pool2dShape, RecurrentShape,
-    SequenceWorkspace,
+    max_pool2d_backward, max_pool2d_forward, recurrent_param_grads_per_example,
+    rnn_sequence_backward, rnn_sequence_forward, Conv2dShape, Conv2dWorkspace, KernelError,
+    ParamGrads, Params, Pool2dShape, RecurrentShape, SequenceWorkspace,
 };
 use crate::Float;
 use rand::Rng;
@@ -262,10 +262,6 @@ pub(crate) struct Sinks<'a, T> {
 
 /// The backward of one layer: from `dy` = dJ/dy, writes dJ/dx into `dx` (when given) and
 /// adds dJ/dθ into `sinks`. `x` and `y` are what [`forward`] last took and gave.
-///
-/// # Panics
-/// On per-example gradients through an RNN or LSTM (the model runs those one example at a
-/// time instead).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward<T: Float>(
     at: &At<'_>,
@@ -432,10 +428,7 @@ pub(crate) fn backward<T: Float>(
             Layer::Rnn { layers, .. } | Layer::Lstm { layers, .. },
             State::Recurrent { ws, scratch, .. },
         ) => {
-            assert!(
-                per_example.is_none(),
-                "recurrent layers give per-example gradients one example at a time"
-            );
+            let mut per_example = per_example;
             let lstm = matches!(at.layer, Layer::Lstm { .. });
             let [above, below] = scratch;
             let mut dx = dx;
@@ -470,6 +463,19 @@ pub(crate) fn backward<T: Float>(
                     lstm_sequence_backward(&s, &p, dout, &mut ws[l], dxl, &mut g);
                 } else {
                     rnn_sequence_backward(&s, &p, dout, &mut ws[l], dxl, &mut g);
+                }
+                if let Some(pe) = per_example.as_deref_mut() {
+                    // Each sequence's W = Σ_t δ_t aᵀ from the δ the backward kept per step.
+                    let [w_ih, w_hh, b_ih, b_hh] = &mut pe[4 * l..4 * l + 4] else {
+                        unreachable!("four parameters per stacked layer")
+                    };
+                    let out = ParamGrads {
+                        w_ih,
+                        w_hh,
+                        b_ih,
+                        b_hh,
+                    };
+                    recurrent_param_grads_per_example(&ws[l], out);
                 }
                 std::mem::swap(above, below);
             }

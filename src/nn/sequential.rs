@@ -628,12 +628,10 @@ impl<T: Float> Sequential<T> {
     /// Each example's cost C_n (not divided by n) and gradient ∇C_n, by parameter name.
     /// Their mean is what [`Sequential::loss_and_grad`] gives.
     ///
-    /// In one batched pass where every layer allows it: `Linear` writes the post's
-    /// W_n = Σ δ_n a_nᵀ per example, `Conv2d` the kernels' per-example weight gradients,
-    /// `Embedding` scatters each example's rows apart. A model with an `RNN` or `LSTM` runs
-    /// forward and backward once per example instead: backpropagation through time keeps
-    /// one state per example and step, and there is no batched per-example path for it
-    /// yet. With dropout, masks differ from a batch pass's. Leaves [`Sequential::grads`]
+    /// In one batched pass: `Linear` writes the post's W_n = Σ δ_n a_nᵀ per example,
+    /// `Conv2d` the kernels' per-example weight gradients, `Embedding` scatters each
+    /// example's rows apart, and an `RNN` or `LSTM` sums each sequence's δ_t aᵀ over its
+    /// steps from the δ its backward through time kept. Leaves [`Sequential::grads`]
     /// zeroed.
     ///
     /// # Errors
@@ -645,11 +643,6 @@ impl<T: Float> Sequential<T> {
         n: usize,
         cost: Cost,
     ) -> Result<(Vec<f64>, Vec<NamedGrads>), NnError> {
-        let recurrent = self
-            .arch
-            .layers()
-            .iter()
-            .any(|l| matches!(l, Layer::Rnn { .. } | Layer::Lstm { .. }));
         let named = |specs: &[ParamSpec], values: &mut dyn Iterator<Item = &[T]>| -> NamedGrads {
             specs
                 .iter()
@@ -663,56 +656,23 @@ impl<T: Float> Sequential<T> {
                 .collect()
         };
         let (mut losses, mut out) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        if recurrent {
-            if n == 0 {
-                return Err(NnError::EmptyBatch);
-            }
-            let (xl, tl) = (self.len_of(0, n)? / n, self.targets_len(1, cost));
-            if x.len() != xl * n {
-                return Err(NnError::Length {
-                    what: "inputs",
-                    expected: xl * n,
-                    given: x.len(),
-                });
-            }
-            if targets.len() != tl * n {
-                return Err(NnError::Length {
-                    what: "targets",
-                    expected: tl * n,
-                    given: targets.len(),
-                });
-            }
-            let mut all = Vec::with_capacity(n);
-            for e in 0..n {
-                self.forward(&x[e * xl..(e + 1) * xl], 1, true)?;
-                let start = self.output_delta(&targets[e * tl..(e + 1) * tl], cost, T::one())?;
-                self.zero_grads();
-                self.backward_from(start, None, false);
-                losses.push(self.ws.losses[0]);
-                all.push(self.grads.clone());
-            }
-            for g in &all {
-                out.push(named(&self.specs, &mut g.iter().map(|v| v.as_slice())));
-            }
-        } else {
-            self.forward(x, n, true)?;
-            let start = self.output_delta(targets, cost, T::one())?;
-            let mut pe: Vec<Vec<T>> = self
-                .values
-                .iter()
-                .map(|v| vec![T::zero(); n * v.len()])
-                .collect();
-            self.backward_from(start, Some(&mut pe), false);
-            losses.extend_from_slice(&self.ws.losses);
-            for e in 0..n {
-                out.push(named(
-                    &self.specs,
-                    &mut pe.iter().map(|p| {
-                        let len = p.len() / n;
-                        &p[e * len..(e + 1) * len]
-                    }),
-                ));
-            }
+        self.forward(x, n, true)?;
+        let start = self.output_delta(targets, cost, T::one())?;
+        let mut pe: Vec<Vec<T>> = self
+            .values
+            .iter()
+            .map(|v| vec![T::zero(); n * v.len()])
+            .collect();
+        self.backward_from(start, Some(&mut pe), false);
+        losses.extend_from_slice(&self.ws.losses);
+        for e in 0..n {
+            out.push(named(
+                &self.specs,
+                &mut pe.iter().map(|p| {
+                    let len = p.len() / n;
+                    &p[e * len..(e + 1) * len]
+                }),
+            ));
         }
         self.zero_grads();
         Ok((losses, out))

@@ -27,8 +27,9 @@ pub use pool::{
 };
 pub use recurrent::{
     lstm_sequence_backward, lstm_sequence_forward, lstm_step_backward, lstm_step_forward,
-    rnn_sequence_backward, rnn_sequence_forward, rnn_step_backward, rnn_step_forward, LstmSaved,
-    ParamGrads, Params, RecurrentShape, RnnSaved, SequenceWorkspace, StepGrads,
+    recurrent_param_grads_per_example, rnn_sequence_backward, rnn_sequence_forward,
+    rnn_step_backward, rnn_step_forward, LstmSaved, ParamGrads, Params, RecurrentShape, RnnSaved,
+    SequenceWorkspace, StepGrads,
 };
 
 /// A kernel's shape that cannot work: a zero or overflowing size, a window larger than its

@@ -258,8 +258,148 @@ fn affine_backward<T: Float>(
     }
 }
 
+/// Whether `T` is `f32`: there the gates use a rational approximation of tanh that the
+/// compiler vectorizes (libm's scalar `expf`/`tanhf` took a quarter of a char-LSTM training
+/// step); `f64` keeps the library's `exp` and `tanh`, the reference the tests hold to 1e-9.
+fn single<T: Float>() -> bool {
+    T::EPS.to_f64() > 1e-10
+}
+
+/// tanh; for `f32`, the odd 13/6 rational minimax approximation of Eigen
+/// (`generic_fast_tanh_float`), within 2e-7 of tanh everywhere (tested), clamped where
+/// tanh rounds to ±1 in `f32`. A NaN stays NaN (the clamp compares; it does not use `max`).
+fn tanh_gate<T: Float>(x: T) -> T {
+    if !single::<T>() {
+        return x.tanh();
+    }
+    let c = |v: f64| T::from_f64(v);
+    let bound = c(7.905_311_107_635_498);
+    let x = if x > bound {
+        bound
+    } else if x < -bound {
+        -bound
+    } else {
+        x
+    };
+    let x2 = x * x;
+    let mut p = c(-2.760_768_477_423_55e-16);
+    for a in [
+        2.000_187_904_824_77e-13,
+        -8.604_671_522_137_35e-11,
+        5.122_297_090_371_14e-8,
+        1.485_722_357_179_79e-5,
+        6.372_619_288_754_36e-4,
+        4.893_524_558_917_86e-3,
+    ] {
+        p = p * x2 + c(a);
+    }
+    let mut q = c(1.198_258_394_667_02e-6);
+    for b in [
+        1.185_347_056_866_54e-4,
+        2.268_434_632_439e-3,
+        4.893_525_185_543_85e-3,
+    ] {
+        q = q * x2 + c(b);
+    }
+    x * p / q
+}
+
+/// The logistic sigmoid 1 / (1 + e^-z); for `f32`, 1/2 + tanh(z / 2) / 2 through [`tanh_gate`].
 fn sigmoid<T: Float>(z: T) -> T {
-    T::one() / (T::one() + (-z).exp())
+    if single::<T>() {
+        let half = T::from_f64(0.5);
+        half + half * tanh_gate(half * z)
+    } else {
+        T::one() / (T::one() + (-z).exp())
+    }
+}
+
+/// The LSTM cells of one step for a batch, in place: `gates` (N x 4H) holds the
+/// pre-activations on entry and the activated gates `[i f g o]` on exit; writes
+/// `c = f . c_prev + i . g`, `h = o . tanh(c)` and, when given, `tanh(c)` (N x H each).
+fn lstm_cells_forward<T: Float>(
+    hid: usize,
+    gates: &mut [T],
+    c_prev: &[T],
+    c: &mut [T],
+    h: &mut [T],
+    mut tanh_c: Option<&mut [T]>,
+) {
+    for (b, (((gates, c_prev), c), h)) in gates
+        .chunks_exact_mut(4 * hid)
+        .zip(c_prev.chunks_exact(hid))
+        .zip(c.chunks_exact_mut(hid))
+        .zip(h.chunks_exact_mut(hid))
+        .enumerate()
+    {
+        let (i, rest) = gates.split_at_mut(hid);
+        let (f, rest) = rest.split_at_mut(hid);
+        let (g, o) = rest.split_at_mut(hid);
+        // i, f and o are sigmoids; g, the third block, is a tanh.
+        for ((((((i, f), g), o), &cp), c), h) in i
+            .iter_mut()
+            .zip(f.iter_mut())
+            .zip(g.iter_mut())
+            .zip(o.iter_mut())
+            .zip(c_prev)
+            .zip(c.iter_mut())
+            .zip(h.iter_mut())
+        {
+            (*i, *f, *g, *o) = (sigmoid(*i), sigmoid(*f), tanh_gate(*g), sigmoid(*o));
+            *c = *f * cp + *i * *g;
+            *h = tanh_gate(*c); // times o below, once tanh(c) is kept
+        }
+        if let Some(t) = tanh_c.as_deref_mut() {
+            t[b * hid..(b + 1) * hid].copy_from_slice(h);
+        }
+        h.iter_mut().zip(o.iter()).for_each(|(h, &o)| *h = o * *h);
+    }
+}
+
+/// The backward of [`lstm_cells_forward`] for one step, from the gradients `dh`, `dc` of
+/// the new states: writes `dc_prev` (N x H) and `dpre`, the gradient of the pre-activation
+/// gates (N x 4H).
+///
+/// ```text
+/// dc~ = dc + dh . o . (1 - tanh(c)^2)       dc_prev = dc~ . f
+/// dpre_i = dc~ . g . i (1 - i)              dpre_f  = dc~ . c_prev . f (1 - f)
+/// dpre_g = dc~ . i . (1 - g^2)              dpre_o  = dh . tanh(c) . o (1 - o)
+/// ```
+fn lstm_cells_backward<T: Float>(
+    hid: usize,
+    gates: &[T],
+    c_prev: &[T],
+    tanh_c: &[T],
+    (dh, dc): (&[T], &[T]),
+    dc_prev: &mut [T],
+    dpre: &mut [T],
+) {
+    let one = T::one();
+    for ((((((gates, c_prev), tc), dh), dc), dc_prev), dpre) in gates
+        .chunks_exact(4 * hid)
+        .zip(c_prev.chunks_exact(hid))
+        .zip(tanh_c.chunks_exact(hid))
+        .zip(dh.chunks_exact(hid))
+        .zip(dc.chunks_exact(hid))
+        .zip(dc_prev.chunks_exact_mut(hid))
+        .zip(dpre.chunks_exact_mut(4 * hid))
+    {
+        let (i, rest) = gates.split_at(hid);
+        let (f, rest) = rest.split_at(hid);
+        let (g, o) = rest.split_at(hid);
+        let (di, rest) = dpre.split_at_mut(hid);
+        let (df, rest) = rest.split_at_mut(hid);
+        let (dg, d_o) = rest.split_at_mut(hid);
+        for u in 0..hid {
+            let (i, f, g, o, tc) = (i[u], f[u], g[u], o[u], tc[u]);
+            let dct = dc[u] + dh[u] * o * (one - tc * tc);
+            dc_prev[u] = dct * f;
+            di[u] = dct * g * i * (one - i);
+            df[u] = dct * c_prev[u] * f * (one - f);
+            dg[u] = dct * i * (one - g * g);
+            d_o[u] = dh[u] * tc * o * (one - o);
+        }
+    }
 }
 
 /// One LSTM step, `nn.LSTM`'s: writes the activated gates `[i f g o]` (N x 4H, kept for
@@ -298,24 +438,7 @@ pub fn lstm_step_forward<T: Float>(
     assert_eq!(c.len(), s.batch * hid, "lstm: new cell state length");
     assert_eq!(h.len(), s.batch * hid, "lstm: new hidden state length");
     pre_activations(s, 4, p, x, h_prev, gates);
-    for (((gates, c_prev), c), h) in gates
-        .chunks_exact_mut(4 * hid)
-        .zip(c_prev.chunks_exact(hid))
-        .zip(c.chunks_exact_mut(hid))
-        .zip(h.chunks_exact_mut(hid))
-    {
-        for (u, v) in gates.iter_mut().enumerate() {
-            // g, the third block, is a tanh; i, f and o are sigmoids.
-            *v = if u / hid == 2 { v.tanh() } else { sigmoid(*v) };
-        }
-        let (i, rest) = gates.split_at(hid);
-        let (f, rest) = rest.split_at(hid);
-        let (g, o) = rest.split_at(hid);
-        for u in 0..hid {
-            c[u] = f[u] * c_prev[u] + i[u] * g[u];
-            h[u] = o[u] * c[u].tanh();
-        }
-    }
+    lstm_cells_forward(hid, gates, c_prev, c, h, None);
 }
 
 /// The backward of [`lstm_step_forward`], given the gradients `dh` and `dc` of the step's
@@ -375,33 +498,20 @@ pub fn lstm_step_backward<T: Float>(
         assert_eq!(len, n * hid, "lstm backward: {what} length");
     }
     assert_eq!(out.dpre.len(), n * 4 * hid, "lstm backward: dpre length");
-    for b in 0..n {
-        let row = b * hid..(b + 1) * hid;
-        let gates = &saved.gates[4 * b * hid..4 * (b + 1) * hid];
-        let dpre = &mut out.dpre[4 * b * hid..4 * (b + 1) * hid];
-        let (c_prev, c, dh, dc) = (
-            &saved.c_prev[row.clone()],
-            &saved.c[row.clone()],
-            &dh[row.clone()],
-            &dc[row.clone()],
-        );
-        let dc_prev = &mut out.dc_prev[row];
-        for u in 0..hid {
-            let (i, f, g, o) = (
-                gates[u],
-                gates[hid + u],
-                gates[2 * hid + u],
-                gates[3 * hid + u],
-            );
-            let tc = c[u].tanh();
-            let dct = dc[u] + dh[u] * o * (T::one() - tc * tc);
-            dc_prev[u] = dct * f;
-            dpre[u] = dct * g * i * (T::one() - i);
-            dpre[hid + u] = dct * c_prev[u] * f * (T::one() - f);
-            dpre[2 * hid + u] = dct * i * (T::one() - g * g);
-            dpre[3 * hid + u] = dh[u] * tc * o * (T::one() - o);
-        }
+    assert_eq!(out.dh_prev.len(), n * hid, "lstm backward: dh_prev length");
+    // tanh(c) goes into dh_prev, which the affine backward overwrites after.
+    for (t, &c) in out.dh_prev.iter_mut().zip(saved.c) {
+        *t = tanh_gate(c);
     }
+    lstm_cells_backward(
+        hid,
+        saved.gates,
+        saved.c_prev,
+        &*out.dh_prev,
+        (dh, dc),
+        &mut *out.dc_prev,
+        &mut *out.dpre,
+    );
     check_params(s, 4, p);
     affine_backward(s, 4, p, saved.x, saved.h_prev, &mut out, grads);
 }
@@ -429,7 +539,7 @@ pub fn rnn_step_forward<T: Float>(
     h: &mut [T],
 ) {
     pre_activations(s, 1, p, x, h_prev, h);
-    h.iter_mut().for_each(|v| *v = v.tanh());
+    h.iter_mut().for_each(|v| *v = tanh_gate(*v));
 }
 
 /// The backward of [`rnn_step_forward`], given the gradient `dh` of the new hidden state:
@@ -476,50 +586,48 @@ pub fn rnn_step_backward<T: Float>(
 
 /// The states a whole-sequence forward keeps for its backward, and the backward's scratch:
 /// grown to the largest shape seen, then reused, so a warm training step allocates nothing.
-/// One workspace serves either cell; a backward must follow a forward of the same cell and shape.
+/// One workspace serves either cell; a backward must follow a forward of the same cell and
+/// shape. After a backward it also holds every step's `dpre`, from which
+/// [`recurrent_param_grads_per_example`] builds each sequence's own parameter gradients.
 #[derive(Clone, Debug, Default)]
 pub struct SequenceWorkspace<T> {
     /// The shape and gate count (4 LSTM, 1 RNN) of the last forward.
     last: Option<(RecurrentShape, usize)>,
-    /// x, time-major: T blocks of N x F.
+    /// Whether a backward followed that forward (`dpre` is then filled).
+    backward_done: bool,
+    /// x, time-major: T blocks of N x F, so all steps' input products are one GEMM.
     xs: Vec<T>,
-    /// h_0 = 0, h_1, ..., h_T: T + 1 blocks of N x H.
+    /// h_0 = 0, h_1, ..., h_T: T + 1 blocks of N x H. For the RNN, blocks 1..T first hold
+    /// the pre-activations.
     hs: Vec<T>,
     /// c_0 = 0, c_1, ..., c_T (LSTM).
     cs: Vec<T>,
-    /// The activated gates of each step (LSTM): T blocks of N x 4H.
+    /// tanh(c_1), ..., tanh(c_T) (LSTM), kept so the backward need not recompute them.
+    tanh_c: Vec<T>,
+    /// Each step's pre-activations, then activated gates (LSTM): T blocks of N x 4H.
     gates: Vec<T>,
-    /// Backward scratch: dh, dc (incoming), dh_prev, dc_prev (N x H each), dx_t (N x F),
-    /// dpre (N x G H).
+    /// Each step's gradient of the pre-activations: T blocks of N x G H.
+    dpre: Vec<T>,
+    /// Backward scratch: dh, dc (incoming), dh_prev, dc_prev (N x H each).
     dh: Vec<T>,
     dc: Vec<T>,
     dh_prev: Vec<T>,
     dc_prev: Vec<T>,
-    dx: Vec<T>,
-    dpre: Vec<T>,
+    /// The input gradient, time-major (T blocks of N x F).
+    dxs: Vec<T>,
 }
 
-fn resize<T: Float>(v: &mut Vec<T>, len: usize) {
-    v.clear();
+/// Sets `v`'s length to `len`, keeping its allocation and (up to `len`) its values: every
+/// value a pass reads it writes first, except h_0, c_0 and the incoming dh, dc, which are
+/// zeroed explicitly.
+fn fit<T: Float>(v: &mut Vec<T>, len: usize) {
     v.resize(len, T::zero());
 }
 
 impl<T: Float> SequenceWorkspace<T> {
     /// An empty workspace; the first forward sizes it.
     pub fn new() -> Self {
-        SequenceWorkspace {
-            last: None,
-            xs: Vec::new(),
-            hs: Vec::new(),
-            cs: Vec::new(),
-            gates: Vec::new(),
-            dh: Vec::new(),
-            dc: Vec::new(),
-            dh_prev: Vec::new(),
-            dc_prev: Vec::new(),
-            dx: Vec::new(),
-            dpre: Vec::new(),
-        }
+        Self::default()
     }
 
     /// Sizes the buffers (zeroing h_0 and c_0) and copies `x` (N, T, F) time-major.
@@ -527,10 +635,17 @@ impl<T: Float> SequenceWorkspace<T> {
         let (n, t, f, h) = (s.batch, s.steps, s.input, s.hidden);
         assert_eq!(x.len(), n * t * f, "sequence: input length");
         self.last = Some((*s, g));
-        resize(&mut self.xs, t * n * f);
-        resize(&mut self.hs, (t + 1) * n * h);
-        resize(&mut self.cs, if g == 4 { (t + 1) * n * h } else { 0 });
-        resize(&mut self.gates, if g == 4 { t * n * 4 * h } else { 0 });
+        self.backward_done = false;
+        let lstm = g == 4;
+        fit(&mut self.xs, t * n * f);
+        fit(&mut self.hs, (t + 1) * n * h);
+        fit(&mut self.cs, if lstm { (t + 1) * n * h } else { 0 });
+        fit(&mut self.tanh_c, if lstm { t * n * h } else { 0 });
+        fit(&mut self.gates, if lstm { t * n * 4 * h } else { 0 });
+        self.hs[..n * h].fill(T::zero());
+        if lstm {
+            self.cs[..n * h].fill(T::zero());
+        }
         for (b, seq) in x.chunks_exact(t * f).enumerate() {
             for (step, x_t) in seq.chunks_exact(f).enumerate() {
                 self.xs[(step * n + b) * f..][..f].copy_from_slice(x_t);
@@ -566,12 +681,16 @@ impl<T: Float> SequenceWorkspace<T> {
             n * t * f,
             "sequence backward: input gradient length"
         );
-        resize(&mut self.dh, n * h);
-        resize(&mut self.dc, if g == 4 { n * h } else { 0 });
-        resize(&mut self.dh_prev, n * h);
-        resize(&mut self.dc_prev, if g == 4 { n * h } else { 0 });
-        resize(&mut self.dx, n * f);
-        resize(&mut self.dpre, n * g * h);
+        let lstm = g == 4;
+        fit(&mut self.dh, n * h);
+        fit(&mut self.dc, if lstm { n * h } else { 0 });
+        fit(&mut self.dh_prev, n * h);
+        fit(&mut self.dc_prev, if lstm { n * h } else { 0 });
+        fit(&mut self.dpre, t * n * g * h);
+        fit(&mut self.dxs, t * n * f);
+        // Nothing flows back into the last step from after it.
+        self.dh_prev.fill(T::zero());
+        self.dc_prev.fill(T::zero());
     }
 }
 
@@ -591,17 +710,99 @@ fn gather_dh<T: Float>(s: &RecurrentShape, t: usize, dout: &[T], dh_prev: &[T], 
     }
 }
 
-/// Writes step t's input gradient (N x F) into `dx[:, t, :]` of the (N, T, F) gradient.
-fn scatter_dx<T: Float>(s: &RecurrentShape, t: usize, dx_t: &[T], dx: &mut [T]) {
-    let (steps, f) = (s.steps, s.input);
-    for (b, d) in dx_t.chunks_exact(f).enumerate() {
-        dx[(b * steps + t) * f..][..f].copy_from_slice(d);
+fn view<T: Float>(d: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
+    MatRef::row_major(d, rows, cols).expect("length checked")
+}
+
+/// Every step's input half of the pre-activations at once, before the recurrence (it does
+/// not depend on h): `pre = b_ih + b_hh + X W_ih^T`, X the T N x F time-major inputs.
+fn input_projection<T: Float>(
+    s: &RecurrentShape,
+    g: usize,
+    p: &Params<'_, T>,
+    xs: &[T],
+    pre: &mut [T],
+) {
+    let (rows, f, gh) = (s.steps * s.batch, s.input, g * s.hidden);
+    for row in pre[..rows * gh].chunks_exact_mut(gh) {
+        for ((v, &a), &b) in row.iter_mut().zip(p.b_ih).zip(p.b_hh) {
+            *v = a + b;
+        }
     }
+    matmul(
+        pre,
+        view(xs, rows, f),
+        view(p.w_ih, gh, f).t(),
+        T::one(),
+        true,
+    );
+}
+
+fn check_grads<T>(s: &RecurrentShape, g: usize, grads: &ParamGrads<'_, T>) {
+    let gh = g * s.hidden;
+    assert_eq!(
+        grads.w_ih.len(),
+        gh * s.input,
+        "recurrent backward: w_ih gradient length"
+    );
+    assert_eq!(
+        grads.w_hh.len(),
+        gh * s.hidden,
+        "recurrent backward: w_hh gradient length"
+    );
+    assert_eq!(
+        grads.b_ih.len(),
+        gh,
+        "recurrent backward: b_ih gradient length"
+    );
+    assert_eq!(
+        grads.b_hh.len(),
+        gh,
+        "recurrent backward: b_hh gradient length"
+    );
+}
+
+/// After the recurrence has filled every step's `dpre`: the products that do not depend on
+/// the order of the steps, each one GEMM over all T N rows. `dX = dPre W_ih` (scattered
+/// into `dx`, (N, T, F)), `dW_ih += dPre^T X`, `dW_hh += dPre_{2..T}^T H_{1..T-1}` (h_0 = 0
+/// adds nothing), `db_ih = db_hh += the column sums of dPre`.
+fn sequence_param_grads<T: Float>(
+    s: &RecurrentShape,
+    g: usize,
+    p: &Params<'_, T>,
+    ws: &mut SequenceWorkspace<T>,
+    dx: &mut [T],
+    grads: &mut ParamGrads<'_, T>,
+) {
+    let (n, t, f, h, gh) = (s.batch, s.steps, s.input, s.hidden, g * s.hidden);
+    let rows = t * n;
+    let dpre = view(&ws.dpre, rows, gh);
+    matmul(&mut ws.dxs, dpre, view(p.w_ih, gh, f), T::one(), false);
+    for (b, seq) in dx.chunks_exact_mut(t * f).enumerate() {
+        for (step, d) in seq.chunks_exact_mut(f).enumerate() {
+            d.copy_from_slice(&ws.dxs[(step * n + b) * f..][..f]);
+        }
+    }
+    matmul(grads.w_ih, dpre.t(), view(&ws.xs, rows, f), T::one(), true);
+    if t > 1 {
+        let later = view(&ws.dpre[n * gh..], rows - n, gh);
+        let h_prev = view(&ws.hs[n * h..], rows - n, h);
+        matmul(grads.w_hh, later.t(), h_prev, T::one(), true);
+    }
+    for row in ws.dpre.chunks_exact(gh) {
+        for ((a, b), &d) in grads.b_ih.iter_mut().zip(grads.b_hh.iter_mut()).zip(row) {
+            *a += d;
+            *b += d;
+        }
+    }
+    ws.backward_done = true;
 }
 
 /// An LSTM layer over whole sequences, `nn.LSTM(batch_first=True)` with zero initial
-/// states: `x` is (N, T, F), `out` receives every h_t as (N, T, H). Each step is
-/// [`lstm_step_forward`]; `ws` keeps the states for [`lstm_sequence_backward`].
+/// states: `x` is (N, T, F), `out` receives every h_t as (N, T, H); `ws` keeps the states
+/// for [`lstm_sequence_backward`]. The same cells as [`lstm_step_forward`], organised for
+/// speed: the input products of all T steps are one GEMM before the recurrence, so each
+/// step adds only `h_(t-1) W_hh^T` (N x 4H) and applies the gates in one fused pass.
 ///
 /// # Panics
 /// If a slice's length differs from what `s` says.
@@ -624,30 +825,36 @@ pub fn lstm_sequence_forward<T: Float>(
     out: &mut [T],
     ws: &mut SequenceWorkspace<T>,
 ) {
+    check_params(s, 4, p);
     ws.start(s, 4, x);
-    let (n, f, h) = (s.batch, s.input, s.hidden);
-    let (nh, nf, ng) = (n * h, n * f, n * 4 * h);
+    let (n, h) = (s.batch, s.hidden);
+    let (nh, ng) = (n * h, n * 4 * h);
+    input_projection(s, 4, p, &ws.xs, &mut ws.gates);
     for t in 0..s.steps {
         // States t and t + 1 live in adjacent blocks: split between them.
         let (h_prev, h_next) = ws.hs[t * nh..(t + 2) * nh].split_at_mut(nh);
         let (c_prev, c_next) = ws.cs[t * nh..(t + 2) * nh].split_at_mut(nh);
-        lstm_step_forward(
-            s,
-            p,
-            &ws.xs[t * nf..(t + 1) * nf],
-            h_prev,
-            c_prev,
-            &mut ws.gates[t * ng..(t + 1) * ng],
-            c_next,
-            h_next,
-        );
+        let gates = &mut ws.gates[t * ng..(t + 1) * ng];
+        if t > 0 {
+            matmul(
+                gates,
+                view(h_prev, n, h),
+                view(p.w_hh, 4 * h, h).t(),
+                T::one(),
+                true,
+            );
+        }
+        let tanh_c = &mut ws.tanh_c[t * nh..(t + 1) * nh];
+        lstm_cells_forward(h, gates, c_prev, c_next, h_next, Some(tanh_c));
     }
     ws.outputs(s, out);
 }
 
 /// The backward of [`lstm_sequence_forward`] through time, from the gradient `dout` of every
 /// h_t (N, T, H): writes the input gradient `dx` (N, T, F) and adds the parameter gradients
-/// into `grads`. Each step is [`lstm_step_backward`], from t = T down to 1.
+/// into `grads`. The recurrence, from t = T down to 1, does per step only what depends on
+/// the step after it (the cells' backward, as [`lstm_step_backward`]'s, and `dh_(t-1) =
+/// dpre_t W_hh`); the input and parameter gradients are then one GEMM each over all steps.
 ///
 /// # Panics
 /// If a slice's length differs from what `s` says, or `ws` last ran another forward.
@@ -659,33 +866,42 @@ pub fn lstm_sequence_backward<T: Float>(
     dx: &mut [T],
     grads: &mut ParamGrads<'_, T>,
 ) {
+    check_params(s, 4, p);
+    check_grads(s, 4, grads);
     ws.start_backward(s, 4, dout, dx);
-    let (n, f, h) = (s.batch, s.input, s.hidden);
-    let (nh, nf, ng) = (n * h, n * f, n * 4 * h);
+    let (n, h) = (s.batch, s.hidden);
+    let (nh, ng) = (n * h, n * 4 * h);
     for t in (0..s.steps).rev() {
         gather_dh(s, t, dout, &ws.dh_prev, &mut ws.dh);
         std::mem::swap(&mut ws.dc, &mut ws.dc_prev); // dc = what step t + 1 sent back
-        let saved = LstmSaved {
-            x: &ws.xs[t * nf..(t + 1) * nf],
-            h_prev: &ws.hs[t * nh..(t + 1) * nh],
-            c_prev: &ws.cs[t * nh..(t + 1) * nh],
-            gates: &ws.gates[t * ng..(t + 1) * ng],
-            c: &ws.cs[(t + 1) * nh..(t + 2) * nh],
-        };
-        let out = StepGrads {
-            dx: &mut ws.dx,
-            dh_prev: &mut ws.dh_prev,
-            dc_prev: &mut ws.dc_prev,
-            dpre: &mut ws.dpre,
-        };
-        lstm_step_backward(s, p, &saved, &ws.dh, &ws.dc, out, grads);
-        scatter_dx(s, t, &ws.dx, dx);
+        let dpre = &mut ws.dpre[t * ng..(t + 1) * ng];
+        lstm_cells_backward(
+            h,
+            &ws.gates[t * ng..(t + 1) * ng],
+            &ws.cs[t * nh..(t + 1) * nh],
+            &ws.tanh_c[t * nh..(t + 1) * nh],
+            (&ws.dh, &ws.dc),
+            &mut ws.dc_prev,
+            dpre,
+        );
+        if t > 0 {
+            // h_0 is a constant: its gradient is not needed.
+            matmul(
+                &mut ws.dh_prev,
+                view(dpre, n, 4 * h),
+                view(p.w_hh, 4 * h, h),
+                T::one(),
+                false,
+            );
+        }
     }
+    sequence_param_grads(s, 4, p, ws, dx, grads);
 }
 
 /// A tanh-RNN layer over whole sequences, `nn.RNN(batch_first=True)` with a zero initial
-/// state: `x` is (N, T, F), `out` receives every h_t as (N, T, H). Each step is
-/// [`rnn_step_forward`]; `ws` keeps the states for [`rnn_sequence_backward`].
+/// state: `x` is (N, T, F), `out` receives every h_t as (N, T, H); `ws` keeps the states
+/// for [`rnn_sequence_backward`]. As [`rnn_step_forward`], with the input products of all
+/// steps done as one GEMM before the recurrence.
 ///
 /// # Panics
 /// If a slice's length differs from what `s` says.
@@ -706,17 +922,30 @@ pub fn rnn_sequence_forward<T: Float>(
     out: &mut [T],
     ws: &mut SequenceWorkspace<T>,
 ) {
+    check_params(s, 1, p);
     ws.start(s, 1, x);
-    let (nh, nf) = (s.batch * s.hidden, s.batch * s.input);
+    let (n, h) = (s.batch, s.hidden);
+    let nh = n * h;
+    input_projection(s, 1, p, &ws.xs, &mut ws.hs[nh..]);
     for t in 0..s.steps {
         let (h_prev, h_next) = ws.hs[t * nh..(t + 2) * nh].split_at_mut(nh);
-        rnn_step_forward(s, p, &ws.xs[t * nf..(t + 1) * nf], h_prev, h_next);
+        if t > 0 {
+            matmul(
+                h_next,
+                view(h_prev, n, h),
+                view(p.w_hh, h, h).t(),
+                T::one(),
+                true,
+            );
+        }
+        h_next.iter_mut().for_each(|v| *v = tanh_gate(*v));
     }
     ws.outputs(s, out);
 }
 
 /// The backward of [`rnn_sequence_forward`] through time: writes `dx` (N, T, F) and adds
-/// the parameter gradients into `grads`, one [`rnn_step_backward`] per step.
+/// the parameter gradients into `grads`; per step `dpre_t = dh_t . (1 - h_t^2)` and
+/// `dh_(t-1) = dpre_t W_hh`, then one GEMM each for the input and parameter gradients.
 ///
 /// # Panics
 /// If a slice's length differs from what `s` says, or `ws` last ran another forward.
@@ -728,22 +957,116 @@ pub fn rnn_sequence_backward<T: Float>(
     dx: &mut [T],
     grads: &mut ParamGrads<'_, T>,
 ) {
+    check_params(s, 1, p);
+    check_grads(s, 1, grads);
     ws.start_backward(s, 1, dout, dx);
-    let (nh, nf) = (s.batch * s.hidden, s.batch * s.input);
+    let (n, h) = (s.batch, s.hidden);
+    let nh = n * h;
     for t in (0..s.steps).rev() {
         gather_dh(s, t, dout, &ws.dh_prev, &mut ws.dh);
-        let saved = RnnSaved {
-            x: &ws.xs[t * nf..(t + 1) * nf],
-            h_prev: &ws.hs[t * nh..(t + 1) * nh],
-            h: &ws.hs[(t + 1) * nh..(t + 2) * nh],
-        };
-        let out = StepGrads {
-            dx: &mut ws.dx,
-            dh_prev: &mut ws.dh_prev,
-            dc_prev: &mut [],
-            dpre: &mut ws.dpre,
-        };
-        rnn_step_backward(s, p, &saved, &ws.dh, out, grads);
-        scatter_dx(s, t, &ws.dx, dx);
+        let dpre = &mut ws.dpre[t * nh..(t + 1) * nh];
+        for ((d, &g), &h) in dpre.iter_mut().zip(&ws.dh).zip(&ws.hs[(t + 1) * nh..]) {
+            *d = g * (T::one() - h * h);
+        }
+        if t > 0 {
+            matmul(
+                &mut ws.dh_prev,
+                view(dpre, n, h),
+                view(p.w_hh, h, h),
+                T::one(),
+                false,
+            );
+        }
+    }
+    sequence_param_grads(s, 1, p, ws, dx, grads);
+}
+
+/// Each sequence's own parameter gradients from the last backward through `ws` (of the
+/// LSTM or RNN whose forward and backward it ran), without a pass per sequence: sequence
+/// e's rows of the saved per-step `dpre` and of the inputs give `dW_ih[e] = Σ_t dpre_(t,e)^T
+/// x_(t,e)`, `dW_hh[e] = Σ_t dpre_(t,e)^T h_(t-1,e)`, `db_ih[e] = db_hh[e] = Σ_t dpre_(t,e)`.
+/// `out`'s slices hold N blocks (sequence e's gradient of a parameter at `e len ..`), which
+/// are overwritten. Their sum over e is what the backward added into its `grads`.
+///
+/// # Panics
+/// If `ws` holds no backward, or a slice of `out` is not N times its parameter's length.
+///
+/// ```
+/// use backprop::tensor::kernels::{
+///     recurrent_param_grads_per_example, rnn_sequence_backward, rnn_sequence_forward,
+///     ParamGrads, Params, RecurrentShape, SequenceWorkspace,
+/// };
+/// // Two sequences of one step through h = tanh(2 x): the weight gradient of each is
+/// // dh (1 - h^2) x, and the batch's is their sum.
+/// let s = RecurrentShape::new(2, 1, 1, 1).unwrap();
+/// let p = Params { w_ih: &[2.0f64], w_hh: &[0.0], b_ih: &[0.0], b_hh: &[0.0] };
+/// let (x, dh) = ([0.5, -1.0], [1.0, 3.0]);
+/// let mut ws = SequenceWorkspace::new();
+/// let mut h = [0.0; 2];
+/// rnn_sequence_forward(&s, &p, &x, &mut h, &mut ws);
+/// let (mut w_ih, mut w_hh, mut b_ih, mut b_hh) = ([0.0], [0.0], [0.0], [0.0]);
+/// let mut g = ParamGrads { w_ih: &mut w_ih, w_hh: &mut w_hh, b_ih: &mut b_ih, b_hh: &mut b_hh };
+/// rnn_sequence_backward(&s, &p, &dh, &mut ws, &mut [0.0; 2], &mut g);
+/// let (mut e_ih, mut e_hh, mut e_bi, mut e_bh) = ([0.0; 2], [0.0; 2], [0.0; 2], [0.0; 2]);
+/// let pe = ParamGrads { w_ih: &mut e_ih, w_hh: &mut e_hh, b_ih: &mut e_bi, b_hh: &mut e_bh };
+/// recurrent_param_grads_per_example(&ws, pe);
+/// let want: Vec<f64> = (0..2).map(|e| dh[e] * (1.0 - h[e] * h[e]) * x[e]).collect();
+/// assert!((e_ih[0] - want[0]).abs() < 1e-15 && (e_ih[1] - want[1]).abs() < 1e-15);
+/// assert!((w_ih[0] - (e_ih[0] + e_ih[1])).abs() < 1e-15);
+/// assert_eq!(e_hh, [0.0; 2]); // one step: h_0 = 0
+/// ```
+pub fn recurrent_param_grads_per_example<T: Float>(
+    ws: &SequenceWorkspace<T>,
+    out: ParamGrads<'_, T>,
+) {
+    let (s, g) = ws.last.expect("per-example gradients: no forward");
+    assert!(
+        ws.backward_done,
+        "per-example gradients: no backward after the forward"
+    );
+    let (n, t, f, h, gh) = (s.batch, s.steps, s.input, s.hidden, g * s.hidden);
+    let ParamGrads {
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+    } = out;
+    assert_eq!(w_ih.len(), n * gh * f, "per-example gradients: w_ih length");
+    assert_eq!(w_hh.len(), n * gh * h, "per-example gradients: w_hh length");
+    assert_eq!(b_ih.len(), n * gh, "per-example gradients: b_ih length");
+    assert_eq!(b_hh.len(), n * gh, "per-example gradients: b_hh length");
+    // Sequence e's rows are every N-th row of the time-major buffers, from row e.
+    fn rows<T: Float>(d: &[T], n: usize, from: usize, count: usize, width: usize) -> MatRef<'_, T> {
+        MatRef::strided(&d[from * width..], count, width, n * width, 1).expect("inside the buffer")
+    }
+    for e in 0..n {
+        let dpre = rows(&ws.dpre, n, e, t, gh);
+        matmul(
+            &mut w_ih[e * gh * f..(e + 1) * gh * f],
+            dpre.t(),
+            rows(&ws.xs, n, e, t, f),
+            T::one(),
+            false,
+        );
+        let w_hh = &mut w_hh[e * gh * h..(e + 1) * gh * h];
+        if t > 1 {
+            let later = rows(&ws.dpre, n, n + e, t - 1, gh);
+            matmul(
+                w_hh,
+                later.t(),
+                rows(&ws.hs, n, n + e, t - 1, h),
+                T::one(),
+                false,
+            );
+        } else {
+            w_hh.fill(T::zero());
+        }
+        let b = &mut b_ih[e * gh..(e + 1) * gh];
+        b.fill(T::zero());
+        for step in 0..t {
+            let row = &ws.dpre[(step * n + e) * gh..][..gh];
+            b.iter_mut().zip(row).for_each(|(b, &d)| *b += d);
+        }
+        b_hh[e * gh..(e + 1) * gh].copy_from_slice(b);
     }
 }
