@@ -10,7 +10,7 @@
 //!
 //! Flags: `--data digits|spirals|random784` (the built-in digits, 2-class spirals, or 2,048
 //! random 784-pixel examples for timing), `--sizes` hidden sizes (`30`, `128,64`,
-//! `1024,1024`), `--optimizer sgd|adam`, `--epochs`, `--batch` (global), `--lr`, `--seed`,
+//! `1024,1024`), `--optimizer sgd|adam`, `--epochs`, `--batch` (global), `--block` (examples per block, 16), `--lr`, `--seed`,
 //! `--precision f32|f64`, `--out FILE` (written by rank 0), `--single` (no MPI: the
 //! reference), `--plain` (with `--single`: the whole batch in one backpropagation, as
 //! `backprop train` does, for timing against the blocks), `--verbose` (each rank's time and bytes). Output: one line per epoch
@@ -31,6 +31,7 @@ struct Args {
     optimizer: OptimizerKind,
     epochs: usize,
     batch: usize,
+    block: usize,
     lr: f64,
     seed: u64,
     f64: bool,
@@ -47,6 +48,7 @@ fn parse() -> Result<Args, String> {
         optimizer: OptimizerKind::Sgd,
         epochs: 3,
         batch: 64,
+        block: backprop::dist::BLOCK,
         lr: 0.5,
         seed: 1,
         f64: false,
@@ -69,6 +71,7 @@ fn parse() -> Result<Args, String> {
             "--optimizer" => a.optimizer = value()?.parse().map_err(|e| format!("{e}"))?,
             "--epochs" => a.epochs = num(value()?)? as usize,
             "--batch" => a.batch = num(value()?)? as usize,
+            "--block" => a.block = num(value()?)? as usize,
             "--lr" => a.lr = num(value()?)?,
             "--seed" => a.seed = num(value()?)? as u64,
             "--precision" => a.f64 = value()? == "f64",
@@ -142,6 +145,7 @@ fn run<T: Float>(comm: &impl Collective, a: &Args) -> Result<(), String> {
         batch: a.batch,
         lr: a.lr,
         seed: a.seed,
+        block: a.block,
     };
     let start = std::time::Instant::now();
     let (losses, stats) = if a.plain {

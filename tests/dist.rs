@@ -51,7 +51,7 @@ fn block_sums_give_the_batch_gradient_to_rounding() {
     // 70 examples: blocks of 16, 16, 16, 16 and 6.
     let mut net = net::<f64>(&[12, 20, 9, 4], 3);
     let n = 70;
-    assert_eq!(blocks(n), 5);
+    assert_eq!(blocks(n, BLOCK), 5);
     let (x, y) = batch(&net, n, 1);
     let (mut ws, mut plain) = (Workspace::new(&net, n), Gradients::zeros_like(&net));
     let j_plain = net.backprop(&x, &y, n, &mut ws, &mut plain);
@@ -241,6 +241,7 @@ fn digits_train_to_the_same_bytes_on_one_to_four_ranks() {
             batch: 50,
             lr,
             seed: 7,
+            block: BLOCK,
         };
         same_model_for_every_group::<f32>(&data, &[64, 30, 10], kind, &plan);
     }
@@ -255,6 +256,7 @@ fn spirals_train_to_the_same_bytes_on_one_to_four_ranks() {
             batch: 64,
             lr,
             seed: 9,
+            block: 10,
         };
         same_model_for_every_group::<f64>(&data, &[2, 24, 24, 2], kind, &plan);
     }

@@ -23,6 +23,8 @@ pub struct Plan {
     pub lr: f64,
     /// Seeds the order of the examples in each epoch.
     pub seed: u64,
+    /// Examples per block ([`super::BLOCK`] unless told otherwise).
+    pub block: usize,
 }
 
 /// Trains `net` with `optimizer` on `data` as [`Plan`] says, on every rank of `comm` with
@@ -43,7 +45,7 @@ pub struct Plan {
 /// let mut net = Network::<f64>::new(&[2, 8, 2], &[Activation::Tanh, Activation::Softmax],
 ///                                   Cost::LogLikelihood, Init::Xavier, 3).unwrap();
 /// let mut opt = Optimizer::new(OptimizerConfig::new(OptimizerKind::Adam), &net).unwrap();
-/// let plan = Plan { epochs: 30, batch: 32, lr: 0.01, seed: 5 };
+/// let plan = Plan { epochs: 30, batch: 32, lr: 0.01, seed: 5, block: backprop::dist::BLOCK };
 /// let (losses, _) = train_network(&Single, &mut net, &mut opt, &data, &plan).unwrap();
 /// assert!(losses[29] < 0.5 * losses[0], "{losses:?}");
 /// ```
@@ -81,7 +83,7 @@ pub fn train_network<T: Float>(
         vec![T::zero(); batch * outputs],
     );
     let mut grads = crate::network::Gradients::zeros_like(net);
-    let mut combine = BatchGradient::new(net);
+    let mut combine = BatchGradient::with_block(net, plan.block);
     let mut order: Vec<usize> = Vec::with_capacity(data.len());
     let mut losses = Vec::with_capacity(plan.epochs);
     for epoch in 1..=plan.epochs {
