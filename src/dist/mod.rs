@@ -39,7 +39,7 @@
 //! ## Agreement and faults
 //!
 //! [`Fingerprint`] compares the data and the flags of every rank at start. A rank that
-//! dies makes MPI abort the whole job (its default error handler); [`MpiWorld`]
+//! dies makes MPI abort the whole job (its default error handler); `MpiWorld`
 //! (feature `mpi`) also turns a panic or an error on one rank into an abort that names the
 //! rank, so no rank waits forever. [`LocalGroup`] (threads standing in for ranks) reports a
 //! lost rank as [`DistError::Lost`].
