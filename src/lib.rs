@@ -17,6 +17,8 @@
 //!   the training loop work on.
 //! - [`optim`]: SGD and its relatives.
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
+//! - [`dist`]: data-parallel training (several processes, on MPI with feature `mpi`), the
+//!   same model bit for bit whatever their number.
 //! - [`safetensors_io`]: named tensors and string metadata in and out of safetensors files.
 //! - [`model_file`]: networks (and any model's named parameters) in and out of them.
 //! - [`train`]: the training loop.
@@ -81,6 +83,7 @@
 pub mod bench;
 pub mod classifier;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod float;
 pub mod graph;

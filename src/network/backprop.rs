@@ -321,6 +321,19 @@ impl<T: Float> Network<T> {
     /// between threads costs a few microseconds; one per pass instead of one per product
     /// is what lets the small network's ~340 µs step gain from a second thread.
     fn pass(&self, x: &[T], y: &[T], n: usize, ws: &mut Workspace<T>, upto: Upto) {
+        self.pass_on(x, y, n, ws, upto, true);
+    }
+
+    /// [`Network::pass`], on the calling thread alone unless `may_thread`.
+    fn pass_on(
+        &self,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        ws: &mut Workspace<T>,
+        upto: Upto,
+        may_thread: bool,
+    ) {
         ws.fit(self.layers.iter().map(|l| l.biases.len()), n);
         // Both halves read the padded copies of W^l, so they are made once, before the split.
         for (layer, padded) in self.layers.iter().zip(&mut ws.padded) {
@@ -346,7 +359,7 @@ impl<T: Float> Network<T> {
             delta: &mut delta[..n * s],
         });
         let losses = &mut losses[..n];
-        match self.split(n) {
+        match self.split(n).filter(|_| may_thread) {
             Some(h) => {
                 let count = self.layers.len();
                 let (mut rows0, mut rows1) = (Vec::with_capacity(count), Vec::with_capacity(count));
@@ -365,7 +378,7 @@ impl<T: Float> Network<T> {
             }
             None => {
                 let mut rows: Vec<_> = buffers.collect();
-                self.pass_rows(x, y, &mut rows, losses, padded, upto, true);
+                self.pass_rows(x, y, &mut rows, losses, padded, upto, may_thread);
             }
         }
     }
@@ -508,6 +521,62 @@ impl<T: Float> Network<T> {
             equations_1_and_2(delta, a_below, n, gw, gb, inv_n, false);
         }
         j
+    }
+
+    /// Backpropagation for one block of a batch, as data-parallel training adds blocks up
+    /// ([`crate::dist`]): returns the **sum** of the C_i and overwrites `grads` with the
+    /// sums of the per-example gradients, sum_i dC_i/dW^l and sum_i dC_i/db^l (the post's
+    /// W_i and B_i added up, not divided by n).
+    ///
+    /// It runs on the calling thread alone, with the same four equations as
+    /// [`Network::try_backprop`]: the bits depend only on the weights and the block's
+    /// examples, never on how many threads or processes share the batch.
+    ///
+    /// # Errors
+    /// As [`Network::try_backprop`].
+    ///
+    /// ```
+    /// use backprop::network::{Activation, Cost, Gradients, Init, Network, Workspace};
+    /// let net = Network::<f64>::new(&[2, 3, 2], &[Activation::Tanh, Activation::Softmax],
+    ///                               Cost::LogLikelihood, Init::Scaled, 4).unwrap();
+    /// let (x, y) = ([0.5, -1.0, 2.0, 0.25], [1.0, 0.0, 0.0, 1.0]);
+    /// let (mut ws, mut sum, mut mean) =
+    ///     (Workspace::new(&net, 2), Gradients::zeros_like(&net), Gradients::zeros_like(&net));
+    /// let total = net.try_backprop_sum(&x, &y, 2, &mut ws, &mut sum).unwrap();
+    /// let j = net.backprop(&x, &y, 2, &mut ws, &mut mean);
+    /// // The sums are n = 2 times the means of `backprop`.
+    /// assert!((total / 2.0 - j).abs() < 1e-15);
+    /// assert!((sum.weights[0][(1, 0)] / 2.0 - mean.weights[0][(1, 0)]).abs() < 1e-15);
+    /// ```
+    pub fn try_backprop_sum(
+        &self,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        ws: &mut Workspace<T>,
+        grads: &mut Gradients<T>,
+    ) -> Result<T, NetworkError> {
+        self.check_batch(x, Some(y), n)?;
+        if !grads.is_shaped_like(self) {
+            return Err(NetworkError::GradientShape);
+        }
+        // Feed-forward, Equation 4 and Equation 3, on this thread.
+        self.pass_on(x, y, n, ws, Upto::Deltas, false);
+        let total = ws.losses().iter().fold(T::zero(), |sum, &c| sum + c);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
+            let delta = &ws.delta[i][..n * width];
+            let a_below = if i == 0 {
+                x
+            } else {
+                &ws.a[i - 1][..n * fan_in]
+            };
+            // Equations 1 and 2, summed over the block: Delta^l^T A^(l-1), and the sum of
+            // the rows of Delta^l.
+            let (gw, gb) = (grads.weights[i].as_mut_slice(), &mut grads.biases[i][..]);
+            neurons_1_and_2(delta, a_below, n, 0, gw, gb, T::one(), false, false);
+        }
+        Ok(total)
     }
 
     /// [`Network::try_backprop`], panicking on shapes that do not fit.
@@ -676,16 +745,17 @@ pub(crate) fn equations_1_and_2<T: Float>(
             let (w0, w1) = w.split_at_mut(h * fan_in);
             let (b0, b1) = b.split_at_mut(h);
             rayon::join(
-                || neurons_1_and_2(delta, below, n, 0, w0, b0, scale, accumulate),
-                || neurons_1_and_2(delta, below, n, h, w1, b1, scale, accumulate),
+                || neurons_1_and_2(delta, below, n, 0, w0, b0, scale, accumulate, false),
+                || neurons_1_and_2(delta, below, n, h, w1, b1, scale, accumulate, false),
             );
         }
-        None => neurons_1_and_2(delta, below, n, 0, w, b, scale, accumulate),
+        None => neurons_1_and_2(delta, below, n, 0, w, b, scale, accumulate, true),
     }
 }
 
 /// [`equations_1_and_2`] for the neurons `first..first + b.len()`: `w` and `b` hold only
-/// their rows and entries.
+/// their rows and entries. With `may_thread`, a product big enough may use the pool's
+/// threads (only for all the neurons).
 #[allow(clippy::too_many_arguments)]
 fn neurons_1_and_2<T: Float>(
     delta: &[T],
@@ -696,6 +766,7 @@ fn neurons_1_and_2<T: Float>(
     b: &mut [T],
     scale: T,
     accumulate: bool,
+    may_thread: bool,
 ) {
     let (width, fan_in, count) = (delta.len() / n, below.len() / n, b.len());
     // Columns first..first+count of Delta, read transposed in place: count x n.
@@ -703,7 +774,7 @@ fn neurons_1_and_2<T: Float>(
     let below_v = MatRef::row_major(below, n, fan_in).expect("sized by fit");
     // Equation 1: dC/dw^l_jk = delta^l_j a^(l-1)_k, summed over the batch as one product.
     let par = parallelism_for(count, fan_in, n);
-    let par = if count == width {
+    let par = if count == width && may_thread {
         par
     } else {
         Parallelism::None
