@@ -16,6 +16,8 @@
 //! - [`model`]: the seam: a model as its named parameters, which optimizers, files and
 //!   the training loop work on.
 //! - [`optim`]: SGD and its relatives.
+//! - [`privacy`]: private training (DP-SGD: per-example clipping, Gaussian noise) and its
+//!   Rényi-DP accountant.
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
 //! - [`safetensors_io`]: named tensors and string metadata in and out of safetensors files.
 //! - [`model_file`]: networks (and any model's named parameters) in and out of them.
@@ -93,6 +95,7 @@ pub mod nn;
 pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod privacy;
 pub mod program;
 pub mod safetensors_io;
 pub mod tensor;
