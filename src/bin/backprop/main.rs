@@ -9,6 +9,7 @@ mod eval;
 mod grad;
 mod gradcheck;
 mod predict;
+mod privacy;
 mod stdout;
 mod train;
 
@@ -63,6 +64,9 @@ enum Command {
     Grad(grad::Args),
     /// Check backpropagation against finite differences on a random network.
     Gradcheck(gradcheck::Args),
+    /// The epsilon that private training's steps spend (or, with --epsilon, the noise a
+    /// budget needs), by the Rényi-DP accountant of Opacus.
+    Privacy(privacy::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Grad(args) => grad::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),
+        Command::Privacy(args) => privacy::run(args),
     };
     match result {
         // The work is done and its files are written; only the printing was cut short.
