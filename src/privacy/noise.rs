@@ -3,9 +3,15 @@
 //!
 //! Each step takes a 32-byte key, from a seeded stream ([`Noise::seeded`]: the same seed
 //! gives the same noise) or from the operating system ([`Noise::os`], through `getrandom`).
-//! The key drives a ChaCha generator whose stream number names the parameter and the block
-//! of 2^14 values within it, so blocks can be drawn on several threads and still give the
-//! same numbers as one thread.
+//! The key and a stream number that names the parameter and the block of 2^14 values
+//! within it start a generator for that block, so blocks can be drawn on several threads
+//! and still give the same numbers as one thread.
+//!
+//! A step draws one Gaussian number per parameter, whatever the batch size: on the
+//! nielsen network (23,860 parameters, batches of 10) that costs more than the step's
+//! gradient does. So seeded noise is drawn by xoshiro256++ (a statistical generator, as
+//! Opacus's default, PyTorch's generator, is), about four times faster than ChaCha;
+//! noise from the operating system is drawn by ChaCha20, a cryptographic generator.
 
 use crate::Float;
 use rand::{RngCore, SeedableRng};
@@ -24,7 +30,7 @@ pub struct Noise {
 
 #[derive(Clone, Debug)]
 enum Source {
-    /// Keys from a ChaCha8 stream seeded once; noise by ChaCha8.
+    /// Keys from a ChaCha8 stream seeded once; noise by xoshiro256++.
     Seeded(Box<ChaCha8Rng>),
     /// Keys from the operating system at every step; noise by ChaCha20.
     Os,
@@ -73,7 +79,7 @@ impl Noise {
             Source::Seeded(rng) => {
                 rng.fill_bytes(&mut key);
                 visit(&mut |t| {
-                    fill::<T, ChaCha8Rng>(key, std, t, tensor);
+                    fill::<T, Xoshiro>(key, std, t, tensor);
                     tensor += 1;
                 });
             }
@@ -108,19 +114,116 @@ where
     }
 }
 
-/// The ChaCha generators' stream numbers, one trait for both.
+/// A generator started at one of many independent streams of a key.
 trait Stream {
     fn set_stream_id(&mut self, id: u64);
 }
 
-impl Stream for ChaCha8Rng {
+/// xoshiro256++ (Blackman and Vigna 2019): 256 bits of state, period 2^256 - 1, passes
+/// BigCrush; one u64 in about a nanosecond.
+struct Xoshiro {
+    s: [u64; 4],
+    key: [u64; 4],
+}
+
+/// SplitMix64's output function: spreads a 64-bit word over all 64 bits.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl SeedableRng for Xoshiro {
+    type Seed = [u8; 32];
+    fn from_seed(seed: [u8; 32]) -> Self {
+        let mut key = [0u64; 4];
+        for (k, b) in key.iter_mut().zip(seed.chunks_exact(8)) {
+            *k = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+        }
+        let mut x = Xoshiro { s: [0; 4], key };
+        x.set_stream_id(0);
+        x
+    }
+}
+
+impl Stream for Xoshiro {
     fn set_stream_id(&mut self, id: u64) {
-        self.set_stream(id);
+        // The state of stream `id`: each word a SplitMix64 hash of a key word, the stream
+        // and the word's place, so streams and keys start far apart (and never all zero).
+        let mut nonzero = 0;
+        for (i, (s, &k)) in self.s.iter_mut().zip(&self.key).enumerate() {
+            *s =
+                mix(k ^ mix(id.wrapping_add(0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i as u64 + 1))));
+            nonzero |= *s;
+        }
+        if nonzero == 0 {
+            self.s[0] = 1;
+        }
+    }
+}
+
+impl RngCore for Xoshiro {
+    fn next_u64(&mut self) -> u64 {
+        let s = &mut self.s;
+        let result = (s[0].wrapping_add(s[3])).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        result
+    }
+
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.fill_bytes(dest);
+        Ok(())
     }
 }
 
 impl Stream for ChaCha20Rng {
     fn set_stream_id(&mut self, id: u64) {
         self.set_stream(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xoshiro_gives_the_reference_sequence() {
+        // xoshiro256++ from state {1, 2, 3, 4}: the first outputs of the reference
+        // algorithm, as the rand_xoshiro crate's tests list them.
+        let mut x = Xoshiro {
+            s: [1, 2, 3, 4],
+            key: [0; 4],
+        };
+        let got: Vec<u64> = (0..3).map(|_| x.next_u64()).collect();
+        assert_eq!(got, [41_943_041, 58_720_359, 3_588_806_011_781_223]);
+    }
+
+    #[test]
+    fn streams_of_one_key_differ() {
+        let mut a = Xoshiro::from_seed([7; 32]);
+        let mut b = Xoshiro::from_seed([7; 32]);
+        b.set_stream_id(1);
+        assert_ne!(a.next_u64(), b.next_u64());
+        let mut c = Xoshiro::from_seed([7; 32]);
+        c.set_stream_id(1);
+        b.set_stream_id(1);
+        assert_eq!(b.next_u64(), c.next_u64());
     }
 }
