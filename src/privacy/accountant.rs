@@ -440,7 +440,10 @@ mod tests {
         ];
         for (x, want) in known {
             let got = log_erfc(x);
-            assert!((got - want).abs() <= 1e-14 * want.abs(), "x = {x}: {got} vs {want}");
+            assert!(
+                (got - want).abs() <= 1e-14 * want.abs(),
+                "x = {x}: {got} vs {want}"
+            );
         }
         // erfc(0) = 1, erfc(-inf) = 2.
         assert_eq!(log_erfc(0.0), 0.0);
