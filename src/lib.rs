@@ -16,6 +16,8 @@
 //! - [`model`]: the seam: a model as its named parameters, which optimizers, files and
 //!   the training loop work on.
 //! - [`optim`]: SGD and its relatives.
+//! - [`privacy`]: private training (DP-SGD: per-example clipping, Gaussian noise) and its
+//!   Rényi-DP accountant.
 //! - [`data`]: IDX, CSV, the built-in digits, synthetic sets.
 //! - [`dist`]: data-parallel training (several processes, on MPI with feature `mpi`), the
 //!   same model bit for bit whatever their number.
@@ -96,6 +98,7 @@ pub mod nn;
 pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod privacy;
 pub mod program;
 pub mod safetensors_io;
 pub mod tensor;

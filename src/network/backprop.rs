@@ -114,6 +114,22 @@ impl<T: Float> Workspace<T> {
         &self.delta[i][..self.n * self.sizes[i]]
     }
 
+    /// Delta^l of the last backward pass, to rescale its rows (private training's clip
+    /// factors, [`Network::weighted_gradients`]).
+    pub(crate) fn delta_mut(&mut self, i: usize) -> &mut [T] {
+        &mut self.delta[i][..self.n * self.sizes[i]]
+    }
+
+    /// Whether the buffers were last sized for `n` examples of `net`'s layers.
+    pub(crate) fn holds(&self, net: &Network<T>, n: usize) -> bool {
+        self.n == n
+            && self
+                .sizes
+                .iter()
+                .copied()
+                .eq(net.layers.iter().map(|l| l.biases.len()))
+    }
+
     /// C_i of each example of the last backward pass or [`Network::cost`].
     pub fn losses(&self) -> &[T] {
         &self.losses[..self.n]

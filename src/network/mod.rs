@@ -5,7 +5,9 @@
 //! - [`Network::feed_forward`] and [`Network::backprop`]: the four equations for a whole
 //!   mini-batch, each product one call to `gemm` (see [`crate::linalg::matmul`]), the
 //!   buffers in a reusable [`Workspace`].
-//! - [`Network::per_example_gradients`]: the post's W_i and B_i for every example.
+//! - [`Network::per_example_gradients`]: the post's W_i and B_i for every example;
+//!   [`Network::per_example_norms`] and [`Network::weighted_gradients`]: their norms without
+//!   building them, and sum_i c_i (W_i, B_i) in one pass (private training's clipping).
 //! - [`Network::sgd_step`], [`Network::sgd_train_step`], [`Network::sgd`]: the post's SGD.
 //! - [`gradcheck`]: backprop against finite differences, in f64.
 //!
@@ -150,6 +152,13 @@ pub enum NetworkError {
     /// A mini-batch size of zero.
     #[error("mini-batch size must be at least 1")]
     ZeroBatchSize,
+    /// Equations 1 and 2 asked of a workspace that holds no backward pass of this batch
+    /// for this network (see [`Network::weighted_gradients`]).
+    #[error("the workspace holds no backward pass of {n} examples for this network")]
+    NoPass {
+        /// The batch size asked for.
+        n: usize,
+    },
     /// Parameters or batch buffers beyond [`MAX_BYTES`] (or beyond any integer).
     #[error("{what}: {values} {dtype} values would take {}, above the limit of {} GiB", bytes_text(*values, *size), MAX_BYTES >> 30)]
     TooLarge {

@@ -1,6 +1,8 @@
 //! Per-example gradients: the post's W_i = dC_i/dw^l_jk and B_i = dC_i/db^l_j for every
-//! example of a batch, from one batched forward and backward pass.
+//! example of a batch, from one batched forward and backward pass; and, for private
+//! training, their norms and a weighted sum of them without building any of them.
 
+use super::backprop::{equations_1_and_2, on_pool};
 use super::{Gradients, Network, NetworkError, Workspace};
 use crate::Float;
 
@@ -83,6 +85,132 @@ impl<T: Float> Network<T> {
                 g.biases[i].copy_from_slice(d);
             }
         }
+        Ok(())
+    }
+
+    /// J, and the norm of each example's whole gradient ||(W_i, B_i)|| over every weight
+    /// and bias into `norms`, from one batched pass and without building any W_i.
+    ///
+    /// Equation 1 makes W_i^l = delta_i^l (a_i^(l-1))^T an outer product, whose Frobenius
+    /// norm is ||delta_i^l|| ||a_i^(l-1)||; Equation 2 makes B_i^l = delta_i^l. So
+    ///
+    /// ```text
+    /// ||(W_i, B_i)||^2 = sum over l of ||delta_i^l||^2 (||a_i^(l-1)||^2 + 1)
+    /// ```
+    ///
+    /// The pass (Z^l, A^l, Delta^l) stays in `ws` for [`Network::weighted_gradients`].
+    /// The squares are summed in f64 whatever `T`.
+    ///
+    /// # Errors
+    /// [`NetworkError::EmptyBatch`] or [`NetworkError::BatchShape`].
+    ///
+    /// ```
+    /// use backprop::linalg::Matrix;
+    /// use backprop::network::{Activation, Cost, Layer, Network, Workspace};
+    /// // a = w . x + b, C = 1/2 (a - y)^2: W_i = delta x, B_i = delta.
+    /// let net = Network::from_layers(vec![Layer {
+    ///     weights: Matrix::from_vec(1, 2, vec![1.0f64, 1.0]).unwrap(),
+    ///     biases: vec![0.0], activation: Activation::Identity }], Cost::Quadratic).unwrap();
+    /// let mut ws = Workspace::new(&net, 1);
+    /// let mut norms = Vec::new();
+    /// // x = (3, 4), y = 5: a = 7, delta = 2, ||W|| = 2 * 5 = 10, ||B|| = 2.
+    /// net.per_example_norms(&[3.0, 4.0], &[5.0], 1, &mut ws, &mut norms).unwrap();
+    /// assert!((norms[0] - 104f64.sqrt()).abs() < 1e-14);
+    /// ```
+    pub fn per_example_norms(
+        &self,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        ws: &mut Workspace<T>,
+        norms: &mut Vec<f64>,
+    ) -> Result<T, NetworkError> {
+        self.check_batch(x, Some(y), n)?;
+        let j = on_pool(self.splits(n), || self.deltas_unchecked(x, y, n, ws));
+        norms.clear();
+        norms.resize(n, 0.0);
+        let square = |v: &[T]| v.iter().map(|&v| v.to_f64() * v.to_f64()).sum::<f64>();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
+            let below = if i == 0 { x } else { ws.a(i - 1) };
+            let rows = ws.delta(i).chunks_exact(width);
+            for ((norm, d), a) in norms.iter_mut().zip(rows).zip(below.chunks_exact(fan_in)) {
+                // ||W_i^l||^2 + ||B_i^l||^2 = ||delta_i^l||^2 (||a_i^(l-1)||^2 + 1)
+                *norm += square(d) * (square(a) + 1.0);
+            }
+        }
+        norms.iter_mut().for_each(|s| *s = s.sqrt());
+        Ok(j)
+    }
+
+    /// `grads` = scale sum_i c_i (W_i, B_i): Equations 1 and 2 over the batch with example
+    /// i's error weighted by `c[i]`, from the pass that [`Network::per_example_norms`] (or
+    /// [`Network::backprop`]) left in `ws` for the same `x`. With every c_i = 1 and
+    /// scale = 1/n it is the batch gradient dJ/dtheta.
+    ///
+    /// Weighting example i's output error delta_i^L by c_i weights its delta_i^l in every
+    /// layer by c_i, since Equation 3 is linear in delta^(l+1); so the rows of the stored
+    /// Delta^l are scaled in place (Delta^l is left scaled) rather than running Equations 4
+    /// and 3 again, and one product per layer gives the weighted sum.
+    ///
+    /// # Errors
+    /// [`NetworkError::BatchShape`] for `x` or `c` of the wrong length,
+    /// [`NetworkError::NoPass`] if `ws` was last used for another batch size or network,
+    /// [`NetworkError::GradientShape`] if `grads` does not fit the network.
+    ///
+    /// ```
+    /// use backprop::linalg::Matrix;
+    /// use backprop::network::{Activation, Cost, Gradients, Layer, Network, Workspace};
+    /// // a = 2 x, C = 1/2 a^2 at x = 1 and x = 2: W_1 = 2 * 1 = 2, W_2 = 4 * 2 = 8.
+    /// let net = Network::from_layers(vec![Layer {
+    ///     weights: Matrix::from_vec(1, 1, vec![2.0f64]).unwrap(),
+    ///     biases: vec![0.0], activation: Activation::Identity }], Cost::Quadratic).unwrap();
+    /// let (mut ws, mut g, mut norms) = (Workspace::new(&net, 2), Gradients::zeros_like(&net), vec![]);
+    /// net.per_example_norms(&[1.0, 2.0], &[0.0, 0.0], 2, &mut ws, &mut norms).unwrap();
+    /// net.weighted_gradients(&[1.0, 2.0], 2, &[1.0, 0.25], 1.0, &mut ws, &mut g).unwrap();
+    /// assert_eq!(g.weights[0][(0, 0)], 2.0 + 0.25 * 8.0);
+    /// assert_eq!(g.biases[0][0], 2.0 + 0.25 * 4.0); // B_i = delta_i = 2, 4
+    /// ```
+    pub fn weighted_gradients(
+        &self,
+        x: &[T],
+        n: usize,
+        c: &[T],
+        scale: T,
+        ws: &mut Workspace<T>,
+        grads: &mut Gradients<T>,
+    ) -> Result<(), NetworkError> {
+        self.check_batch(x, None, n)?;
+        if c.len() != n {
+            return Err(NetworkError::BatchShape {
+                what: "example weights",
+                n,
+                width: 1,
+                expected: n,
+                got: c.len(),
+            });
+        }
+        if !ws.holds(self, n) {
+            return Err(NetworkError::NoPass { n });
+        }
+        if !grads.is_shaped_like(self) {
+            return Err(NetworkError::GradientShape);
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let width = layer.weights.rows();
+            for (row, &ci) in ws.delta_mut(i).chunks_exact_mut(width).zip(c) {
+                row.iter_mut().for_each(|d| *d *= ci);
+            }
+        }
+        on_pool(self.splits(n), || {
+            for i in 0..self.layers.len() {
+                let below = if i == 0 { x } else { ws.a(i - 1) };
+                let (gw, gb) = (grads.weights[i].as_mut_slice(), &mut grads.biases[i][..]);
+                // Equations 1 and 2: scale sum_i c_i delta_i^l a_i^(l-1)^T and scale sum_i
+                // c_i delta_i^l, the c_i already in the rows of Delta^l.
+                equations_1_and_2(ws.delta(i), below, n, gw, gb, scale, false);
+            }
+        });
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ mod explore;
 mod grad;
 mod gradcheck;
 mod predict;
+mod privacy;
 mod sample;
 mod stdout;
 mod train;
@@ -74,6 +75,9 @@ enum Command {
     /// playground that trains a small network on points of the plane. The page and its
     /// JSON API are served by this process, with nothing fetched from elsewhere.
     Explore(explore::Args),
+    /// The epsilon that private training's steps spend (or, with --epsilon, the noise a
+    /// budget needs), by the Rényi-DP accountant of Opacus.
+    Privacy(privacy::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -103,6 +107,7 @@ fn main() -> std::process::ExitCode {
         Command::Gradcheck(args) => gradcheck::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Explore(args) => explore::run(args),
+        Command::Privacy(args) => privacy::run(args),
     };
     match result {
         // The work is done and its files are written; only the printing was cut short.
