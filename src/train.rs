@@ -754,7 +754,8 @@ impl<T: Float> Trainable<T> for ArchModel<T> {
         )
         .expect("the arch, input shape and cost built this model already");
         let mut values = Vec::new();
-        self.net.visit_params(&mut |p| values.push(p.values.to_vec()));
+        self.net
+            .visit_params(&mut |p| values.push(p.values.to_vec()));
         let mut next = values.into_iter();
         copy.net.visit_values_mut(&mut |p| {
             if let Some(v) = next.next() {
@@ -1203,10 +1204,22 @@ impl<T: Float, M: Trainable<T>> Trainer<T, M> {
         self.reserve(EVAL_BATCH.min(data.len()).max(1))?;
         evaluate_with(&mut self.net, data, &mut self.ws, &mut self.x, &mut self.y)
     }
+    /// Loss, accuracy and confusion matrix on `data` of the model to keep
+    /// ([`Trainer::final_network`]).
+    ///
+    /// # Errors
+    /// As [`Trainer::evaluate`].
+    pub fn evaluate_final(&mut self, data: &Dataset) -> Result<Evaluation, TrainError> {
+        self.reserve(EVAL_BATCH.min(data.len()).max(1))?;
+        let model = match (&self.config.patience, &mut self.best) {
+            (Some(_), Some((_, best))) => best,
+            _ => &mut self.net,
+        };
+        evaluate_with(model, data, &mut self.ws, &mut self.x, &mut self.y)
+    }
 }
 
 impl<T: Float> Trainer<T> {
-
     /// Saves a checkpoint: a model file of the current network (so `eval` and `predict`
     /// read it too) with the optimizer's state, the best network so far, the settings and
     /// the history, from which [`Trainer::resume`] continues to the same result.

@@ -125,7 +125,7 @@ impl Dataset {
         if features == 0 {
             return Err(DataError::Inconsistent("0 features per example".into()));
         }
-        if k == 0 || labels.len() % k != 0 {
+        if k == 0 || !labels.len().is_multiple_of(k) {
             return Err(DataError::Inconsistent(format!(
                 "{} labels are not {k} per example",
                 labels.len()

@@ -88,7 +88,7 @@ impl DataSource {
             }
             if path.is_empty() {
                 return Err(bad(
-                    "text: needs a file (text:PATH) or text:shakespeare".into(),
+                    "text: needs a file (text:PATH) or text:shakespeare".into()
                 ));
             }
             if !Path::new(path).is_file() {

@@ -1,4 +1,5 @@
-//! `backprop train`: train a network on a data set, by the four equations and SGD.
+//! `backprop train`: train a network on a data set, by the four equations and SGD, or a
+//! model of layers (`--arch`: a CNN, an LSTM) by the same loop.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -7,23 +8,41 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use backprop::data::{Scaling, ScalingKind, Split};
+use backprop::data::text::DEFAULT_SEQ_LEN;
+use backprop::data::{DataSource, Dataset, Scaling, ScalingKind, Split};
 use backprop::model_file;
 use backprop::network::{Activation, Cost, Init, NetworkError};
+use backprop::nn::{self, Arch, ArchError, ArchModel};
 use backprop::optim::{OptimizerConfig, OptimizerKind, Schedule};
-use backprop::train::{EpochReport, TrainConfig, TrainError, Trainer};
+use backprop::train::{EpochReport, TrainConfig, TrainError, Trainable, Trainer};
 use backprop::Float;
 
 use crate::common::{self, one_of, plural, Sizes, Stopped};
 use crate::errln;
 
-/// Train a fully connected network (by default on the built-in digits).
+/// Train a fully connected network, or any model of layers with --arch (by default on the
+/// built-in digits).
 #[derive(clap::Args)]
 pub struct Args {
     /// digits; xor, spirals or moons (1000 points, or xor:N for N points); a directory of
-    /// IDX files (MNIST layout); or a CSV file (label first).
+    /// IDX files (MNIST layout); a CSV file (label first); or text:PATH (a UTF-8 file) or
+    /// text:shakespeare for a character model (with --arch).
     #[arg(long, default_value = "digits")]
     data: String,
+    /// A model of layers, written as PyTorch writes an nn.Sequential
+    /// ("Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(128, 10),
+    /// Softmax(dim=-1)"), or a preset: lenet5, convnet, char-lstm (whose V is the text's
+    /// vocabulary size). Instead of --hidden.
+    #[arg(long)]
+    arch: Option<String>,
+    /// One example's shape for --arch, C,H,W (1,28,28) [default: from IDX images and the
+    /// digits (1,8,8); the feature count for CSV and synthetic data].
+    #[arg(long)]
+    input_shape: Option<String>,
+    /// Characters per training sequence, T, for text data: each of the T characters is
+    /// trained to predict the next [default: 64].
+    #[arg(long)]
+    seq_len: Option<usize>,
     /// A CSV test file for a CSV --data.
     #[arg(long)]
     test: Option<PathBuf>,
@@ -324,6 +343,53 @@ fn flag(id: &str) -> String {
 pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
     let given = |id: &str| given.iter().any(|g| g == id);
     let fresh = config(&args)?;
+    let text = args.data.starts_with("text:");
+    if let Some(t) = args.seq_len {
+        if !text {
+            bail!(
+                "--seq-len {t}: applies to text data only (--data text:PATH or text:shakespeare)"
+            );
+        }
+        if t == 0 {
+            bail!("--seq-len 0: a sequence needs at least 1 character");
+        }
+    }
+    if let Some(arch) = args.arch.clone() {
+        if given("hidden") {
+            bail!("--arch and --hidden: give one of them (--arch builds a model of layers, --hidden a fully connected network)");
+        }
+        for id in ["activation", "output_activation", "init"] {
+            if given(id) {
+                bail!(
+                    "{}: applies to --hidden networks; an --arch model names its own layers and starts as PyTorch's do",
+                    flag(id)
+                );
+            }
+        }
+        for id in ["checkpoint", "resume"] {
+            if given(id) {
+                bail!(
+                    "{} with --arch: checkpoints of models of layers are not supported yet (train without it)",
+                    flag(id)
+                );
+            }
+        }
+        let files = Files::from_args(&args);
+        files.check(None)?;
+        return match args.dtype {
+            Dtype::F32 => run_arch::<f32>(&args, &given, files, fresh, &arch),
+            Dtype::F64 => run_arch::<f64>(&args, &given, files, fresh, &arch),
+        };
+    }
+    if let Some(shape) = &args.input_shape {
+        bail!("--input-shape {shape}: applies to --arch models only");
+    }
+    if text && args.resume.is_none() {
+        bail!(
+            "--data {}: a character model is a model of layers: give --arch (e.g. --arch char-lstm)",
+            args.data
+        );
+    }
     let Some(path) = args.resume.clone() else {
         let files = Files::from_args(&args);
         files.check(None)?;
@@ -516,7 +582,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
         );
     }
     let classes = train.classes.max(test.classes);
-    let mut trainer = match trainer {
+    let trainer = match trainer {
         Ok(t) => t,
         Err(config) => Trainer::<T>::new(config, train.features, classes).map_err(|e| match e {
             TrainError::Network(NetworkError::TooLarge { .. }) => {
@@ -556,6 +622,95 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
     // A checkpoint also remembers the files, so that --resume alone goes on.
     let mut checkpoint_meta = metadata.clone();
     checkpoint_meta.extend(files.to_metadata());
+    let config = trainer.config().clone();
+    let header = format!(
+        "training {} ({} hidden, {} output, {} cost, {} init) on {} ({} train, {}{} test examples), {}, batch {}, {} lr {}",
+        sizes
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("-"),
+        config.activation,
+        config.output_activation,
+        config.cost,
+        config.init,
+        files.data,
+        train.len(),
+        validation
+            .as_ref()
+            .map_or(String::new(), |v| format!("{} validation, ", v.len())),
+        test.len(),
+        plural(config.epochs, "epoch"),
+        config.batch,
+        config.optimizer.kind,
+        config.lr,
+    );
+    train_loop(Run {
+        args,
+        files: &files,
+        trainer,
+        train,
+        validation,
+        test,
+        metadata,
+        checkpoint_meta,
+        header,
+        resumed_from,
+        summary: ("layers", serde_json::json!(sizes)),
+        save: save_model,
+        checkpoint: Some(|t, path, meta| Ok(t.save_checkpoint(path, meta)?)),
+    })
+}
+
+/// How a run saves its model, or a checkpoint, for either kind of model.
+type SaveFn<T, M> = fn(&Trainer<T, M>, &Path, &[(String, String)]) -> anyhow::Result<()>;
+
+/// One training run, whatever the model: the data, the trainer, and what differs between
+/// the network and a model of layers (the header line, how the model and a checkpoint are
+/// saved, the summary's description of the model).
+struct Run<'a, T: Float, M: Trainable<T>> {
+    args: &'a Args,
+    files: &'a Files,
+    trainer: Trainer<T, M>,
+    train: Dataset,
+    validation: Option<Dataset>,
+    test: Dataset,
+    /// The model file's metadata besides the training settings.
+    metadata: Vec<(String, String)>,
+    checkpoint_meta: Vec<(String, String)>,
+    header: String,
+    resumed_from: Option<PathBuf>,
+    /// The JSON summary's key and value that describe the model.
+    summary: (&'static str, serde_json::Value),
+    save: SaveFn<T, M>,
+    /// How to save a checkpoint; `None` for a model that has none yet.
+    checkpoint: Option<SaveFn<T, M>>,
+}
+
+/// The one training loop of the command: epochs with progress, per-epoch lines or JSON,
+/// the log and plot, checkpoints and Ctrl-C, divergence, and the summary.
+fn train_loop<T: Float, M: Trainable<T>>(run: Run<'_, T, M>) -> anyhow::Result<()> {
+    let Run {
+        args,
+        files,
+        mut trainer,
+        train,
+        validation,
+        test,
+        mut metadata,
+        checkpoint_meta,
+        header,
+        resumed_from,
+        summary,
+        save: save_model,
+        checkpoint,
+    } = run;
+    let save_checkpoint = |t: &Trainer<T, M>, path: &Path| -> anyhow::Result<()> {
+        match checkpoint {
+            Some(save) => save(t, path, &checkpoint_meta),
+            None => Ok(()),
+        }
+    };
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = interrupted.clone();
@@ -569,28 +724,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
     let stderr_tty = std::io::stderr().is_terminal();
     let config = trainer.config().clone();
     if !args.json {
-        errln!(
-            "training {} ({} hidden, {} output, {} cost, {} init) on {} ({} train, {}{} test examples), {}, batch {}, {} lr {}",
-            sizes
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join("-"),
-            config.activation,
-            config.output_activation,
-            config.cost,
-            config.init,
-            files.data,
-            train.len(),
-            validation
-                .as_ref()
-                .map_or(String::new(), |v| format!("{} validation, ", v.len())),
-            test.len(),
-            plural(config.epochs, "epoch"),
-            config.batch,
-            config.optimizer.kind,
-            config.lr,
-        );
+        errln!("{header}");
         if let Some(path) = &resumed_from {
             errln!(
                 "resuming at epoch {} of {} from {}",
@@ -642,14 +776,32 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
             }
             Err(e) => return Err(e.into()),
         }
-        write_side_files(&files, &trainer)?;
+        write_side_files(files, &trainer)?;
         if let Some(path) = &files.checkpoint {
-            trainer.save_checkpoint(path, &checkpoint_meta)?;
+            save_checkpoint(&trainer, path)?;
         }
         if interrupted.load(Ordering::SeqCst) && !trainer.finished() {
+            if checkpoint.is_none() {
+                // No checkpoint to go on from: keep the model so far, as a finished run would.
+                let kept = match &files.out {
+                    Some(out) => {
+                        save_model(&trainer, out, &metadata)?;
+                        format!("the model so far is saved to {}", out.display())
+                    }
+                    None => "the model is not saved (no --out)".to_string(),
+                };
+                return Err(Stopped {
+                    message: format!(
+                        "interrupted after epoch {}; {kept} (--arch runs have no checkpoints yet)",
+                        trainer.history().len()
+                    ),
+                    status: 130,
+                }
+                .into());
+            }
             let path = files.interrupt_checkpoint();
             if files.checkpoint.is_none() {
-                trainer.save_checkpoint(&path, &checkpoint_meta)?;
+                save_checkpoint(&trainer, &path)?;
             }
             return Err(Stopped {
                 message: format!(
@@ -663,7 +815,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
         }
     }
     let last = trainer.history().last().cloned();
-    let final_eval = backprop::train::evaluate(trainer.final_network(), &test)?;
+    let final_eval = trainer.evaluate_final(&test)?;
     metadata.push(("test_accuracy".into(), final_eval.accuracy.to_string()));
     if let Some(out) = &files.out {
         save_model(&trainer, out, &metadata)?;
@@ -678,7 +830,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
             "epochs": trainer.history().len(),
             "kept_epoch": kept,
             "seconds": seconds,
-            "layers": sizes,
+            summary.0: summary.1,
             "model": files.out.as_ref().map(|p| p.display().to_string()),
         });
         crate::outln!("{summary}");
@@ -715,7 +867,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
 
 /// With `--patience`, the epoch whose network is kept: the first with the best test
 /// accuracy (the one [`Trainer::final_network`] returns).
-fn kept_epoch<T: Float>(trainer: &Trainer<T>) -> Option<usize> {
+fn kept_epoch<T: Float, M: Trainable<T>>(trainer: &Trainer<T, M>) -> Option<usize> {
     trainer.config().patience?;
     let mut best: Option<&EpochReport> = None;
     for r in trainer.history() {
@@ -766,7 +918,10 @@ fn save_model<T: Float>(
 
 /// The metrics log and the plot, rewritten after every epoch (atomically), so that an
 /// interrupted run keeps complete files.
-fn write_side_files<T: Float>(files: &Files, trainer: &Trainer<T>) -> anyhow::Result<()> {
+fn write_side_files<T: Float, M: Trainable<T>>(
+    files: &Files,
+    trainer: &Trainer<T, M>,
+) -> anyhow::Result<()> {
     if let Some(log) = &files.log {
         let mut csv = String::from("epoch,lr,train_loss,test_loss,test_accuracy,seconds");
         // Validation columns only when there is a validation part (logs stay as they were).
@@ -798,5 +953,242 @@ fn write_side_files<T: Float>(files: &Files, trainer: &Trainer<T>) -> anyhow::Re
         backprop::plot::training_curves(trainer.history(), plot)
             .with_context(|| format!("--plot {}", plot.display()))?;
     }
+    Ok(())
+}
+
+/// The training settings that describe a fully connected network only, left out of a
+/// model of layers' file (its arch says what its layers are).
+const NETWORK_ONLY: [&str; 4] = [
+    "train.hidden",
+    "train.activation",
+    "train.output_activation",
+    "train.init",
+];
+
+/// `--arch`: a model of layers (a preset expanded) on any data: images (their own shape,
+/// or --input-shape), or a text cut into sequences of --seq-len characters.
+fn run_arch<T: Float>(
+    args: &Args,
+    given: &dyn Fn(&str) -> bool,
+    files: Files,
+    config: TrainConfig,
+    arch_flag: &str,
+) -> anyhow::Result<()> {
+    common::set_threads(args.threads)?;
+    let source = DataSource::parse(&files.data, files.test.as_deref())?;
+    let (split, input_shape, vocab) = if matches!(source, DataSource::Text(_)) {
+        if let Some(shape) = &args.input_shape {
+            bail!("--input-shape {shape}: a text's examples are --seq-len characters; give --seq-len instead");
+        }
+        if given("test_split") {
+            bail!(
+                "--test-split {}: a text keeps its last {}% for testing (leave --test-split out)",
+                args.test_split,
+                100.0 * backprop::data::text::TEST_FRACTION
+            );
+        }
+        if given("scale") && args.scale != ScalingKind::None {
+            bail!("--scale: a text's inputs are character ids, which are not scaled (leave --scale out)");
+        }
+        let seq_len = args.seq_len.unwrap_or(DEFAULT_SEQ_LEN);
+        let text = source.text()?;
+        let split = text.split(seq_len)?;
+        (split, vec![seq_len], Some(text.vocab))
+    } else {
+        let split = common::load_data(
+            &files.data,
+            files.test.as_deref(),
+            files.test_split,
+            config.seed,
+        )?;
+        let features = split.train.features;
+        let shape = match (&args.input_shape, split.train.image_shape) {
+            (Some(text), _) => {
+                let shape = nn::parse_input_shape(text)
+                    .map_err(|e| anyhow::anyhow!("--input-shape {text}: {e}"))?;
+                let product = shape
+                    .iter()
+                    .try_fold(1usize, |a, &d| a.checked_mul(d))
+                    .unwrap_or(usize::MAX);
+                if product != features {
+                    bail!(
+                        "--input-shape {text}: {} values per example, but --data {} has {features} features per example",
+                        if product == usize::MAX { "too many".to_string() } else { product.to_string() },
+                        files.data
+                    );
+                }
+                shape
+            }
+            (None, Some((rows, cols))) => vec![1, rows, cols],
+            (None, None) => vec![features],
+        };
+        (split, shape, None)
+    };
+    let shape_text = input_shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let Split { train, mut test } = split;
+
+    // The arch: a preset expanded (char-lstm's V is the text's vocabulary), then checked
+    // against the data's examples before any training.
+    let classes = train.classes.max(test.classes);
+    let expanded = nn::preset(arch_flag, vocab.as_ref().map_or(classes, |v| v.len()))
+        .unwrap_or_else(|| arch_flag.to_string());
+    let refuse = |e: &dyn std::fmt::Display| {
+        let e = e.to_string();
+        let e = e.strip_prefix("arch: ").unwrap_or(&e).to_string();
+        anyhow::anyhow!("--arch {}: {e}", backprop::io::cut(arch_flag, 80))
+    };
+    let arch: Arch = expanded.parse().map_err(|e: ArchError| refuse(&e))?;
+    // What would make it fit: a preset's own input, or the flag that gives a CSV's shape.
+    let hint = match arch_flag {
+        "lenet5" | "convnet" => format!(" ({arch_flag} takes 1,28,28 images, as MNIST's)"),
+        _ if args.input_shape.is_none() && input_shape.len() == 1 && vocab.is_none() => {
+            " (give --input-shape C,H,W for images in rows)".to_string()
+        }
+        _ => String::new(),
+    };
+    let model =
+        ArchModel::<T>::new(&arch, &input_shape, config.cost, vocab, config.seed).map_err(|e| {
+            match e {
+                ArchError::Shape { .. } => refuse(&format!(
+                    "does not fit the examples of --data {} (shape {shape_text}): {}{hint}",
+                    files.data,
+                    e.to_string()
+                        .strip_prefix("arch: ")
+                        .unwrap_or(&e.to_string())
+                )),
+                ArchError::Cost(c) => anyhow::anyhow!("--cost {}: {c}", config.cost),
+                e => refuse(&e),
+            }
+        })?;
+    let (k, outputs) = (model.labels_per_example(), model.classes());
+    if k != train.labels_per_example {
+        bail!(
+            "--arch {}: gives {} per example (output shape {:?}), but --data {} has {} per example",
+            backprop::io::cut(arch_flag, 80),
+            plural(k, "prediction"),
+            model.net.shapes().last().cloned().unwrap_or_default(),
+            files.data,
+            plural(train.labels_per_example, "label"),
+        );
+    }
+    if classes > outputs {
+        bail!(
+            "--arch {}: gives {outputs} classes, but --data {} has labels up to {}",
+            backprop::io::cut(arch_flag, 80),
+            files.data,
+            classes - 1
+        );
+    }
+
+    let (mut train, mut validation) = config
+        .split_validation(train)
+        .map_err(|e| anyhow::anyhow!("--validation-split: {e}"))?;
+    let scaling = if model.vocab.is_some() {
+        ScalingKind::None.fit(&train)
+    } else {
+        args.scale.fit(&train)
+    };
+    scaling.apply(&mut train)?;
+    scaling.apply(&mut test)?;
+    if let Some(v) = &mut validation {
+        scaling.apply(v)?;
+    }
+    if train.distinct_labels() == 1 {
+        eprintln!(
+            "warning: --data {}: every training example has label {}; any accuracy measured on it is meaningless",
+            files.data, train.labels[0]
+        );
+    }
+
+    let test_split = if model.vocab.is_some() {
+        backprop::data::text::TEST_FRACTION
+    } else {
+        files.test_split
+    };
+    let mut metadata = vec![
+        ("scaling".to_string(), scaling.to_string()),
+        ("classes".to_string(), outputs.to_string()),
+        ("data".to_string(), files.data.clone()),
+        ("data.test_split".to_string(), test_split.to_string()),
+    ];
+    if let Some(c) = std::fs::canonicalize(Path::new(
+        files.data.strip_prefix("text:").unwrap_or(&files.data),
+    ))
+    .ok()
+    .filter(|_| files.data != "text:shakespeare")
+    {
+        metadata.push(("data.canonical".into(), c.display().to_string()));
+    }
+    if let Some(c) = files
+        .test
+        .as_deref()
+        .and_then(|p| std::fs::canonicalize(p).ok())
+    {
+        metadata.push(("data.test".into(), c.display().to_string()));
+    }
+    let what = if model.vocab.is_some() {
+        format!("sequences of {} characters", input_shape[0])
+    } else {
+        "examples".to_string()
+    };
+    let name = if nn::PRESETS.contains(&arch_flag) {
+        arch_flag.to_string()
+    } else {
+        "the arch".to_string()
+    };
+    let header = format!(
+        "training {name} ({} parameters, input {shape_text}, {} cost) on {} ({} train, {}{} test {what}), {}, batch {}, {} lr {}",
+        model.net.num_params(),
+        config.cost,
+        files.data,
+        train.len(),
+        validation
+            .as_ref()
+            .map_or(String::new(), |v| format!("{} validation, ", v.len())),
+        test.len(),
+        plural(config.epochs, "epoch"),
+        config.batch,
+        config.optimizer.kind,
+        config.lr,
+    );
+    let trainer = Trainer::with_model(config, model)?;
+    train_loop(Run {
+        args,
+        files: &files,
+        trainer,
+        train,
+        validation,
+        test,
+        metadata,
+        checkpoint_meta: Vec::new(),
+        header,
+        resumed_from: None,
+        summary: ("arch", serde_json::json!(expanded)),
+        save: save_arch_model,
+        checkpoint: None,
+    })
+}
+
+fn save_arch_model<T: Float>(
+    trainer: &Trainer<T, ArchModel<T>>,
+    out: &Path,
+    metadata: &[(String, String)],
+) -> anyhow::Result<()> {
+    let mut meta = metadata.to_vec();
+    meta.extend(
+        trainer
+            .config()
+            .to_metadata()
+            .into_iter()
+            .filter(|(k, _)| !NETWORK_ONLY.contains(&k.as_str())),
+    );
+    trainer
+        .final_network()
+        .save(out, &meta)
+        .map_err(|e| anyhow::anyhow!("--out {e}"))?;
     Ok(())
 }
