@@ -91,7 +91,11 @@ fn small_text(path: &Path) -> usize {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         text.push_str(words[(state >> 33) as usize % words.len()]);
-        text.push(if (state >> 20) % 7 == 0 { '\n' } else { ' ' });
+        text.push(if (state >> 20).is_multiple_of(7) {
+            '\n'
+        } else {
+            ' '
+        });
     }
     std::fs::write(path, &text).unwrap();
     let mut chars: Vec<char> = text.chars().collect();
