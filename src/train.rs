@@ -1204,6 +1204,64 @@ impl<T: Float, M: Trainable<T>> Trainer<T, M> {
         self.reserve(EVAL_BATCH.min(data.len()).max(1))?;
         evaluate_with(&mut self.net, data, &mut self.ws, &mut self.x, &mut self.y)
     }
+    /// A checkpoint's record of the run besides the model and the optimizer: the history,
+    /// the best watched accuracy, and the untrained model's test loss.
+    fn state_metadata(&self) -> Vec<(String, String)> {
+        let history = serde_json::to_string(&self.history).expect("plain numbers serialize");
+        let best_accuracy = self
+            .best
+            .as_ref()
+            .map_or(String::new(), |b| b.0.to_string());
+        let mut meta = vec![
+            (HISTORY_KEY.into(), history),
+            (BEST_ACCURACY_KEY.into(), best_accuracy),
+        ];
+        if let Some(j) = self.start_loss {
+            meta.push((START_LOSS_KEY.into(), j.to_string()));
+        }
+        meta
+    }
+
+    /// Reads back [`Trainer::state_metadata`]: sets the history and the start loss, and
+    /// returns the best accuracy (if an epoch has been done), whose model the caller
+    /// restores from its tensors.
+    fn restore_state(
+        &mut self,
+        meta: &BTreeMap<String, String>,
+        bad: &dyn Fn(String) -> TrainError,
+    ) -> Result<Option<f64>, TrainError> {
+        let get = |key: &str| {
+            meta.get(key)
+                .ok_or_else(|| bad(format!("missing metadata {key}")))
+        };
+        self.history = serde_json::from_str(get(HISTORY_KEY)?)
+            .map_err(|e| bad(format!("{HISTORY_KEY}: {e}")))?;
+        let best_accuracy = get(BEST_ACCURACY_KEY)?;
+        let best = if best_accuracy.is_empty() {
+            None
+        } else {
+            Some(
+                best_accuracy
+                    .parse()
+                    .map_err(|e| bad(format!("{BEST_ACCURACY_KEY}: {e}")))?,
+            )
+        };
+        // A checkpoint from before the start was recorded: the first epoch's test loss is
+        // the nearest stand-in.
+        self.start_loss = match meta.get(START_LOSS_KEY) {
+            Some(text) => Some(
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|j| j.is_finite() && *j >= 0.0)
+                    .ok_or_else(|| {
+                        bad(format!("{START_LOSS_KEY} = {text:?}: not a finite loss"))
+                    })?,
+            ),
+            None => self.history.first().map(|r| r.test_loss),
+        };
+        Ok(best)
+    }
+
     /// Loss, accuracy and confusion matrix on `data` of the model to keep
     /// ([`Trainer::final_network`]).
     ///
@@ -1241,16 +1299,7 @@ impl<T: Float> Trainer<T> {
             .collect();
         let mut meta = metadata.to_vec();
         meta.extend(self.config.to_metadata());
-        let history = serde_json::to_string(&self.history).expect("plain numbers serialize");
-        meta.push((HISTORY_KEY.into(), history));
-        let best_accuracy = self
-            .best
-            .as_ref()
-            .map_or(String::new(), |b| b.0.to_string());
-        meta.push((BEST_ACCURACY_KEY.into(), best_accuracy));
-        if let Some(j) = self.start_loss {
-            meta.push((START_LOSS_KEY.into(), j.to_string()));
-        }
+        meta.extend(self.state_metadata());
         model_file::save_checkpoint(&self.net, &self.optimizer, path, &meta, &best)?;
         Ok(())
     }
@@ -1287,17 +1336,7 @@ impl<T: Float> Trainer<T> {
         };
         let mut trainer = Self::with_model(config, net)?;
         checkpoint.restore(&mut trainer.optimizer)?;
-        let get = |key: &str| {
-            meta.get(key)
-                .ok_or_else(|| bad(format!("missing metadata {key}")))
-        };
-        trainer.history = serde_json::from_str(get(HISTORY_KEY)?)
-            .map_err(|e| bad(format!("{HISTORY_KEY}: {e}")))?;
-        let best_accuracy = get(BEST_ACCURACY_KEY)?;
-        if !best_accuracy.is_empty() {
-            let accuracy: f64 = best_accuracy
-                .parse()
-                .map_err(|e| bad(format!("{BEST_ACCURACY_KEY}: {e}")))?;
+        if let Some(accuracy) = trainer.restore_state(&meta, &bad)? {
             let mut best = trainer.net.clone();
             for (i, layer) in best.layers.iter_mut().enumerate() {
                 for (name, dst) in [
@@ -1317,21 +1356,155 @@ impl<T: Float> Trainer<T> {
             }
             trainer.best = Some((accuracy, best));
         }
-        // A checkpoint from before the start was recorded: the first epoch's test loss is
-        // the nearest stand-in.
-        trainer.start_loss = match meta.get(START_LOSS_KEY) {
-            Some(text) => Some(
-                text.parse::<f64>()
-                    .ok()
-                    .filter(|j| j.is_finite() && *j >= 0.0)
-                    .ok_or_else(|| {
-                        bad(format!("{START_LOSS_KEY} = {text:?}: not a finite loss"))
-                    })?,
-            ),
-            None => trainer.history.first().map(|r| r.test_loss),
-        };
         Ok((trainer, meta))
     }
+}
+
+impl<T: Float> Trainer<T, ArchModel<T>> {
+    /// Saves a checkpoint of a model of layers: its model file ([`ArchModel::save`]'s
+    /// tensors and metadata, so `eval` and `predict` read it too), the optimizer's state
+    /// (`optim.{param}.{buffer}`), the best model so far (`best.{param}`), the settings and
+    /// the history, from which [`Trainer::resume_arch`] continues to the same result.
+    ///
+    /// # Errors
+    /// [`TrainError::File`] naming the file.
+    pub fn save_checkpoint(
+        &self,
+        path: &Path,
+        metadata: &[(String, String)],
+    ) -> Result<(), TrainError> {
+        let mut meta = self.net.metadata();
+        meta.extend(metadata.iter().cloned());
+        meta.extend(self.config.to_metadata());
+        meta.extend(self.state_metadata());
+        meta.push((
+            model_file::OPTIMIZER_KEY.into(),
+            self.optimizer.config().kind.name().into(),
+        ));
+        meta.push((
+            model_file::OPTIMIZER_STEPS_KEY.into(),
+            self.optimizer.steps().to_string(),
+        ));
+        let mut owned: Vec<(String, Vec<usize>, Vec<T>)> = Vec::new();
+        self.net.visit_params(&mut |p| {
+            owned.push((p.name.to_string(), p.shape.to_vec(), p.values.to_vec()))
+        });
+        if let Some((_, best)) = &self.best {
+            best.visit_params(&mut |p| {
+                owned.push((
+                    format!("{}{}", model_file::BEST_PREFIX, p.name),
+                    p.shape.to_vec(),
+                    p.values.to_vec(),
+                ))
+            });
+        }
+        for (name, values) in self.optimizer.state_tensors() {
+            owned.push((name, vec![values.len()], values.to_vec()));
+        }
+        let tensors: Vec<NamedTensor<'_, T>> = owned
+            .iter()
+            .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
+            .collect();
+        crate::safetensors_io::save_tensors(path, &tensors, &meta)?;
+        Ok(())
+    }
+
+    /// Continues a run of a model of layers from a checkpoint written by
+    /// [`Trainer::save_checkpoint`]; returns the trainer and the checkpoint's metadata.
+    ///
+    /// # Errors
+    /// [`TrainError::File`] if the file cannot be read or is not a model of layers,
+    /// [`TrainError::Checkpoint`] if it lacks the training state or contradicts itself.
+    pub fn resume_arch(path: &Path) -> Result<(Self, BTreeMap<String, String>), TrainError> {
+        let bad = |reason: String| TrainError::Checkpoint {
+            path: path.display().to_string(),
+            reason,
+        };
+        let (model, meta) = crate::nn::load(path)?;
+        if !is_checkpoint(&meta) {
+            return Err(bad(
+                "it is a model file, not a checkpoint (checkpoints are written by Trainer::save_checkpoint)".into(),
+            ));
+        }
+        let config = TrainConfig::from_metadata(&meta).map_err(bad)?;
+        let model: ArchModel<T> = match model {
+            crate::nn::AnyArchModel::F32(m) if T::DTYPE == "F32" => cast(&m),
+            crate::nn::AnyArchModel::F64(m) if T::DTYPE == "F64" => cast(&m),
+            _ => return Err(bad(format!("its tensors are not {}", T::DTYPE))),
+        };
+        let mut trainer = Self::with_model(config, model)?;
+        let (tensors, _) = crate::safetensors_io::read_tensors(path)?;
+        let kind = meta
+            .get(model_file::OPTIMIZER_KEY)
+            .map_or("", String::as_str);
+        if kind != trainer.optimizer.config().kind.name() {
+            return Err(bad(format!(
+                "saved with optimizer {kind:?}, resumed with {:?}",
+                trainer.optimizer.config().kind.name()
+            )));
+        }
+        let steps = meta
+            .get(model_file::OPTIMIZER_STEPS_KEY)
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| bad(format!("no valid {}", model_file::OPTIMIZER_STEPS_KEY)))?;
+        let state: BTreeMap<&str, Vec<T>> = tensors
+            .iter()
+            .filter(|(k, _)| k.starts_with("optim."))
+            .map(|(k, (_, v))| (k.as_str(), v.iter().map(|&x| T::from_f64(x)).collect()))
+            .collect();
+        trainer
+            .optimizer
+            .load_state(steps, |name| state.get(name).map(Vec::as_slice))
+            .map_err(|e| bad(e.to_string()))?;
+        let best = trainer.restore_state(&meta, &bad)?;
+        if let Some(accuracy) = best {
+            let mut model = trainer.net.duplicate();
+            let mut missing = None;
+            model.visit_values_mut(&mut |p| {
+                let name = format!("{}{}", model_file::BEST_PREFIX, p.name);
+                match tensors
+                    .get(&name)
+                    .filter(|(_, v)| v.len() == p.values.len())
+                {
+                    Some((_, v)) => {
+                        for (d, &x) in p.values.iter_mut().zip(v) {
+                            *d = T::from_f64(x);
+                        }
+                    }
+                    None => missing = missing.take().or(Some(name)),
+                }
+            });
+            if let Some(name) = missing {
+                return Err(bad(format!("missing or misshapen tensor {name}")));
+            }
+            trainer.best = Some((accuracy, model));
+        }
+        Ok((trainer, meta))
+    }
+}
+
+/// The same model in another precision (an F32 file read for an f64 run is exact).
+fn cast<S: Float, T: Float>(m: &ArchModel<S>) -> ArchModel<T> {
+    let mut out = ArchModel::new(m.net.arch(), &m.input_shape, m.cost, m.vocab.clone(), 0)
+        .expect("the arch, input shape and cost built this model already");
+    let mut values = Vec::new();
+    m.net.visit_params(&mut |p| {
+        values.push(
+            p.values
+                .iter()
+                .map(|&v| Float::to_f64(v))
+                .collect::<Vec<f64>>(),
+        )
+    });
+    let mut next = values.into_iter();
+    out.net.visit_values_mut(&mut |p| {
+        if let Some(v) = next.next() {
+            for (d, x) in p.values.iter_mut().zip(v) {
+                *d = T::from_f64(x);
+            }
+        }
+    });
+    out
 }
 
 /// Whether a model file's metadata is a checkpoint's (written by

@@ -342,7 +342,7 @@ fn text_flags_are_checked_before_any_training() {
 }
 
 #[test]
-fn network_only_flags_and_checkpoints_are_refused_with_arch() {
+fn network_only_flags_are_refused_with_arch() {
     for (flag, value) in [
         ("--activation", "relu"),
         ("--output-activation", "softmax"),
@@ -351,10 +351,113 @@ fn network_only_flags_and_checkpoints_are_refused_with_arch() {
         let o = backprop(&["train", "--arch", "lenet5", flag, value]);
         refused(&o, &[flag, "--arch"]);
     }
+}
+
+#[test]
+fn an_arch_run_resumed_from_its_checkpoint_ends_where_the_uninterrupted_run_does() {
     let dir = tempfile::tempdir().unwrap();
-    let ckpt = dir.path().join("c.safetensors");
-    for flag in ["--checkpoint", "--resume"] {
-        let o = backprop(&["train", "--arch", "lenet5", flag, path_str(&ckpt)]);
-        refused(&o, &[flag, "--arch", "not supported"]);
-    }
+    let text = dir.path().join("clock.txt");
+    small_text(&text);
+    let data = format!("text:{}", path_str(&text));
+    let arch = "Embedding(12, 8), LSTM(8, 16), Linear(16, 12), Softmax(dim=-1)";
+    let (whole, part, resumed, ckpt) = (
+        dir.path().join("whole.safetensors"),
+        dir.path().join("part.safetensors"),
+        dir.path().join("resumed.safetensors"),
+        dir.path().join("ckpt.safetensors"),
+    );
+    let train = |epochs: &str, out: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "train",
+            "--data",
+            &data,
+            "--arch",
+            arch,
+            "--seq-len",
+            "16",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--epochs",
+            epochs,
+            "--out",
+            path_str(out),
+            "--threads",
+            "1",
+        ];
+        a.extend_from_slice(extra);
+        let o = backprop(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    train("3", &whole, &[]);
+    train("2", &part, &["--checkpoint", path_str(&ckpt)]);
+    // The checkpoint is a model file too, with the optimizer's state beside it.
+    let (_, meta) = load(&ckpt).unwrap();
+    assert_eq!(meta["arch"], arch);
+    // 5400 training characters make 337 sequences of 16: 34 batches of 10 an epoch.
+    assert_eq!(meta["optimizer.steps"], "68");
+    let o = backprop(&[
+        "train",
+        "--resume",
+        path_str(&ckpt),
+        "--epochs",
+        "3",
+        "--out",
+        path_str(&resumed),
+        "--threads",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("resuming at epoch 3 of 3"),
+        "{}",
+        stderr(&o)
+    );
+    let params = |p: &Path| {
+        let (m, _) = load(p).unwrap();
+        let AnyArchModel::F32(m) = m else {
+            panic!("f32")
+        };
+        m.net
+            .params()
+            .map(|(_, _, v)| v.to_vec())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(params(&resumed), params(&whole));
+    // A resumed run keeps the checkpoint's model: another arch or sequence length is refused.
+    let o = backprop(&[
+        "train",
+        "--resume",
+        path_str(&ckpt),
+        "--arch",
+        "char-lstm",
+        "--threads",
+        "1",
+    ]);
+    refused(&o, &["--arch char-lstm", "leave --arch out"]);
+    let o = backprop(&["train", "--resume", path_str(&ckpt), "--seq-len", "8"]);
+    refused(&o, &["--seq-len 8", "16"]);
+    let o = backprop(&["train", "--resume", path_str(&ckpt), "--hidden", "30"]);
+    refused(&o, &["--hidden", "model of layers"]);
+}
+
+#[test]
+fn an_output_over_the_text_it_reads_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("clock.txt");
+    small_text(&text);
+    let before = std::fs::read(&text).unwrap();
+    let data = format!("text:{}", path_str(&text));
+    let o = backprop(&[
+        "train",
+        "--data",
+        &data,
+        "--arch",
+        "char-lstm",
+        "--out",
+        path_str(&text),
+    ]);
+    refused(&o, &["--out", "clock.txt"]);
+    assert_eq!(std::fs::read(&text).unwrap(), before);
 }

@@ -125,7 +125,8 @@ pub struct Args {
     /// --epochs (at least the epochs done) and --patience may change; the flags that
     /// decide the training (--lr, --hidden, --activation, --output-activation, --cost,
     /// --init, --optimizer, --momentum, --weight-decay, --schedule, --batch, --seed,
-    /// --scale, --dtype) are refused unless they repeat the checkpoint's values.
+    /// --scale, --dtype; --arch, --input-shape, --seq-len for a model of layers) are
+    /// refused unless they repeat the checkpoint's values.
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Write per-epoch metrics here (CSV), rewritten after every epoch.
@@ -242,10 +243,12 @@ impl Files {
                     .to_string()
             })
         };
-        let data = if Path::new(&self.data).exists() {
-            abs(&Some(PathBuf::from(&self.data)))
-        } else {
-            self.data.clone()
+        let data = match self.data.strip_prefix("text:") {
+            Some(text) if Path::new(text).exists() => {
+                format!("text:{}", abs(&Some(PathBuf::from(text))))
+            }
+            _ if Path::new(&self.data).exists() => abs(&Some(PathBuf::from(&self.data))),
+            _ => self.data.clone(),
         };
         let values = [
             data,
@@ -345,7 +348,8 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
     let fresh = config(&args)?;
     let text = args.data.starts_with("text:");
     if let Some(t) = args.seq_len {
-        if !text {
+        // A resumed run's data may be the checkpoint's text.
+        if !text && args.resume.is_none() {
             bail!(
                 "--seq-len {t}: applies to text data only (--data text:PATH or text:shakespeare)"
             );
@@ -366,20 +370,18 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
                 );
             }
         }
-        for id in ["checkpoint", "resume"] {
-            if given(id) {
-                bail!(
-                    "{} with --arch: checkpoints of models of layers are not supported yet (train without it)",
-                    flag(id)
-                );
-            }
+        if args.resume.is_none() {
+            let files = Files::from_args(&args);
+            files.check(None)?;
+            let start = || ArchStart::Fresh {
+                config: fresh.clone(),
+                arch: arch.clone(),
+            };
+            return match args.dtype {
+                Dtype::F32 => run_arch::<f32>(&args, &given, files, start()),
+                Dtype::F64 => run_arch::<f64>(&args, &given, files, start()),
+            };
         }
-        let files = Files::from_args(&args);
-        files.check(None)?;
-        return match args.dtype {
-            Dtype::F32 => run_arch::<f32>(&args, &given, files, fresh, &arch),
-            Dtype::F64 => run_arch::<f64>(&args, &given, files, fresh, &arch),
-        };
     }
     if let Some(shape) = &args.input_shape {
         bail!("--input-shape {shape}: applies to --arch models only");
@@ -399,8 +401,17 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
         };
     };
     let resume = |e: &dyn std::fmt::Display| anyhow::anyhow!("--resume {e}");
-    let checkpoint = model_file::load(&path).map_err(|e| resume(&e))?;
-    let meta = checkpoint.metadata;
+    // A checkpoint of a model of layers has an arch; the network's has layers.
+    let (_, peek) = backprop::safetensors_io::read_tensors(&path).map_err(|e| resume(&e))?;
+    let arch_checkpoint = nn::is_arch_model(&peek);
+    let (meta, f64_file) = if arch_checkpoint {
+        let (model, meta) = nn::load(&path).map_err(|e| resume(&e))?;
+        (meta, matches!(model, nn::AnyArchModel::F64(_)))
+    } else {
+        let checkpoint = model_file::load(&path).map_err(|e| resume(&e))?;
+        let f64_file = checkpoint.network.dtype() == f64::DTYPE;
+        (checkpoint.metadata, f64_file)
+    };
     if !backprop::train::is_checkpoint(&meta) {
         bail!(
             "--resume {}: is a model file, not a checkpoint (checkpoints are written by --checkpoint FILE and on Ctrl-C)",
@@ -410,11 +421,7 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
     let stored = TrainConfig::from_metadata(&meta).map_err(|e| {
         anyhow::anyhow!("--resume {}: not a usable checkpoint: {e}", path.display())
     })?;
-    let dtype = if checkpoint.network.dtype() == f64::DTYPE {
-        Dtype::F64
-    } else {
-        Dtype::F32
-    };
+    let dtype = if f64_file { Dtype::F64 } else { Dtype::F32 };
     let refuse = |id: &str, value: &str, theirs: &str| {
         anyhow::anyhow!(
             "{} {value}: the checkpoint {} was trained with {theirs}; a resumed run keeps its settings (leave {} out)",
@@ -430,7 +437,61 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
         fresh.to_metadata().into_iter().collect(),
         stored.to_metadata().into_iter().collect(),
     );
+    let kind = if arch_checkpoint {
+        "a model of layers (--arch)"
+    } else {
+        "a fully connected network (--hidden)"
+    };
+    let foreign: &[&str] = if arch_checkpoint {
+        &["hidden", "activation", "output_activation", "init"]
+    } else {
+        &["arch"]
+    };
+    for id in foreign {
+        if given(id) {
+            bail!(
+                "{}: the checkpoint {} is {kind}; leave {} out",
+                flag(id),
+                path.display(),
+                flag(id)
+            );
+        }
+    }
+    if arch_checkpoint {
+        let stored_arch = meta.get(nn::ARCH_KEY).cloned().unwrap_or_default();
+        if let Some(a) = &args.arch {
+            let v = meta
+                .get(nn::VOCAB_KEY)
+                .and_then(|v| backprop::data::text::Vocab::from_json(v).ok())
+                .map_or(0, |v| v.len());
+            let expanded = nn::preset(a, v).unwrap_or_else(|| a.clone());
+            let canonical = expanded.parse::<Arch>().map(|a| a.to_string());
+            if canonical.as_deref() != Ok(stored_arch.as_str()) {
+                return Err(refuse("arch", a, &stored_arch));
+            }
+        }
+        let shape = meta.get(nn::INPUT_SHAPE_KEY).cloned().unwrap_or_default();
+        if let Some(t) = args.seq_len.filter(|t| t.to_string() != shape) {
+            return Err(refuse("seq_len", &t.to_string(), &shape));
+        }
+        if let Some(s) = &args.input_shape {
+            let same = nn::parse_input_shape(s).is_ok_and(|d| {
+                d.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    == shape
+            });
+            if !same {
+                return Err(refuse("input_shape", s, &shape));
+            }
+        }
+    }
     for (id, key) in FIXED_ON_RESUME {
+        // The other kind's flags are refused above.
+        if foreign.contains(&id) {
+            continue;
+        }
         if given(id) && mine.get(key) != theirs.get(key) {
             let show = |m: &BTreeMap<String, String>| m.get(key).cloned().unwrap_or_default();
             return Err(refuse(id, &show(&mine), &show(&theirs)));
@@ -451,6 +512,18 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
     }
     let files = Files::resumed(&args, &given, &meta);
     files.check(Some(&path))?;
+    if arch_checkpoint {
+        let start = ArchStart::Resume {
+            path,
+            meta,
+            epochs: args.epochs,
+            patience: args.patience,
+        };
+        return match dtype {
+            Dtype::F32 => run_arch::<f32>(&args, &given, files, start),
+            Dtype::F64 => run_arch::<f64>(&args, &given, files, start),
+        };
+    }
     let start = Start::Resume {
         path,
         meta,
@@ -658,7 +731,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
         resumed_from,
         summary: ("layers", serde_json::json!(sizes)),
         save: save_model,
-        checkpoint: Some(|t, path, meta| Ok(t.save_checkpoint(path, meta)?)),
+        checkpoint: |t, path, meta| Ok(t.save_checkpoint(path, meta)?),
     })
 }
 
@@ -683,8 +756,8 @@ struct Run<'a, T: Float, M: Trainable<T>> {
     /// The JSON summary's key and value that describe the model.
     summary: (&'static str, serde_json::Value),
     save: SaveFn<T, M>,
-    /// How to save a checkpoint; `None` for a model that has none yet.
-    checkpoint: Option<SaveFn<T, M>>,
+    /// How to save a checkpoint.
+    checkpoint: SaveFn<T, M>,
 }
 
 /// The one training loop of the command: epochs with progress, per-epoch lines or JSON,
@@ -706,10 +779,7 @@ fn train_loop<T: Float, M: Trainable<T>>(run: Run<'_, T, M>) -> anyhow::Result<(
         checkpoint,
     } = run;
     let save_checkpoint = |t: &Trainer<T, M>, path: &Path| -> anyhow::Result<()> {
-        match checkpoint {
-            Some(save) => save(t, path, &checkpoint_meta),
-            None => Ok(()),
-        }
+        checkpoint(t, path, &checkpoint_meta)
     };
     let interrupted = Arc::new(AtomicBool::new(false));
     {
@@ -781,24 +851,6 @@ fn train_loop<T: Float, M: Trainable<T>>(run: Run<'_, T, M>) -> anyhow::Result<(
             save_checkpoint(&trainer, path)?;
         }
         if interrupted.load(Ordering::SeqCst) && !trainer.finished() {
-            if checkpoint.is_none() {
-                // No checkpoint to go on from: keep the model so far, as a finished run would.
-                let kept = match &files.out {
-                    Some(out) => {
-                        save_model(&trainer, out, &metadata)?;
-                        format!("the model so far is saved to {}", out.display())
-                    }
-                    None => "the model is not saved (no --out)".to_string(),
-                };
-                return Err(Stopped {
-                    message: format!(
-                        "interrupted after epoch {}; {kept} (--arch runs have no checkpoints yet)",
-                        trainer.history().len()
-                    ),
-                    status: 130,
-                }
-                .into());
-            }
             let path = files.interrupt_checkpoint();
             if files.checkpoint.is_none() {
                 save_checkpoint(&trainer, &path)?;
@@ -965,17 +1017,62 @@ const NETWORK_ONLY: [&str; 4] = [
     "train.init",
 ];
 
+/// How an `--arch` run begins: with new settings and an arch, or from a checkpoint.
+enum ArchStart {
+    Fresh {
+        config: TrainConfig,
+        arch: String,
+    },
+    Resume {
+        path: PathBuf,
+        meta: BTreeMap<String, String>,
+        epochs: Option<usize>,
+        patience: Option<usize>,
+    },
+}
+
 /// `--arch`: a model of layers (a preset expanded) on any data: images (their own shape,
-/// or --input-shape), or a text cut into sequences of --seq-len characters.
+/// or --input-shape), or a text cut into sequences of --seq-len characters; or such a run
+/// resumed from its checkpoint.
 fn run_arch<T: Float>(
     args: &Args,
     given: &dyn Fn(&str) -> bool,
     files: Files,
-    config: TrainConfig,
-    arch_flag: &str,
+    start: ArchStart,
 ) -> anyhow::Result<()> {
     common::set_threads(args.threads)?;
+    // A resumed run's model, settings and shape are the checkpoint's.
+    let (config, arch_flag, resumed) = match start {
+        ArchStart::Fresh { config, arch } => (config, arch, None),
+        ArchStart::Resume {
+            path,
+            meta,
+            epochs,
+            patience,
+        } => {
+            let (mut t, _) = Trainer::<T, ArchModel<T>>::resume_arch(&path)
+                .map_err(|e| anyhow::anyhow!("--resume {e}"))?;
+            let done = t.history().len();
+            if let Some(e) = epochs {
+                if e < done {
+                    bail!(
+                        "--epochs {e}: the checkpoint {} has done {done} epochs already; give at least {done}",
+                        path.display()
+                    );
+                }
+                t.set_epochs(e);
+            }
+            if patience.is_some() {
+                t.set_patience(patience);
+            }
+            let arch = t.network().net.arch().to_string();
+            (t.config().clone(), arch, Some((t, path, meta)))
+        }
+    };
     let source = DataSource::parse(&files.data, files.test.as_deref())?;
+    let resumed_shape = resumed
+        .as_ref()
+        .map(|(t, _, _)| t.network().input_shape.clone());
     let (split, input_shape, vocab) = if matches!(source, DataSource::Text(_)) {
         if let Some(shape) = &args.input_shape {
             bail!("--input-shape {shape}: a text's examples are --seq-len characters; give --seq-len instead");
@@ -990,7 +1087,10 @@ fn run_arch<T: Float>(
         if given("scale") && args.scale != ScalingKind::None {
             bail!("--scale: a text's inputs are character ids, which are not scaled (leave --scale out)");
         }
-        let seq_len = args.seq_len.unwrap_or(DEFAULT_SEQ_LEN);
+        let seq_len = match &resumed_shape {
+            Some(shape) => shape[0],
+            None => args.seq_len.unwrap_or(DEFAULT_SEQ_LEN),
+        };
         let text = source.text()?;
         let split = text.split(seq_len)?;
         (split, vec![seq_len], Some(text.vocab))
@@ -1002,8 +1102,9 @@ fn run_arch<T: Float>(
             config.seed,
         )?;
         let features = split.train.features;
-        let shape = match (&args.input_shape, split.train.image_shape) {
-            (Some(text), _) => {
+        let shape = match (&args.input_shape, split.train.image_shape, &resumed_shape) {
+            (_, _, Some(shape)) => shape.clone(),
+            (Some(text), _, None) => {
                 let shape = nn::parse_input_shape(text)
                     .map_err(|e| anyhow::anyhow!("--input-shape {text}: {e}"))?;
                 let product = shape
@@ -1019,8 +1120,8 @@ fn run_arch<T: Float>(
                 }
                 shape
             }
-            (None, Some((rows, cols))) => vec![1, rows, cols],
-            (None, None) => vec![features],
+            (None, Some((rows, cols)), None) => vec![1, rows, cols],
+            (None, None, None) => vec![features],
         };
         (split, shape, None)
     };
@@ -1030,29 +1131,56 @@ fn run_arch<T: Float>(
         .collect::<Vec<_>>()
         .join(",");
     let Split { train, mut test } = split;
-
-    // The arch: a preset expanded (char-lstm's V is the text's vocabulary), then checked
-    // against the data's examples before any training.
     let classes = train.classes.max(test.classes);
-    let expanded = nn::preset(arch_flag, vocab.as_ref().map_or(classes, |v| v.len()))
-        .unwrap_or_else(|| arch_flag.to_string());
+
     let refuse = |e: &dyn std::fmt::Display| {
         let e = e.to_string();
         let e = e.strip_prefix("arch: ").unwrap_or(&e).to_string();
-        anyhow::anyhow!("--arch {}: {e}", backprop::io::cut(arch_flag, 80))
+        anyhow::anyhow!("--arch {}: {e}", backprop::io::cut(&arch_flag, 80))
     };
-    let arch: Arch = expanded.parse().map_err(|e: ArchError| refuse(&e))?;
-    // What would make it fit: a preset's own input, or the flag that gives a CSV's shape.
-    let hint = match arch_flag {
-        "lenet5" | "convnet" => format!(" ({arch_flag} takes 1,28,28 images, as MNIST's)"),
-        _ if args.input_shape.is_none() && input_shape.len() == 1 && vocab.is_none() => {
-            " (give --input-shape C,H,W for images in rows)".to_string()
+    let (trainer, scaling, resumed_from) = match resumed {
+        Some((trainer, path, meta)) => {
+            let model = trainer.network();
+            if model.inputs_per_example() != train.features
+                || model.vocab.as_ref().map(|v| v.chars()) != vocab.as_ref().map(|v| v.chars())
+            {
+                bail!(
+                    "--resume {}: the model takes examples of shape {shape_text}{} but --data {} has {} features{}",
+                    path.display(),
+                    if model.vocab.is_some() { " over its own vocabulary" } else { "" },
+                    files.data,
+                    train.features,
+                    if vocab.is_some() { " and another vocabulary" } else { "" },
+                );
+            }
+            let scaling: Scaling = meta
+                .get("scaling")
+                .with_context(|| {
+                    format!("--resume {}: no scaling in the checkpoint", path.display())
+                })?
+                .parse()
+                .map_err(|e| {
+                    anyhow::anyhow!("--resume {}: metadata scaling: {e}", path.display())
+                })?;
+            (trainer, scaling, Some(path))
         }
-        _ => String::new(),
-    };
-    let model =
-        ArchModel::<T>::new(&arch, &input_shape, config.cost, vocab, config.seed).map_err(|e| {
-            match e {
+        None => {
+            // The arch: a preset expanded (char-lstm's V is the text's vocabulary), then
+            // checked against the data's examples before any training.
+            let expanded = nn::preset(&arch_flag, vocab.as_ref().map_or(classes, |v| v.len()))
+                .unwrap_or_else(|| arch_flag.clone());
+            let arch: Arch = expanded.parse().map_err(|e: ArchError| refuse(&e))?;
+            // What would make it fit: a preset's own input, or the flag that gives a CSV's
+            // shape.
+            let hint = match arch_flag.as_str() {
+                "lenet5" | "convnet" => format!(" ({arch_flag} takes 1,28,28 images, as MNIST's)"),
+                _ if args.input_shape.is_none() && input_shape.len() == 1 && vocab.is_none() => {
+                    " (give --input-shape C,H,W for images in rows)".to_string()
+                }
+                _ => String::new(),
+            };
+            let model = ArchModel::<T>::new(&arch, &input_shape, config.cost, vocab, config.seed)
+                .map_err(|e| match e {
                 ArchError::Shape { .. } => refuse(&format!(
                     "does not fit the examples of --data {} (shape {shape_text}): {}{hint}",
                     files.data,
@@ -1062,13 +1190,21 @@ fn run_arch<T: Float>(
                 )),
                 ArchError::Cost(c) => anyhow::anyhow!("--cost {}: {c}", config.cost),
                 e => refuse(&e),
-            }
-        })?;
+            })?;
+            let scaling = if model.vocab.is_some() {
+                ScalingKind::None.fit(&train)
+            } else {
+                args.scale.fit(&train)
+            };
+            (Trainer::with_model(config, model)?, scaling, None)
+        }
+    };
+    let model = trainer.network();
     let (k, outputs) = (model.labels_per_example(), model.classes());
     if k != train.labels_per_example {
         bail!(
             "--arch {}: gives {} per example (output shape {:?}), but --data {} has {} per example",
-            backprop::io::cut(arch_flag, 80),
+            backprop::io::cut(&arch_flag, 80),
             plural(k, "prediction"),
             model.net.shapes().last().cloned().unwrap_or_default(),
             files.data,
@@ -1078,20 +1214,16 @@ fn run_arch<T: Float>(
     if classes > outputs {
         bail!(
             "--arch {}: gives {outputs} classes, but --data {} has labels up to {}",
-            backprop::io::cut(arch_flag, 80),
+            backprop::io::cut(&arch_flag, 80),
             files.data,
             classes - 1
         );
     }
 
+    let config = trainer.config().clone();
     let (mut train, mut validation) = config
         .split_validation(train)
         .map_err(|e| anyhow::anyhow!("--validation-split: {e}"))?;
-    let scaling = if model.vocab.is_some() {
-        ScalingKind::None.fit(&train)
-    } else {
-        args.scale.fit(&train)
-    };
     scaling.apply(&mut train)?;
     scaling.apply(&mut test)?;
     if let Some(v) = &mut validation {
@@ -1104,7 +1236,8 @@ fn run_arch<T: Float>(
         );
     }
 
-    let test_split = if model.vocab.is_some() {
+    let text = model.vocab.is_some();
+    let test_split = if text {
         backprop::data::text::TEST_FRACTION
     } else {
         files.test_split
@@ -1130,20 +1263,23 @@ fn run_arch<T: Float>(
     {
         metadata.push(("data.test".into(), c.display().to_string()));
     }
-    let what = if model.vocab.is_some() {
+    // A checkpoint also remembers the files, so that --resume alone goes on.
+    let mut checkpoint_meta = metadata.clone();
+    checkpoint_meta.extend(files.to_metadata());
+    let what = if text {
         format!("sequences of {} characters", input_shape[0])
     } else {
         "examples".to_string()
     };
-    let name = if nn::PRESETS.contains(&arch_flag) {
-        arch_flag.to_string()
+    let name = if nn::PRESETS.contains(&arch_flag.as_str()) {
+        arch_flag.clone()
     } else {
         "the arch".to_string()
     };
     let header = format!(
         "training {name} ({} parameters, input {shape_text}, {} cost) on {} ({} train, {}{} test {what}), {}, batch {}, {} lr {}",
         model.net.num_params(),
-        config.cost,
+        model.cost,
         files.data,
         train.len(),
         validation
@@ -1155,7 +1291,7 @@ fn run_arch<T: Float>(
         config.optimizer.kind,
         config.lr,
     );
-    let trainer = Trainer::with_model(config, model)?;
+    let expanded = model.net.arch().to_string();
     train_loop(Run {
         args,
         files: &files,
@@ -1164,12 +1300,12 @@ fn run_arch<T: Float>(
         validation,
         test,
         metadata,
-        checkpoint_meta: Vec::new(),
+        checkpoint_meta,
         header,
-        resumed_from: None,
+        resumed_from,
         summary: ("arch", serde_json::json!(expanded)),
         save: save_arch_model,
-        checkpoint: None,
+        checkpoint: |t, path, meta| Ok(t.save_checkpoint(path, meta)?),
     })
 }
 
