@@ -235,3 +235,36 @@ impl fmt::Write for NameBuf {
         Ok(())
     }
 }
+
+/// A model of layers with its input shape, cost and vocabulary is, to optimizers and
+/// files, its layers' named parameters (PyTorch's `state_dict` names); its gradients live
+/// in the layers, so its gradient store is `()` as a [`Sequential`](crate::nn::Sequential)'s.
+///
+/// ```
+/// use backprop::model::Model;
+/// use backprop::network::Cost;
+/// use backprop::nn::ArchModel;
+/// let arch = "Conv2d(1, 2, 3), ReLU(), Flatten(), Linear(72, 3), Softmax(dim=-1)".parse().unwrap();
+/// let model = ArchModel::<f32>::new(&arch, &[1, 8, 8], Cost::LogLikelihood, None, 1).unwrap();
+/// let names: Vec<String> = model.param_infos().into_iter().map(|p| p.name).collect();
+/// assert_eq!(names, ["0.weight", "0.bias", "3.weight", "3.bias"]);
+/// ```
+impl<T: Float> Model<T> for crate::nn::ArchModel<T> {
+    type Grads = ();
+
+    fn visit_params(&self, f: &mut dyn FnMut(Param<'_, T>)) {
+        self.net.visit_params(f)
+    }
+
+    fn visit_params_mut(
+        &mut self,
+        grads: &(),
+        f: &mut dyn FnMut(ParamMut<'_, T>),
+    ) -> Result<(), GradientShapeError> {
+        self.net.visit_params_mut(grads, f)
+    }
+
+    fn visit_values_mut(&mut self, f: &mut dyn FnMut(ValuesMut<'_, T>)) {
+        self.net.visit_values_mut(f)
+    }
+}

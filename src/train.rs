@@ -3,10 +3,13 @@
 //!
 //! One epoch: shuffle the training examples (seeded by the run's seed and the epoch
 //! number, so a resumed run shuffles as the uninterrupted one would), then for each
-//! mini-batch let [`Network::backprop`] compute J and dJ/dtheta by the four equations and
-//! the [`Optimizer`] update the weights and biases; then evaluate the held-out part. The
-//! optimizer sees the network only through [`crate::model::Model`], as named parameters
-//! and their gradients, so the loop's update serves any model.
+//! mini-batch take one [`train_step`]: the model computes J and dJ/dtheta ([`Network::backprop`]
+//! by the four equations, or [`Sequential::loss_and_grad`](crate::nn::Sequential::loss_and_grad)
+//! layer by layer) and the [`Optimizer`] updates the parameters; then evaluate the held-out
+//! part. The loop sees a model only through [`Trainable`] (inputs, targets, a loss and its
+//! gradients, outputs to score) and the optimizer only through [`crate::model::Model`], as
+//! named parameters and their gradients, so one loop trains the post's network, a CNN and
+//! an LSTM alike.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,10 +20,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataError, Dataset};
+use crate::model::Model;
 use crate::model_file::{self, ModelFileError, NamedTensor};
 use crate::network::{
     check_batch_size, Activation, Cost, Gradients, Init, Network, NetworkError, Workspace,
 };
+use crate::nn::{ArchModel, NnError};
 use crate::optim::{OptimError, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
 use crate::Float;
 
@@ -532,6 +537,9 @@ pub enum TrainError {
     /// A checkpoint could not be read or written.
     #[error(transparent)]
     File(#[from] ModelFileError),
+    /// A model of layers refused a batch.
+    #[error(transparent)]
+    Nn(#[from] NnError),
     /// The data does not fit the network.
     #[error("{0}")]
     Data(String),
@@ -586,18 +594,274 @@ const MIN_START_LOSS: f64 = 1e-3;
 /// Examples per forward pass when evaluating (memory, not results, depends on it).
 const EVAL_BATCH: usize = 256;
 
-/// A training run in progress: the network, its optimizer, and the history so far.
-pub struct Trainer<T: Float> {
+/// A model the training loop can train: what one example's inputs and targets are, J and
+/// its gradients for a mini-batch, and the outputs to score. Its parameters are reached
+/// through [`Model`], as the optimizer reaches them.
+///
+/// Implemented by the post's [`Network`] (targets one-hot rows, J and dJ/dθ by the four
+/// equations into [`Gradients`]) and by [`ArchModel`], a model of layers (targets class
+/// indices for the log-likelihood, one per output position: T of them for a sequence
+/// model; J and dJ/dθ by [`Sequential::loss_and_grad`](crate::nn::Sequential::loss_and_grad)
+/// into the model's own gradients).
+pub trait Trainable<T: Float>: Model<T> + Sized {
+    /// Buffers the model's passes need besides its own, sized for a batch (the network's
+    /// [`Workspace`]; a `Sequential` keeps its own: `()`).
+    type Scratch: Default;
+
+    /// Values per example's input (N^1; the product of a model of layers' input shape).
+    fn inputs_per_example(&self) -> usize;
+
+    /// Predictions per example, k: 1 for a classifier, T for a model that predicts at
+    /// each of T positions (the next character after each character).
+    fn labels_per_example(&self) -> usize;
+
+    /// Classes per prediction (N^L; V for a character model).
+    fn classes(&self) -> usize;
+
+    /// Whether a target is a one-hot row of [`Trainable::classes`] values (else the class
+    /// index, one value per prediction).
+    fn one_hot_targets(&self) -> bool;
+
+    /// A zeroed gradient store.
+    fn new_grads(&self) -> Self::Grads;
+
+    /// A copy (for the best model so far, and the last good one before an epoch).
+    fn duplicate(&self) -> Self;
+
+    /// Buffers for batches of `n` examples, after checking that they fit in
+    /// [`crate::network::MAX_BYTES`].
+    ///
+    /// # Errors
+    /// [`TrainError::Network`] naming the batch and the sizes if they would not.
+    fn scratch(&self, n: usize) -> Result<Self::Scratch, TrainError>;
+
+    /// J = (1/n) Σ C_x of `n` examples (inputs `x`, targets `y`) and dJ/dθ into `grads`
+    /// (forward, cost, backward): a training pass (dropout applied).
+    ///
+    /// # Errors
+    /// [`TrainError::Nn`] for inputs or targets the model refuses (a token id out of its
+    /// vocabulary, say).
+    fn loss_and_grad(
+        &mut self,
+        scratch: &mut Self::Scratch,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        grads: &mut Self::Grads,
+    ) -> Result<T, TrainError>;
+
+    /// J of `n` examples without gradients (no dropout), and the outputs a^L: n × k rows
+    /// of [`Trainable::classes`] values.
+    ///
+    /// # Errors
+    /// As [`Trainable::loss_and_grad`].
+    fn loss_and_outputs<'a>(
+        &'a mut self,
+        scratch: &'a mut Self::Scratch,
+        x: &[T],
+        y: &[T],
+        n: usize,
+    ) -> Result<(T, &'a [T]), TrainError>;
+}
+
+impl<T: Float> Trainable<T> for Network<T> {
+    type Scratch = Workspace<T>;
+
+    fn inputs_per_example(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.weights.cols())
+    }
+
+    fn labels_per_example(&self) -> usize {
+        1
+    }
+
+    fn classes(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.biases.len())
+    }
+
+    fn one_hot_targets(&self) -> bool {
+        true
+    }
+
+    fn new_grads(&self) -> Gradients<T> {
+        Gradients::zeros_like(self)
+    }
+
+    fn duplicate(&self) -> Self {
+        self.clone()
+    }
+
+    fn scratch(&self, n: usize) -> Result<Workspace<T>, TrainError> {
+        check_batch_size::<T>(&self.sizes(), n)?;
+        Ok(Workspace::new(self, n))
+    }
+
+    fn loss_and_grad(
+        &mut self,
+        ws: &mut Workspace<T>,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        grads: &mut Gradients<T>,
+    ) -> Result<T, TrainError> {
+        Ok(self.backprop(x, y, n, ws, grads))
+    }
+
+    fn loss_and_outputs<'a>(
+        &'a mut self,
+        ws: &'a mut Workspace<T>,
+        x: &[T],
+        y: &[T],
+        n: usize,
+    ) -> Result<(T, &'a [T]), TrainError> {
+        let j = self.try_cost(x, y, n, ws)?;
+        // `cost` ran the feed-forward: a^L is in the workspace.
+        let outputs = n * self.classes();
+        Ok((j, &ws.a(self.layers.len() - 1)[..outputs]))
+    }
+}
+
+impl<T: Float> Trainable<T> for ArchModel<T> {
+    type Scratch = ();
+
+    fn inputs_per_example(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+
+    fn labels_per_example(&self) -> usize {
+        let out = self.net.shapes().last().map_or(&[][..], Vec::as_slice);
+        out[..out.len().saturating_sub(1)].iter().product()
+    }
+
+    fn classes(&self) -> usize {
+        let out = self.net.shapes().last().map_or(&[][..], Vec::as_slice);
+        out.last().copied().unwrap_or(1)
+    }
+
+    fn one_hot_targets(&self) -> bool {
+        self.cost != Cost::LogLikelihood
+    }
+
+    fn new_grads(&self) {}
+
+    fn duplicate(&self) -> Self {
+        let mut copy = ArchModel::new(
+            self.net.arch(),
+            &self.input_shape,
+            self.cost,
+            self.vocab.clone(),
+            0,
+        )
+        .expect("the arch, input shape and cost built this model already");
+        let mut values = Vec::new();
+        self.net
+            .visit_params(&mut |p| values.push(p.values.to_vec()));
+        let mut next = values.into_iter();
+        copy.net.visit_values_mut(&mut |p| {
+            if let Some(v) = next.next() {
+                p.values.copy_from_slice(&v);
+            }
+        });
+        copy
+    }
+
+    fn scratch(&self, n: usize) -> Result<(), TrainError> {
+        // Every layer's output, its gradient and what it saves for the backward, as the
+        // network's check counts them: what the Sequential's workspace grows to.
+        let sizes: Vec<usize> = self
+            .net
+            .shapes()
+            .iter()
+            .map(|s| s.iter().product())
+            .collect();
+        check_batch_size::<T>(&sizes, n)?;
+        Ok(())
+    }
+
+    fn loss_and_grad(
+        &mut self,
+        _: &mut (),
+        x: &[T],
+        y: &[T],
+        n: usize,
+        _: &mut (),
+    ) -> Result<T, TrainError> {
+        Ok(self.net.loss_and_grad(x, y, n, self.cost)?)
+    }
+
+    fn loss_and_outputs<'a>(
+        &'a mut self,
+        _: &'a mut (),
+        x: &[T],
+        y: &[T],
+        n: usize,
+    ) -> Result<(T, &'a [T]), TrainError> {
+        let j = self.net.loss(x, y, n, self.cost)?;
+        let top = self.net.shapes().len() - 1;
+        Ok((j, self.net.workspace().a(top)))
+    }
+}
+
+/// One training step on a mini-batch of `n` examples: J and dJ/dθ (forward, cost and
+/// backward, [`Trainable::loss_and_grad`]), then the optimizer's update of every parameter
+/// ([`Optimizer::step`]). Returns J; a J that is NaN or infinite is returned without an
+/// update, for the caller to stop on.
+///
+/// This is the step `backprop bench` times: for the network, [`Network::backprop`] into
+/// [`Gradients`] and the step; for a model of layers,
+/// [`Sequential::loss_and_grad`](crate::nn::Sequential::loss_and_grad) and the step.
+///
+/// ```
+/// use backprop::network::Cost;
+/// use backprop::nn::ArchModel;
+/// use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+/// use backprop::train::train_step;
+/// let arch = "Linear(2, 4), Tanh(), Linear(4, 2), Softmax(dim=-1)".parse().unwrap();
+/// let mut model = ArchModel::<f64>::new(&arch, &[2], Cost::LogLikelihood, None, 7).unwrap();
+/// let mut sgd = Optimizer::new(OptimizerConfig::new(OptimizerKind::Sgd), &model).unwrap();
+/// let (x, y) = ([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]); // xor
+/// let first = train_step(&mut model, &mut (), &mut (), &mut sgd, &x, &y, 4, 0.5).unwrap();
+/// let mut last = first;
+/// for _ in 0..500 {
+///     last = train_step(&mut model, &mut (), &mut (), &mut sgd, &x, &y, 4, 0.5).unwrap();
+/// }
+/// assert!(last < 0.1 * first, "{first} -> {last}");
+/// ```
+///
+/// # Errors
+/// Those of [`Trainable::loss_and_grad`], and [`TrainError::Optim`] if the model does not
+/// have the parameters the optimizer was made for.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step<T: Float, M: Trainable<T>>(
+    model: &mut M,
+    scratch: &mut M::Scratch,
+    grads: &mut M::Grads,
+    optimizer: &mut Optimizer<T>,
+    x: &[T],
+    y: &[T],
+    n: usize,
+    lr: T,
+) -> Result<f64, TrainError> {
+    let j = model.loss_and_grad(scratch, x, y, n, grads)?.to_f64();
+    if j.is_finite() {
+        optimizer.step(model, grads, lr)?;
+    }
+    Ok(j)
+}
+
+/// A training run in progress: the model (by default the post's network), its optimizer,
+/// and the history so far.
+pub struct Trainer<T: Float, M: Trainable<T> = Network<T>> {
     config: TrainConfig,
-    net: Network<T>,
+    net: M,
     optimizer: Optimizer<T>,
-    grads: Gradients<T>,
-    ws: Workspace<T>,
+    grads: M::Grads,
+    ws: M::Scratch,
     x: Vec<T>,
     y: Vec<T>,
     order: Vec<usize>,
     history: Vec<EpochReport>,
-    best: Option<(f64, Network<T>)>,
+    best: Option<(f64, M)>,
     /// Examples that `ws`, `x` and `y` hold room for.
     capacity: usize,
     /// The test loss of the untrained network: the divergence test's reference.
@@ -632,17 +896,48 @@ impl<T: Float> Trainer<T> {
             config.init,
             config.seed,
         )?;
-        Self::from_network(config, net)
+        Self::with_model(config, net)
     }
+}
 
-    fn from_network(config: TrainConfig, net: Network<T>) -> Result<Self, TrainError> {
+impl<T: Float, M: Trainable<T>> Trainer<T, M> {
+    /// A new run that trains `model` (a model of layers, say) with `config`'s optimizer,
+    /// learning rate, schedule, batches and epochs (its `hidden`, `activation`,
+    /// `output_activation`, `cost` and `init` are the network's and not used here).
+    ///
+    /// ```
+    /// use backprop::data::digits;
+    /// use backprop::data::ScalingKind;
+    /// use backprop::network::Cost;
+    /// use backprop::nn::ArchModel;
+    /// use backprop::train::{TrainConfig, Trainer};
+    /// let split = digits::split();
+    /// let scaling = ScalingKind::Auto.fit(&split.train);
+    /// let (mut train, mut test) = (split.train.clone(), split.test.clone());
+    /// scaling.apply(&mut train).unwrap();
+    /// scaling.apply(&mut test).unwrap();
+    /// let arch = "Conv2d(1, 4, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10), \
+    ///     Softmax(dim=-1)".parse().unwrap();
+    /// let model = ArchModel::<f32>::new(&arch, &[1, 8, 8], Cost::LogLikelihood, None, 1).unwrap();
+    /// let config = TrainConfig { lr: 0.1, epochs: 2, ..TrainConfig::default() };
+    /// let mut t = Trainer::with_model(config, model).unwrap();
+    /// while !t.finished() {
+    ///     t.run_epoch(&train, &test, None).unwrap();
+    /// }
+    /// assert!(t.history()[1].test_accuracy > 0.8, "{:?}", t.history());
+    /// ```
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] for settings [`TrainConfig::validate`] refuses,
+    /// [`TrainError::Optim`] if the optimizer cannot be built for the model.
+    pub fn with_model(config: TrainConfig, net: M) -> Result<Self, TrainError> {
         config.validate()?;
         let optimizer = Optimizer::new(config.optimizer, &net)?;
         // The batch buffers are sized by the data, on first use (see `reserve`), never by
         // `batch` alone: a batch of 10^8 on 1,000 examples needs room for 1,000.
         Ok(Trainer {
-            grads: Gradients::zeros_like(&net),
-            ws: Workspace::default(),
+            grads: net.new_grads(),
+            ws: M::Scratch::default(),
             x: Vec::new(),
             y: Vec::new(),
             order: Vec::new(),
@@ -662,12 +957,9 @@ impl<T: Float> Trainer<T> {
         if n <= self.capacity {
             return Ok(());
         }
-        let sizes = self.net.sizes();
-        check_batch_size::<T>(&sizes, n)?;
-        let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
-        self.ws = Workspace::new(&self.net, n);
-        self.x = vec![T::zero(); n * inputs];
-        self.y = vec![T::zero(); n * outputs];
+        self.ws = self.net.scratch(n)?;
+        self.x = vec![T::zero(); n * self.net.inputs_per_example()];
+        self.y = vec![T::zero(); n * targets_per_example(&self.net)];
         self.capacity = n;
         Ok(())
     }
@@ -677,14 +969,14 @@ impl<T: Float> Trainer<T> {
         self.config.batch.min(train.len()).max(1)
     }
 
-    /// The network as it is now.
-    pub fn network(&self) -> &Network<T> {
+    /// The network (or model) as it is now.
+    pub fn network(&self) -> &M {
         &self.net
     }
 
-    /// The network to keep: with `patience`, the one with the best validation accuracy
-    /// (test accuracy without a validation part) so far; otherwise the current one.
-    pub fn final_network(&self) -> &Network<T> {
+    /// The network (or model) to keep: with `patience`, the one with the best validation
+    /// accuracy (test accuracy without a validation part) so far; otherwise the current one.
+    pub fn final_network(&self) -> &M {
         match (&self.config.patience, &self.best) {
             (Some(_), Some((_, net))) => net,
             _ => &self.net,
@@ -791,17 +1083,16 @@ impl<T: Float> Trainer<T> {
         test: &Dataset,
         progress: Option<&dyn Fn(usize, usize)>,
     ) -> Result<EpochReport, TrainError> {
-        let sizes = self.net.sizes();
         for (part, data) in [("training", train), ("test", test)] {
             if data.is_empty() {
                 return Err(TrainError::Data(format!("the {part} part has no examples")));
             }
         }
-        check_fits(&sizes, train)?;
-        check_fits(&sizes, test)?;
+        check_fits(&self.net, train)?;
+        check_fits(&self.net, test)?;
         self.reserve(self.working_batch(train).max(EVAL_BATCH.min(test.len())))?;
         if let Some(v) = validation {
-            check_fits(&sizes, v)?;
+            check_fits(&self.net, v)?;
         }
         let epoch = self.history.len() + 1;
         if self.start_loss.is_none() && self.history.is_empty() {
@@ -816,7 +1107,7 @@ impl<T: Float> Trainer<T> {
         }
         let start = std::time::Instant::now();
         let lr = self.config.schedule.lr_at(self.config.lr, epoch - 1);
-        let last_good = (self.net.clone(), self.optimizer.clone());
+        let last_good = (self.net.duplicate(), self.optimizer.clone());
 
         // Seeded by run and epoch: a resumed run shuffles as the uninterrupted one would.
         self.order.clear();
@@ -825,24 +1116,38 @@ impl<T: Float> Trainer<T> {
         self.order
             .shuffle(&mut ChaCha8Rng::seed_from_u64(self.config.seed ^ stream));
 
-        let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
+        let (inputs, targets) = (
+            self.net.inputs_per_example(),
+            targets_per_example(&self.net),
+        );
         let batches = train.len().div_ceil(self.config.batch);
         let mut total = 0.0;
         for (b, idx) in self.order.chunks(self.config.batch).enumerate() {
             let n = idx.len();
-            let (x, y) = (&mut self.x[..n * inputs], &mut self.y[..n * outputs]);
-            fill_batch(train, idx, x, y, outputs)?;
-            let j = self
-                .net
-                .backprop(x, y, n, &mut self.ws, &mut self.grads)
-                .to_f64();
-            if !j.is_finite() {
-                (self.net, self.optimizer) = last_good;
-                return Err(self.diverged(epoch, "training", j, lr));
-            }
+            let (x, y) = (&mut self.x[..n * inputs], &mut self.y[..n * targets]);
+            fill_batch(&self.net, train, idx, x, y)?;
+            let step = train_step(
+                &mut self.net,
+                &mut self.ws,
+                &mut self.grads,
+                &mut self.optimizer,
+                x,
+                y,
+                n,
+                T::from_f64(lr),
+            );
+            let j = match step {
+                Ok(j) if j.is_finite() => j,
+                Ok(j) => {
+                    (self.net, self.optimizer) = last_good;
+                    return Err(self.diverged(epoch, "training", j, lr));
+                }
+                Err(e) => {
+                    (self.net, self.optimizer) = last_good;
+                    return Err(e);
+                }
+            };
             total += j * n as f64;
-            self.optimizer
-                .step(&mut self.net, &self.grads, T::from_f64(lr))?;
             if let Some(p) = progress {
                 p(b + 1, batches);
             }
@@ -869,7 +1174,7 @@ impl<T: Float> Trainer<T> {
         };
         let watched = report.watched_accuracy();
         if self.best.as_ref().is_none_or(|(acc, _)| watched > *acc) {
-            self.best = Some((watched, self.net.clone()));
+            self.best = Some((watched, self.net.duplicate()));
         }
         self.history.push(report.clone());
         Ok(report)
@@ -897,9 +1202,82 @@ impl<T: Float> Trainer<T> {
     /// [`TrainError::Data`] if the data does not fit the network or is empty.
     pub fn evaluate(&mut self, data: &Dataset) -> Result<Evaluation, TrainError> {
         self.reserve(EVAL_BATCH.min(data.len()).max(1))?;
-        evaluate_with(&self.net, data, &mut self.ws, &mut self.x, &mut self.y)
+        evaluate_with(&mut self.net, data, &mut self.ws, &mut self.x, &mut self.y)
+    }
+    /// A checkpoint's record of the run besides the model and the optimizer: the history,
+    /// the best watched accuracy, and the untrained model's test loss.
+    fn state_metadata(&self) -> Vec<(String, String)> {
+        let history = serde_json::to_string(&self.history).expect("plain numbers serialize");
+        let best_accuracy = self
+            .best
+            .as_ref()
+            .map_or(String::new(), |b| b.0.to_string());
+        let mut meta = vec![
+            (HISTORY_KEY.into(), history),
+            (BEST_ACCURACY_KEY.into(), best_accuracy),
+        ];
+        if let Some(j) = self.start_loss {
+            meta.push((START_LOSS_KEY.into(), j.to_string()));
+        }
+        meta
     }
 
+    /// Reads back [`Trainer::state_metadata`]: sets the history and the start loss, and
+    /// returns the best accuracy (if an epoch has been done), whose model the caller
+    /// restores from its tensors.
+    fn restore_state(
+        &mut self,
+        meta: &BTreeMap<String, String>,
+        bad: &dyn Fn(String) -> TrainError,
+    ) -> Result<Option<f64>, TrainError> {
+        let get = |key: &str| {
+            meta.get(key)
+                .ok_or_else(|| bad(format!("missing metadata {key}")))
+        };
+        self.history = serde_json::from_str(get(HISTORY_KEY)?)
+            .map_err(|e| bad(format!("{HISTORY_KEY}: {e}")))?;
+        let best_accuracy = get(BEST_ACCURACY_KEY)?;
+        let best = if best_accuracy.is_empty() {
+            None
+        } else {
+            Some(
+                best_accuracy
+                    .parse()
+                    .map_err(|e| bad(format!("{BEST_ACCURACY_KEY}: {e}")))?,
+            )
+        };
+        // A checkpoint from before the start was recorded: the first epoch's test loss is
+        // the nearest stand-in.
+        self.start_loss = match meta.get(START_LOSS_KEY) {
+            Some(text) => Some(
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|j| j.is_finite() && *j >= 0.0)
+                    .ok_or_else(|| {
+                        bad(format!("{START_LOSS_KEY} = {text:?}: not a finite loss"))
+                    })?,
+            ),
+            None => self.history.first().map(|r| r.test_loss),
+        };
+        Ok(best)
+    }
+
+    /// Loss, accuracy and confusion matrix on `data` of the model to keep
+    /// ([`Trainer::final_network`]).
+    ///
+    /// # Errors
+    /// As [`Trainer::evaluate`].
+    pub fn evaluate_final(&mut self, data: &Dataset) -> Result<Evaluation, TrainError> {
+        self.reserve(EVAL_BATCH.min(data.len()).max(1))?;
+        let model = match (&self.config.patience, &mut self.best) {
+            (Some(_), Some((_, best))) => best,
+            _ => &mut self.net,
+        };
+        evaluate_with(model, data, &mut self.ws, &mut self.x, &mut self.y)
+    }
+}
+
+impl<T: Float> Trainer<T> {
     /// Saves a checkpoint: a model file of the current network (so `eval` and `predict`
     /// read it too) with the optimizer's state, the best network so far, the settings and
     /// the history, from which [`Trainer::resume`] continues to the same result.
@@ -921,16 +1299,7 @@ impl<T: Float> Trainer<T> {
             .collect();
         let mut meta = metadata.to_vec();
         meta.extend(self.config.to_metadata());
-        let history = serde_json::to_string(&self.history).expect("plain numbers serialize");
-        meta.push((HISTORY_KEY.into(), history));
-        let best_accuracy = self
-            .best
-            .as_ref()
-            .map_or(String::new(), |b| b.0.to_string());
-        meta.push((BEST_ACCURACY_KEY.into(), best_accuracy));
-        if let Some(j) = self.start_loss {
-            meta.push((START_LOSS_KEY.into(), j.to_string()));
-        }
+        meta.extend(self.state_metadata());
         model_file::save_checkpoint(&self.net, &self.optimizer, path, &meta, &best)?;
         Ok(())
     }
@@ -965,19 +1334,9 @@ impl<T: Float> Trainer<T> {
             model_file::AnyNetwork::F32(n) => n.cast(),
             model_file::AnyNetwork::F64(n) => n.cast(),
         };
-        let mut trainer = Self::from_network(config, net)?;
+        let mut trainer = Self::with_model(config, net)?;
         checkpoint.restore(&mut trainer.optimizer)?;
-        let get = |key: &str| {
-            meta.get(key)
-                .ok_or_else(|| bad(format!("missing metadata {key}")))
-        };
-        trainer.history = serde_json::from_str(get(HISTORY_KEY)?)
-            .map_err(|e| bad(format!("{HISTORY_KEY}: {e}")))?;
-        let best_accuracy = get(BEST_ACCURACY_KEY)?;
-        if !best_accuracy.is_empty() {
-            let accuracy: f64 = best_accuracy
-                .parse()
-                .map_err(|e| bad(format!("{BEST_ACCURACY_KEY}: {e}")))?;
+        if let Some(accuracy) = trainer.restore_state(&meta, &bad)? {
             let mut best = trainer.net.clone();
             for (i, layer) in best.layers.iter_mut().enumerate() {
                 for (name, dst) in [
@@ -997,21 +1356,155 @@ impl<T: Float> Trainer<T> {
             }
             trainer.best = Some((accuracy, best));
         }
-        // A checkpoint from before the start was recorded: the first epoch's test loss is
-        // the nearest stand-in.
-        trainer.start_loss = match meta.get(START_LOSS_KEY) {
-            Some(text) => Some(
-                text.parse::<f64>()
-                    .ok()
-                    .filter(|j| j.is_finite() && *j >= 0.0)
-                    .ok_or_else(|| {
-                        bad(format!("{START_LOSS_KEY} = {text:?}: not a finite loss"))
-                    })?,
-            ),
-            None => trainer.history.first().map(|r| r.test_loss),
-        };
         Ok((trainer, meta))
     }
+}
+
+impl<T: Float> Trainer<T, ArchModel<T>> {
+    /// Saves a checkpoint of a model of layers: its model file ([`ArchModel::save`]'s
+    /// tensors and metadata, so `eval` and `predict` read it too), the optimizer's state
+    /// (`optim.{param}.{buffer}`), the best model so far (`best.{param}`), the settings and
+    /// the history, from which [`Trainer::resume_arch`] continues to the same result.
+    ///
+    /// # Errors
+    /// [`TrainError::File`] naming the file.
+    pub fn save_checkpoint(
+        &self,
+        path: &Path,
+        metadata: &[(String, String)],
+    ) -> Result<(), TrainError> {
+        let mut meta = self.net.metadata();
+        meta.extend(metadata.iter().cloned());
+        meta.extend(self.config.to_metadata());
+        meta.extend(self.state_metadata());
+        meta.push((
+            model_file::OPTIMIZER_KEY.into(),
+            self.optimizer.config().kind.name().into(),
+        ));
+        meta.push((
+            model_file::OPTIMIZER_STEPS_KEY.into(),
+            self.optimizer.steps().to_string(),
+        ));
+        let mut owned: Vec<(String, Vec<usize>, Vec<T>)> = Vec::new();
+        self.net.visit_params(&mut |p| {
+            owned.push((p.name.to_string(), p.shape.to_vec(), p.values.to_vec()))
+        });
+        if let Some((_, best)) = &self.best {
+            best.visit_params(&mut |p| {
+                owned.push((
+                    format!("{}{}", model_file::BEST_PREFIX, p.name),
+                    p.shape.to_vec(),
+                    p.values.to_vec(),
+                ))
+            });
+        }
+        for (name, values) in self.optimizer.state_tensors() {
+            owned.push((name, vec![values.len()], values.to_vec()));
+        }
+        let tensors: Vec<NamedTensor<'_, T>> = owned
+            .iter()
+            .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
+            .collect();
+        crate::safetensors_io::save_tensors(path, &tensors, &meta)?;
+        Ok(())
+    }
+
+    /// Continues a run of a model of layers from a checkpoint written by
+    /// [`Trainer::save_checkpoint`]; returns the trainer and the checkpoint's metadata.
+    ///
+    /// # Errors
+    /// [`TrainError::File`] if the file cannot be read or is not a model of layers,
+    /// [`TrainError::Checkpoint`] if it lacks the training state or contradicts itself.
+    pub fn resume_arch(path: &Path) -> Result<(Self, BTreeMap<String, String>), TrainError> {
+        let bad = |reason: String| TrainError::Checkpoint {
+            path: path.display().to_string(),
+            reason,
+        };
+        let (model, meta) = crate::nn::load(path)?;
+        if !is_checkpoint(&meta) {
+            return Err(bad(
+                "it is a model file, not a checkpoint (checkpoints are written by Trainer::save_checkpoint)".into(),
+            ));
+        }
+        let config = TrainConfig::from_metadata(&meta).map_err(bad)?;
+        let model: ArchModel<T> = match model {
+            crate::nn::AnyArchModel::F32(m) if T::DTYPE == "F32" => cast(&m),
+            crate::nn::AnyArchModel::F64(m) if T::DTYPE == "F64" => cast(&m),
+            _ => return Err(bad(format!("its tensors are not {}", T::DTYPE))),
+        };
+        let mut trainer = Self::with_model(config, model)?;
+        let (tensors, _) = crate::safetensors_io::read_tensors(path)?;
+        let kind = meta
+            .get(model_file::OPTIMIZER_KEY)
+            .map_or("", String::as_str);
+        if kind != trainer.optimizer.config().kind.name() {
+            return Err(bad(format!(
+                "saved with optimizer {kind:?}, resumed with {:?}",
+                trainer.optimizer.config().kind.name()
+            )));
+        }
+        let steps = meta
+            .get(model_file::OPTIMIZER_STEPS_KEY)
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| bad(format!("no valid {}", model_file::OPTIMIZER_STEPS_KEY)))?;
+        let state: BTreeMap<&str, Vec<T>> = tensors
+            .iter()
+            .filter(|(k, _)| k.starts_with("optim."))
+            .map(|(k, (_, v))| (k.as_str(), v.iter().map(|&x| T::from_f64(x)).collect()))
+            .collect();
+        trainer
+            .optimizer
+            .load_state(steps, |name| state.get(name).map(Vec::as_slice))
+            .map_err(|e| bad(e.to_string()))?;
+        let best = trainer.restore_state(&meta, &bad)?;
+        if let Some(accuracy) = best {
+            let mut model = trainer.net.duplicate();
+            let mut missing = None;
+            model.visit_values_mut(&mut |p| {
+                let name = format!("{}{}", model_file::BEST_PREFIX, p.name);
+                match tensors
+                    .get(&name)
+                    .filter(|(_, v)| v.len() == p.values.len())
+                {
+                    Some((_, v)) => {
+                        for (d, &x) in p.values.iter_mut().zip(v) {
+                            *d = T::from_f64(x);
+                        }
+                    }
+                    None => missing = missing.take().or(Some(name)),
+                }
+            });
+            if let Some(name) = missing {
+                return Err(bad(format!("missing or misshapen tensor {name}")));
+            }
+            trainer.best = Some((accuracy, model));
+        }
+        Ok((trainer, meta))
+    }
+}
+
+/// The same model in another precision (an F32 file read for an f64 run is exact).
+fn cast<S: Float, T: Float>(m: &ArchModel<S>) -> ArchModel<T> {
+    let mut out = ArchModel::new(m.net.arch(), &m.input_shape, m.cost, m.vocab.clone(), 0)
+        .expect("the arch, input shape and cost built this model already");
+    let mut values = Vec::new();
+    m.net.visit_params(&mut |p| {
+        values.push(
+            p.values
+                .iter()
+                .map(|&v| Float::to_f64(v))
+                .collect::<Vec<f64>>(),
+        )
+    });
+    let mut next = values.into_iter();
+    out.net.visit_values_mut(&mut |p| {
+        if let Some(v) = next.next() {
+            for (d, x) in p.values.iter_mut().zip(v) {
+                *d = T::from_f64(x);
+            }
+        }
+    });
+    out
 }
 
 /// Whether a model file's metadata is a checkpoint's (written by
@@ -1056,12 +1549,32 @@ fn network_tensors<'a, T: Float>(
     }
 }
 
-fn check_fits(sizes: &[usize], data: &Dataset) -> Result<(), TrainError> {
-    let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
+/// Values of one example's targets: k one-hot rows, or k class indices.
+fn targets_per_example<T: Float, M: Trainable<T>>(model: &M) -> usize {
+    let k = model.labels_per_example();
+    if model.one_hot_targets() {
+        k * model.classes()
+    } else {
+        k
+    }
+}
+
+fn check_fits<T: Float, M: Trainable<T>>(model: &M, data: &Dataset) -> Result<(), TrainError> {
+    let (inputs, k, outputs) = (
+        model.inputs_per_example(),
+        model.labels_per_example(),
+        model.classes(),
+    );
     if data.features != inputs {
         return Err(TrainError::Data(format!(
             "the model takes {inputs} inputs but the data has {} features",
             data.features
+        )));
+    }
+    if data.labels_per_example != k {
+        return Err(TrainError::Data(format!(
+            "the model makes {k} predictions per example but the data has {} labels per example",
+            data.labels_per_example
         )));
     }
     if let Some(&bad) = data.labels.iter().find(|&&l| l as usize >= outputs) {
@@ -1072,20 +1585,27 @@ fn check_fits(sizes: &[usize], data: &Dataset) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Copies the examples `idx` into `x` (n x N^1) and their one-hot labels into `y`
-/// (n x N^L).
-fn fill_batch<T: Float>(
+/// Copies the examples `idx` into `x` (n x N^1) and their targets into `y`: one-hot rows
+/// (n x k x N^L), or class indices (n x k), as the model takes them.
+fn fill_batch<T: Float, M: Trainable<T>>(
+    model: &M,
     data: &Dataset,
     idx: &[usize],
     x: &mut [T],
     y: &mut [T],
-    outputs: usize,
 ) -> Result<(), TrainError> {
     data.inputs_into(idx, x)
         .map_err(|e| TrainError::Data(e.to_string()))?;
-    y.fill(T::zero());
-    for (row, &i) in y.chunks_exact_mut(outputs).zip(idx) {
-        row[data.labels[i] as usize] = T::one();
+    let labels = idx.iter().flat_map(|&i| data.labels_of(i));
+    if model.one_hot_targets() {
+        y.fill(T::zero());
+        for (row, &l) in y.chunks_exact_mut(model.classes()).zip(labels) {
+            row[l as usize] = T::one();
+        }
+    } else {
+        for (t, &l) in y.iter_mut().zip(labels) {
+            *t = T::from_f64(f64::from(l));
+        }
     }
     Ok(())
 }
@@ -1107,44 +1627,75 @@ fn fill_batch<T: Float>(
 /// [`TrainError::Data`] if the data does not fit the network or has no examples (whose
 /// accuracy would be a meaningless 0).
 pub fn evaluate<T: Float>(net: &Network<T>, data: &Dataset) -> Result<Evaluation, TrainError> {
-    let sizes = net.sizes();
-    let batch = EVAL_BATCH.min(data.len()).max(1);
-    check_batch_size::<T>(&sizes, batch)?;
-    let mut ws = Workspace::new(net, batch);
-    let mut x = vec![T::zero(); batch * sizes[0]];
-    let mut y = vec![T::zero(); batch * sizes[sizes.len() - 1]];
-    evaluate_with(net, data, &mut ws, &mut x, &mut y)
+    // The workspace is the evaluation's; the network is only read.
+    evaluate_model(&mut net.clone(), data)
 }
 
-fn evaluate_with<T: Float>(
-    net: &Network<T>,
+/// Loss, accuracy and confusion matrix of any [`Trainable`] model on `data`, in batches:
+/// for a model that predicts at k positions per example (a character model), the loss is
+/// the mean over all n·k positions (nats per character for the log-likelihood), and the
+/// accuracy and confusion count every position.
+///
+/// ```
+/// use backprop::data::text::Text;
+/// use backprop::network::Cost;
+/// use backprop::nn::ArchModel;
+/// let t = Text::from_bytes("abc".repeat(20).as_bytes(), "abc".as_ref()).unwrap();
+/// let split = t.split(4).unwrap();
+/// let arch = "Embedding(3, 4), LSTM(4, 8), Linear(8, 3), Softmax(dim=-1)".parse().unwrap();
+/// let mut model = ArchModel::<f64>::new(&arch, &[4], Cost::LogLikelihood, Some(t.vocab), 1).unwrap();
+/// let e = backprop::train::evaluate_model(&mut model, &split.train).unwrap();
+/// // 54 training characters: 13 sequences of 4, each with the 4 next characters.
+/// assert_eq!((e.n, e.confusion.total()), (13, 52));
+/// assert!((e.loss - 3f64.ln()).abs() < 0.3, "{}", e.loss); // about ln 3 untrained
+/// ```
+///
+/// # Errors
+/// [`TrainError::Data`] if the data does not fit the model or has no examples;
+/// [`TrainError::Nn`] for inputs a model of layers refuses.
+pub fn evaluate_model<T: Float, M: Trainable<T>>(
+    model: &mut M,
     data: &Dataset,
-    ws: &mut Workspace<T>,
+) -> Result<Evaluation, TrainError> {
+    let batch = EVAL_BATCH.min(data.len()).max(1);
+    let mut ws = model.scratch(batch)?;
+    let mut x = vec![T::zero(); batch * model.inputs_per_example()];
+    let mut y = vec![T::zero(); batch * targets_per_example(model)];
+    evaluate_with(model, data, &mut ws, &mut x, &mut y)
+}
+
+fn evaluate_with<T: Float, M: Trainable<T>>(
+    net: &mut M,
+    data: &Dataset,
+    ws: &mut M::Scratch,
     x: &mut [T],
     y: &mut [T],
 ) -> Result<Evaluation, TrainError> {
-    let sizes = net.sizes();
     if data.is_empty() {
         return Err(TrainError::Data(
             "no examples to evaluate on (an accuracy of 0 out of 0 means nothing)".into(),
         ));
     }
-    check_fits(&sizes, data)?;
-    let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
+    check_fits(net, data)?;
+    let (inputs, targets, outputs) = (
+        net.inputs_per_example(),
+        targets_per_example(net),
+        net.classes(),
+    );
     let batch = x.len() / inputs;
     let mut confusion = Confusion::default();
     let (mut loss, mut right) = (0.0, 0usize);
     let all: Vec<usize> = (0..data.len()).collect();
     for idx in all.chunks(batch) {
         let n = idx.len();
-        let (x, y) = (&mut x[..n * inputs], &mut y[..n * outputs]);
-        fill_batch(data, idx, x, y, outputs)?;
-        loss += net.try_cost(x, y, n, ws)?.to_f64() * n as f64;
-        // `cost` ran the feed-forward: a^L is in the workspace.
-        let a = &ws.a(sizes.len() - 2)[..n * outputs];
-        for (row, &i) in a.chunks_exact(outputs).zip(idx) {
+        let (x, y) = (&mut x[..n * inputs], &mut y[..n * targets]);
+        fill_batch(net, data, idx, x, y)?;
+        let (j, a) = net.loss_and_outputs(ws, x, y, n)?;
+        loss += j.to_f64() * n as f64;
+        let truths = idx.iter().flat_map(|&i| data.labels_of(i));
+        for (row, &truth) in a.chunks_exact(outputs).zip(truths) {
             let predicted = argmax(row);
-            let truth = data.labels[i] as usize;
+            let truth = truth as usize;
             confusion.add(truth, predicted);
             right += usize::from(predicted == truth);
         }
@@ -1152,7 +1703,7 @@ fn evaluate_with<T: Float>(
     let n = data.len();
     Ok(Evaluation {
         loss: loss / n as f64,
-        accuracy: right as f64 / n as f64,
+        accuracy: right as f64 / data.labels.len() as f64,
         n,
         confusion,
     })

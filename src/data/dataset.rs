@@ -19,6 +19,11 @@ pub const MAX_CLASSES: usize = 10_000;
 /// n labelled examples: example i is `inputs[i * features..(i + 1) * features]` (the
 /// network's a^1) with class `labels[i]` (the target y is its one-hot vector).
 ///
+/// A sequence model predicts a class at each of k positions of an example (the next
+/// character after each of T characters): then example i has the k labels
+/// `labels[i * k..(i + 1) * k]` ([`Dataset::with_labels_per_example`]); k is 1 for a
+/// classifier.
+///
 /// ```
 /// use backprop::data::Dataset;
 /// let d = Dataset::new(vec![0.0, 0.0, 0.0, 1.0, 1.0, 0.0], vec![0, 1, 1], 2).unwrap();
@@ -35,8 +40,11 @@ pub struct Dataset {
     pub features: usize,
     /// Number of classes (N^L for a classifier): the largest label plus one, unless set.
     pub classes: usize,
-    /// (rows, columns) when each example is an image (IDX data), for display.
+    /// (rows, columns) when each example is an image (IDX data): a model of layers sees
+    /// such an example as one channel, `1 x rows x columns`.
     pub image_shape: Option<(usize, usize)>,
+    /// Labels per example, k (1 for a classifier; T for the next characters of T).
+    pub labels_per_example: usize,
 }
 
 /// A training part and a test part.
@@ -89,14 +97,45 @@ impl Dataset {
     /// [`DataError::Inconsistent`] if `inputs.len() != labels.len() * features`, or
     /// `features == 0`; [`DataError::BadLabel`] if a label is [`MAX_CLASSES`] or more.
     pub fn new(inputs: Vec<f32>, labels: Vec<u32>, features: usize) -> Result<Self, DataError> {
+        Self::with_labels_per_example(inputs, labels, features, 1)
+    }
+
+    /// A data set whose examples have `k` labels each: example i's are
+    /// `labels[i * k..(i + 1) * k]` (a sequence's next characters). `classes` is the
+    /// largest label plus one, unless set.
+    ///
+    /// ```
+    /// use backprop::data::Dataset;
+    /// // Two sequences of 3 ids, each with the 3 ids that follow.
+    /// let d = Dataset::with_labels_per_example(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+    ///                                          vec![1, 2, 3, 4, 5, 6], 3, 3).unwrap();
+    /// assert_eq!((d.len(), d.labels_per_example, d.classes), (2, 3, 7));
+    /// assert_eq!(d.labels_of(1), &[4, 5, 6]);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Dataset::new`], and [`DataError::Inconsistent`] if `k` is 0 or the labels
+    /// are not `k` per example.
+    pub fn with_labels_per_example(
+        inputs: Vec<f32>,
+        labels: Vec<u32>,
+        features: usize,
+        k: usize,
+    ) -> Result<Self, DataError> {
         if features == 0 {
             return Err(DataError::Inconsistent("0 features per example".into()));
         }
-        if labels.len().checked_mul(features) != Some(inputs.len()) {
+        if k == 0 || !labels.len().is_multiple_of(k) {
             return Err(DataError::Inconsistent(format!(
-                "{} inputs for {} labels of {features} features",
-                inputs.len(),
+                "{} labels are not {k} per example",
                 labels.len()
+            )));
+        }
+        let n = labels.len() / k;
+        if n.checked_mul(features) != Some(inputs.len()) {
+            return Err(DataError::Inconsistent(format!(
+                "{} inputs for {n} examples of {features} features",
+                inputs.len(),
             )));
         }
         if let Some((index, &l)) = labels
@@ -118,6 +157,7 @@ impl Dataset {
             features,
             classes,
             image_shape: None,
+            labels_per_example: k,
         })
     }
 
@@ -148,12 +188,21 @@ impl Dataset {
 
     /// Number of examples n.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.labels.len() / self.labels_per_example.max(1)
     }
 
     /// True when there are no examples.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// The labels of example `i`: one for a classifier, k for a sequence.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn labels_of(&self, i: usize) -> &[u32] {
+        let k = self.labels_per_example;
+        &self.labels[i * k..(i + 1) * k]
     }
 
     /// The inputs of example `i` (a^1).
@@ -202,10 +251,10 @@ impl Dataset {
     /// If an index is out of range.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         let mut inputs = Vec::with_capacity(indices.len() * self.features);
-        let mut labels = Vec::with_capacity(indices.len());
+        let mut labels = Vec::with_capacity(indices.len() * self.labels_per_example);
         for &i in indices {
             inputs.extend_from_slice(self.input(i));
-            labels.push(self.labels[i]);
+            labels.extend_from_slice(self.labels_of(i));
         }
         Dataset {
             inputs,
@@ -213,6 +262,7 @@ impl Dataset {
             features: self.features,
             classes: self.classes,
             image_shape: self.image_shape,
+            labels_per_example: self.labels_per_example,
         }
     }
 
@@ -250,8 +300,8 @@ impl Dataset {
     }
 
     /// Writes the one-hot targets y of the examples at `indices` into `out` (row-major,
-    /// `indices.len() x classes`): 1 at the label, 0 elsewhere. A mini-batch's Y, without
-    /// allocating.
+    /// `indices.len() x classes`, times k for k labels per example): 1 at the label, 0
+    /// elsewhere. A mini-batch's Y, without allocating.
     ///
     /// ```
     /// use backprop::data::Dataset;
@@ -267,7 +317,7 @@ impl Dataset {
     /// # Panics
     /// If an index is out of range.
     pub fn one_hot<T: Float>(&self, indices: &[usize], out: &mut [T]) -> Result<(), DataError> {
-        let expected = indices.len() * self.classes;
+        let expected = indices.len() * self.labels_per_example * self.classes;
         if out.len() != expected {
             return Err(DataError::BufferSize {
                 expected,
@@ -275,8 +325,9 @@ impl Dataset {
             });
         }
         out.fill(T::zero());
-        for (row, &i) in out.chunks_exact_mut(self.classes).zip(indices) {
-            row[self.labels[i] as usize] = T::one();
+        let labels = indices.iter().flat_map(|&i| self.labels_of(i));
+        for (row, &l) in out.chunks_exact_mut(self.classes).zip(labels) {
+            row[l as usize] = T::one();
         }
         Ok(())
     }
@@ -286,7 +337,8 @@ impl Dataset {
     ///
     /// For each class c with n_c examples, round(test_fraction * n_c) of them, drawn by a
     /// seeded shuffle of that class's indices, go to the test part. Both parts keep the
-    /// original order of the examples and this data set's `classes`.
+    /// original order of the examples and this data set's `classes`. Examples of k > 1
+    /// labels (sequences) have no one class: they are drawn from all alike.
     ///
     /// ```
     /// use backprop::data::Dataset;
@@ -309,8 +361,12 @@ impl Dataset {
             return Err(bad("the test fraction must be at least 0 and below 1"));
         }
         let mut by_class = vec![Vec::new(); self.classes];
-        for (i, &l) in self.labels.iter().enumerate() {
-            by_class[l as usize].push(i);
+        for i in 0..self.len() {
+            let class = match self.labels_of(i) {
+                [l] => *l as usize,
+                _ => 0,
+            };
+            by_class[class].push(i);
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut is_test = vec![false; self.len()];

@@ -217,6 +217,17 @@ pub enum DataError {
         /// Why.
         reason: String,
     },
+    /// A text that could not be read or made a vocabulary.
+    #[error(transparent)]
+    Text(#[from] super::text::TextError),
+    /// A sequence length that cuts no sequence from a part of a text.
+    #[error("--seq-len {seq_len}: {reason}")]
+    BadSeqLen {
+        /// The sequence length T.
+        seq_len: usize,
+        /// Why.
+        reason: String,
+    },
     /// A caller's buffer has the wrong length.
     #[error("buffer of {found} values, expected {expected}")]
     BufferSize {

@@ -1,5 +1,6 @@
 //! The `--data` flag: which data set to load, and how to split it.
 
+use super::text::{Text, DEFAULT_SEQ_LEN};
 use super::{csv, digits, idx, synthetic, DataError, Split};
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,7 @@ pub const DEFAULT_SYNTHETIC_SIZE: usize = 1000;
 /// | `xor`, `spirals`, `moons` (optionally `:N` points, default 1000) | [`crate::data::synthetic`] |
 /// | a directory | IDX files ([`crate::data::idx::load_idx_dir`]) |
 /// | a file ending in `.csv` | labelled CSV ([`crate::data::csv`]); `--test` another |
+/// | `text:PATH`, `text:shakespeare` | a UTF-8 text for a character model ([`crate::data::text`]) |
 ///
 /// ```
 /// use backprop::data::DataSource;
@@ -44,6 +46,8 @@ pub enum DataSource {
     },
     /// A directory of IDX files; its t10k pair is the test part.
     IdxDir(PathBuf),
+    /// A UTF-8 text (`None`: the built-in Shakespeare), for a character-level model.
+    Text(Option<PathBuf>),
     /// A labelled CSV file, and optionally a test CSV file.
     Csv {
         /// The training file (or the whole set, split by `--test-split`).
@@ -75,6 +79,23 @@ impl DataSource {
             }
             _ => (data, DEFAULT_SYNTHETIC_SIZE),
         };
+        if let Some(path) = data.strip_prefix("text:") {
+            if test.is_some() {
+                return Err(bad("--test goes with a .csv training file only".into()));
+            }
+            if path == "shakespeare" {
+                return Ok(DataSource::Text(None));
+            }
+            if path.is_empty() {
+                return Err(bad(
+                    "text: needs a file (text:PATH) or text:shakespeare".into()
+                ));
+            }
+            if !Path::new(path).is_file() {
+                return Err(bad(format!("{path}: no such file")));
+            }
+            return Ok(DataSource::Text(Some(PathBuf::from(path))));
+        }
         let source = match name {
             "digits" => DataSource::Digits,
             "xor" => DataSource::Xor { n: size },
@@ -108,13 +129,30 @@ impl DataSource {
         Ok(source)
     }
 
+    /// The text of a `text:` source (read from its file, or the built-in one).
+    ///
+    /// # Errors
+    /// [`DataError::Text`] for a file that cannot be read or is not UTF-8 text;
+    /// [`DataError::BadSource`] if the source is not a text.
+    pub fn text(&self) -> Result<Text, DataError> {
+        match self {
+            DataSource::Text(None) => Ok(Text::shakespeare()),
+            DataSource::Text(Some(path)) => Ok(Text::read(path)?),
+            _ => Err(DataError::BadSource {
+                text: format!("{self:?}"),
+                reason: "not a text".into(),
+            }),
+        }
+    }
+
     /// Loads the data set and splits it into training and test parts.
     ///
     /// A source with its own test part (IDX directory, CSV with `--test`) uses it. The
     /// others hold out `test_split` of each class ([`crate::data::Dataset::stratified_split`]),
     /// seeded by `seed`, except the digits, whose split seed is always
     /// [`digits::SPLIT_SEED`] so that their split is the documented one. Synthetic sets are
-    /// generated from `seed`.
+    /// generated from `seed`. A text keeps its last tenth for testing and is cut into
+    /// sequences of [`DEFAULT_SEQ_LEN`] ([`Text::split`] cuts others).
     ///
     /// # Errors
     /// Those of the loaders, and [`DataError::FeatureMismatch`] if a test CSV has another
@@ -130,6 +168,8 @@ impl DataSource {
                 synthetic::moons(*n, seed).stratified_split(test_split, seed)
             }
             DataSource::IdxDir(dir) => idx::load_idx_dir(dir),
+            // The text's own split (its last tenth), in sequences of the default length.
+            DataSource::Text(_) => self.text()?.split(DEFAULT_SEQ_LEN),
             DataSource::Csv { train, test: None } => {
                 csv::read_labeled_csv(train)?.stratified_split(test_split, seed)
             }

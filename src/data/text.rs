@@ -5,10 +5,14 @@
 //! The built-in text is eight of Shakespeare's tragedies (1.16 MB, `data/shakespeare/`),
 //! embedded in the binary like the digits: `--data text:shakespeare` needs no download.
 
+use super::{DataError, Dataset, Split};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 const SHAKESPEARE: &[u8] = include_bytes!("../../data/shakespeare/tragedies.txt.gz");
+
+/// The sequence length T of `--seq-len` unless given: char-rnn's.
+pub const DEFAULT_SEQ_LEN: usize = 64;
 
 /// The fraction at the end of a text held out for testing.
 pub const TEST_FRACTION: f64 = 0.1;
@@ -286,6 +290,59 @@ impl Text {
         let mut train = ids;
         let test = train.split_off(train.len() - test_len);
         Ok(Text { vocab, train, test })
+    }
+}
+
+impl Text {
+    /// The training and test parts cut into sequences of `seq_len` characters
+    /// ([`sequences`]) as data sets: each example is T ids (as inputs) with the T ids that
+    /// follow them as its labels, and the classes are the vocabulary's V characters.
+    ///
+    /// ```
+    /// use backprop::data::text::Text;
+    /// let text = "to be or not to be, that is the question".repeat(10);
+    /// let t = Text::from_bytes(text.as_bytes(), "q.txt".as_ref()).unwrap();
+    /// let split = t.split(8).unwrap();
+    /// assert_eq!((split.train.len(), split.test.len()), (44, 4)); // 360 and 40 characters
+    /// assert_eq!((split.train.features, split.train.labels_per_example), (8, 8));
+    /// assert_eq!(split.train.classes, t.vocab.len());
+    /// // Example 0's labels are its inputs shifted by one character.
+    /// assert_eq!(split.train.input(0)[1], split.train.labels_of(0)[0] as f32);
+    /// assert!(t.split(0).is_err());
+    /// assert!(t.split(40).is_err()); // the test part's 40 characters make no sequence of 41
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::BadSeqLen`] for a `seq_len` of 0, or one that leaves either part
+    /// without a sequence (which needs T + 1 characters); [`DataError::Inconsistent`] for
+    /// a vocabulary of more than [`crate::data::MAX_CLASSES`] characters.
+    pub fn split(&self, seq_len: usize) -> Result<Split, DataError> {
+        if seq_len == 0 {
+            return Err(DataError::BadSeqLen {
+                seq_len,
+                reason: "a sequence needs at least 1 character".into(),
+            });
+        }
+        let part = |ids: &[u32], name: &str| -> Result<Dataset, DataError> {
+            let (x, y) = sequences(ids, seq_len);
+            if y.is_empty() {
+                return Err(DataError::BadSeqLen {
+                    seq_len,
+                    reason: format!(
+                        "the {name} part has {} characters, too few for one sequence of {seq_len} and the character after it",
+                        ids.len()
+                    ),
+                });
+            }
+            let x = x.into_iter().map(|i| i as f32).collect();
+            let mut d = Dataset::with_labels_per_example(x, y, seq_len, seq_len)?;
+            d.set_classes(self.vocab.len())?;
+            Ok(d)
+        };
+        Ok(Split {
+            train: part(&self.train, "training")?,
+            test: part(&self.test, "test")?,
+        })
     }
 }
 

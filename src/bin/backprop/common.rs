@@ -25,12 +25,14 @@ pub fn check_distinct(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> an
     backprop::io::check_distinct(&files, outputs).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// The files `--data` (and `--test`) read, to keep outputs off them: a CSV file, or the
-/// four files (plain or gzipped) of an IDX directory. Built-in sets read no file.
+/// The files `--data` (and `--test`) read, to keep outputs off them: a CSV or text file,
+/// or the four files (plain or gzipped) of an IDX directory. Built-in sets read no file.
 pub fn data_files(data: &str, test: Option<&Path>) -> Vec<(&'static str, PathBuf)> {
     let mut files = Vec::new();
     match DataSource::parse(data, test) {
-        Ok(DataSource::Csv { train, .. }) => files.push(("--data", train)),
+        Ok(DataSource::Csv { train, .. } | DataSource::Text(Some(train))) => {
+            files.push(("--data", train))
+        }
         Ok(DataSource::IdxDir(dir)) => {
             for name in [
                 "train-images-idx3-ubyte",

@@ -166,6 +166,9 @@ fn load(args: &Args, meta: &BTreeMap<String, String>) -> anyhow::Result<Scored> 
             let what = format!("all {} rows of {}", d.len(), train.display());
             (d, what)
         }
+        DataSource::Text(_) => {
+            bail!("--data {data}: a text is scored by a character model, not by this network")
+        }
     };
     Ok(Scored {
         data,

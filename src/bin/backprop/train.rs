@@ -1,4 +1,5 @@
-//! `backprop train`: train a network on a data set, by the four equations and SGD.
+//! `backprop train`: train a network on a data set, by the four equations and SGD, or a
+//! model of layers (`--arch`: a CNN, an LSTM) by the same loop.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -7,23 +8,41 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use backprop::data::{Scaling, ScalingKind, Split};
+use backprop::data::text::DEFAULT_SEQ_LEN;
+use backprop::data::{DataSource, Dataset, Scaling, ScalingKind, Split};
 use backprop::model_file;
 use backprop::network::{Activation, Cost, Init, NetworkError};
+use backprop::nn::{self, Arch, ArchError, ArchModel};
 use backprop::optim::{OptimizerConfig, OptimizerKind, Schedule};
-use backprop::train::{EpochReport, TrainConfig, TrainError, Trainer};
+use backprop::train::{EpochReport, TrainConfig, TrainError, Trainable, Trainer};
 use backprop::Float;
 
 use crate::common::{self, one_of, plural, Sizes, Stopped};
 use crate::errln;
 
-/// Train a fully connected network (by default on the built-in digits).
+/// Train a fully connected network, or any model of layers with --arch (by default on the
+/// built-in digits).
 #[derive(clap::Args)]
 pub struct Args {
     /// digits; xor, spirals or moons (1000 points, or xor:N for N points); a directory of
-    /// IDX files (MNIST layout); or a CSV file (label first).
+    /// IDX files (MNIST layout); a CSV file (label first); or text:PATH (a UTF-8 file) or
+    /// text:shakespeare for a character model (with --arch).
     #[arg(long, default_value = "digits")]
     data: String,
+    /// A model of layers, written as PyTorch writes an nn.Sequential
+    /// ("Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(128, 10),
+    /// Softmax(dim=-1)"), or a preset: lenet5, convnet, char-lstm (whose V is the text's
+    /// vocabulary size). Instead of --hidden.
+    #[arg(long)]
+    arch: Option<String>,
+    /// One example's shape for --arch, C,H,W (1,28,28) [default: from IDX images and the
+    /// digits (1,8,8); the feature count for CSV and synthetic data].
+    #[arg(long)]
+    input_shape: Option<String>,
+    /// Characters per training sequence, T, for text data: each of the T characters is
+    /// trained to predict the next [default: 64].
+    #[arg(long)]
+    seq_len: Option<usize>,
     /// A CSV test file for a CSV --data.
     #[arg(long)]
     test: Option<PathBuf>,
@@ -106,7 +125,8 @@ pub struct Args {
     /// --epochs (at least the epochs done) and --patience may change; the flags that
     /// decide the training (--lr, --hidden, --activation, --output-activation, --cost,
     /// --init, --optimizer, --momentum, --weight-decay, --schedule, --batch, --seed,
-    /// --scale, --dtype) are refused unless they repeat the checkpoint's values.
+    /// --scale, --dtype; --arch, --input-shape, --seq-len for a model of layers) are
+    /// refused unless they repeat the checkpoint's values.
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Write per-epoch metrics here (CSV), rewritten after every epoch.
@@ -223,10 +243,12 @@ impl Files {
                     .to_string()
             })
         };
-        let data = if Path::new(&self.data).exists() {
-            abs(&Some(PathBuf::from(&self.data)))
-        } else {
-            self.data.clone()
+        let data = match self.data.strip_prefix("text:") {
+            Some(text) if Path::new(text).exists() => {
+                format!("text:{}", abs(&Some(PathBuf::from(text))))
+            }
+            _ if Path::new(&self.data).exists() => abs(&Some(PathBuf::from(&self.data))),
+            _ => self.data.clone(),
         };
         let values = [
             data,
@@ -324,6 +346,52 @@ fn flag(id: &str) -> String {
 pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
     let given = |id: &str| given.iter().any(|g| g == id);
     let fresh = config(&args)?;
+    let text = args.data.starts_with("text:");
+    if let Some(t) = args.seq_len {
+        // A resumed run's data may be the checkpoint's text.
+        if !text && args.resume.is_none() {
+            bail!(
+                "--seq-len {t}: applies to text data only (--data text:PATH or text:shakespeare)"
+            );
+        }
+        if t == 0 {
+            bail!("--seq-len 0: a sequence needs at least 1 character");
+        }
+    }
+    if let Some(arch) = args.arch.clone() {
+        if given("hidden") {
+            bail!("--arch and --hidden: give one of them (--arch builds a model of layers, --hidden a fully connected network)");
+        }
+        for id in ["activation", "output_activation", "init"] {
+            if given(id) {
+                bail!(
+                    "{}: applies to --hidden networks; an --arch model names its own layers and starts as PyTorch's do",
+                    flag(id)
+                );
+            }
+        }
+        if args.resume.is_none() {
+            let files = Files::from_args(&args);
+            files.check(None)?;
+            let start = || ArchStart::Fresh {
+                config: fresh.clone(),
+                arch: arch.clone(),
+            };
+            return match args.dtype {
+                Dtype::F32 => run_arch::<f32>(&args, &given, files, start()),
+                Dtype::F64 => run_arch::<f64>(&args, &given, files, start()),
+            };
+        }
+    }
+    if let Some(shape) = &args.input_shape {
+        bail!("--input-shape {shape}: applies to --arch models only");
+    }
+    if text && args.resume.is_none() {
+        bail!(
+            "--data {}: a character model is a model of layers: give --arch (e.g. --arch char-lstm)",
+            args.data
+        );
+    }
     let Some(path) = args.resume.clone() else {
         let files = Files::from_args(&args);
         files.check(None)?;
@@ -333,8 +401,17 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
         };
     };
     let resume = |e: &dyn std::fmt::Display| anyhow::anyhow!("--resume {e}");
-    let checkpoint = model_file::load(&path).map_err(|e| resume(&e))?;
-    let meta = checkpoint.metadata;
+    // A checkpoint of a model of layers has an arch; the network's has layers.
+    let (_, peek) = backprop::safetensors_io::read_tensors(&path).map_err(|e| resume(&e))?;
+    let arch_checkpoint = nn::is_arch_model(&peek);
+    let (meta, f64_file) = if arch_checkpoint {
+        let (model, meta) = nn::load(&path).map_err(|e| resume(&e))?;
+        (meta, matches!(model, nn::AnyArchModel::F64(_)))
+    } else {
+        let checkpoint = model_file::load(&path).map_err(|e| resume(&e))?;
+        let f64_file = checkpoint.network.dtype() == f64::DTYPE;
+        (checkpoint.metadata, f64_file)
+    };
     if !backprop::train::is_checkpoint(&meta) {
         bail!(
             "--resume {}: is a model file, not a checkpoint (checkpoints are written by --checkpoint FILE and on Ctrl-C)",
@@ -344,11 +421,7 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
     let stored = TrainConfig::from_metadata(&meta).map_err(|e| {
         anyhow::anyhow!("--resume {}: not a usable checkpoint: {e}", path.display())
     })?;
-    let dtype = if checkpoint.network.dtype() == f64::DTYPE {
-        Dtype::F64
-    } else {
-        Dtype::F32
-    };
+    let dtype = if f64_file { Dtype::F64 } else { Dtype::F32 };
     let refuse = |id: &str, value: &str, theirs: &str| {
         anyhow::anyhow!(
             "{} {value}: the checkpoint {} was trained with {theirs}; a resumed run keeps its settings (leave {} out)",
@@ -364,7 +437,61 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
         fresh.to_metadata().into_iter().collect(),
         stored.to_metadata().into_iter().collect(),
     );
+    let kind = if arch_checkpoint {
+        "a model of layers (--arch)"
+    } else {
+        "a fully connected network (--hidden)"
+    };
+    let foreign: &[&str] = if arch_checkpoint {
+        &["hidden", "activation", "output_activation", "init"]
+    } else {
+        &["arch"]
+    };
+    for id in foreign {
+        if given(id) {
+            bail!(
+                "{}: the checkpoint {} is {kind}; leave {} out",
+                flag(id),
+                path.display(),
+                flag(id)
+            );
+        }
+    }
+    if arch_checkpoint {
+        let stored_arch = meta.get(nn::ARCH_KEY).cloned().unwrap_or_default();
+        if let Some(a) = &args.arch {
+            let v = meta
+                .get(nn::VOCAB_KEY)
+                .and_then(|v| backprop::data::text::Vocab::from_json(v).ok())
+                .map_or(0, |v| v.len());
+            let expanded = nn::preset(a, v).unwrap_or_else(|| a.clone());
+            let canonical = expanded.parse::<Arch>().map(|a| a.to_string());
+            if canonical.as_deref() != Ok(stored_arch.as_str()) {
+                return Err(refuse("arch", a, &stored_arch));
+            }
+        }
+        let shape = meta.get(nn::INPUT_SHAPE_KEY).cloned().unwrap_or_default();
+        if let Some(t) = args.seq_len.filter(|t| t.to_string() != shape) {
+            return Err(refuse("seq_len", &t.to_string(), &shape));
+        }
+        if let Some(s) = &args.input_shape {
+            let same = nn::parse_input_shape(s).is_ok_and(|d| {
+                d.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    == shape
+            });
+            if !same {
+                return Err(refuse("input_shape", s, &shape));
+            }
+        }
+    }
     for (id, key) in FIXED_ON_RESUME {
+        // The other kind's flags are refused above.
+        if foreign.contains(&id) {
+            continue;
+        }
         if given(id) && mine.get(key) != theirs.get(key) {
             let show = |m: &BTreeMap<String, String>| m.get(key).cloned().unwrap_or_default();
             return Err(refuse(id, &show(&mine), &show(&theirs)));
@@ -385,6 +512,18 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
     }
     let files = Files::resumed(&args, &given, &meta);
     files.check(Some(&path))?;
+    if arch_checkpoint {
+        let start = ArchStart::Resume {
+            path,
+            meta,
+            epochs: args.epochs,
+            patience: args.patience,
+        };
+        return match dtype {
+            Dtype::F32 => run_arch::<f32>(&args, &given, files, start),
+            Dtype::F64 => run_arch::<f64>(&args, &given, files, start),
+        };
+    }
     let start = Start::Resume {
         path,
         meta,
@@ -516,7 +655,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
         );
     }
     let classes = train.classes.max(test.classes);
-    let mut trainer = match trainer {
+    let trainer = match trainer {
         Ok(t) => t,
         Err(config) => Trainer::<T>::new(config, train.features, classes).map_err(|e| match e {
             TrainError::Network(NetworkError::TooLarge { .. }) => {
@@ -556,6 +695,92 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
     // A checkpoint also remembers the files, so that --resume alone goes on.
     let mut checkpoint_meta = metadata.clone();
     checkpoint_meta.extend(files.to_metadata());
+    let config = trainer.config().clone();
+    let header = format!(
+        "training {} ({} hidden, {} output, {} cost, {} init) on {} ({} train, {}{} test examples), {}, batch {}, {} lr {}",
+        sizes
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("-"),
+        config.activation,
+        config.output_activation,
+        config.cost,
+        config.init,
+        files.data,
+        train.len(),
+        validation
+            .as_ref()
+            .map_or(String::new(), |v| format!("{} validation, ", v.len())),
+        test.len(),
+        plural(config.epochs, "epoch"),
+        config.batch,
+        config.optimizer.kind,
+        config.lr,
+    );
+    train_loop(Run {
+        args,
+        files: &files,
+        trainer,
+        train,
+        validation,
+        test,
+        metadata,
+        checkpoint_meta,
+        header,
+        resumed_from,
+        summary: ("layers", serde_json::json!(sizes)),
+        save: save_model,
+        checkpoint: |t, path, meta| Ok(t.save_checkpoint(path, meta)?),
+    })
+}
+
+/// How a run saves its model, or a checkpoint, for either kind of model.
+type SaveFn<T, M> = fn(&Trainer<T, M>, &Path, &[(String, String)]) -> anyhow::Result<()>;
+
+/// One training run, whatever the model: the data, the trainer, and what differs between
+/// the network and a model of layers (the header line, how the model and a checkpoint are
+/// saved, the summary's description of the model).
+struct Run<'a, T: Float, M: Trainable<T>> {
+    args: &'a Args,
+    files: &'a Files,
+    trainer: Trainer<T, M>,
+    train: Dataset,
+    validation: Option<Dataset>,
+    test: Dataset,
+    /// The model file's metadata besides the training settings.
+    metadata: Vec<(String, String)>,
+    checkpoint_meta: Vec<(String, String)>,
+    header: String,
+    resumed_from: Option<PathBuf>,
+    /// The JSON summary's key and value that describe the model.
+    summary: (&'static str, serde_json::Value),
+    save: SaveFn<T, M>,
+    /// How to save a checkpoint.
+    checkpoint: SaveFn<T, M>,
+}
+
+/// The one training loop of the command: epochs with progress, per-epoch lines or JSON,
+/// the log and plot, checkpoints and Ctrl-C, divergence, and the summary.
+fn train_loop<T: Float, M: Trainable<T>>(run: Run<'_, T, M>) -> anyhow::Result<()> {
+    let Run {
+        args,
+        files,
+        mut trainer,
+        train,
+        validation,
+        test,
+        mut metadata,
+        checkpoint_meta,
+        header,
+        resumed_from,
+        summary,
+        save: save_model,
+        checkpoint,
+    } = run;
+    let save_checkpoint = |t: &Trainer<T, M>, path: &Path| -> anyhow::Result<()> {
+        checkpoint(t, path, &checkpoint_meta)
+    };
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = interrupted.clone();
@@ -569,28 +794,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
     let stderr_tty = std::io::stderr().is_terminal();
     let config = trainer.config().clone();
     if !args.json {
-        errln!(
-            "training {} ({} hidden, {} output, {} cost, {} init) on {} ({} train, {}{} test examples), {}, batch {}, {} lr {}",
-            sizes
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join("-"),
-            config.activation,
-            config.output_activation,
-            config.cost,
-            config.init,
-            files.data,
-            train.len(),
-            validation
-                .as_ref()
-                .map_or(String::new(), |v| format!("{} validation, ", v.len())),
-            test.len(),
-            plural(config.epochs, "epoch"),
-            config.batch,
-            config.optimizer.kind,
-            config.lr,
-        );
+        errln!("{header}");
         if let Some(path) = &resumed_from {
             errln!(
                 "resuming at epoch {} of {} from {}",
@@ -642,14 +846,14 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
             }
             Err(e) => return Err(e.into()),
         }
-        write_side_files(&files, &trainer)?;
+        write_side_files(files, &trainer)?;
         if let Some(path) = &files.checkpoint {
-            trainer.save_checkpoint(path, &checkpoint_meta)?;
+            save_checkpoint(&trainer, path)?;
         }
         if interrupted.load(Ordering::SeqCst) && !trainer.finished() {
             let path = files.interrupt_checkpoint();
             if files.checkpoint.is_none() {
-                trainer.save_checkpoint(&path, &checkpoint_meta)?;
+                save_checkpoint(&trainer, &path)?;
             }
             return Err(Stopped {
                 message: format!(
@@ -663,7 +867,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
         }
     }
     let last = trainer.history().last().cloned();
-    let final_eval = backprop::train::evaluate(trainer.final_network(), &test)?;
+    let final_eval = trainer.evaluate_final(&test)?;
     metadata.push(("test_accuracy".into(), final_eval.accuracy.to_string()));
     if let Some(out) = &files.out {
         save_model(&trainer, out, &metadata)?;
@@ -678,7 +882,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
             "epochs": trainer.history().len(),
             "kept_epoch": kept,
             "seconds": seconds,
-            "layers": sizes,
+            summary.0: summary.1,
             "model": files.out.as_ref().map(|p| p.display().to_string()),
         });
         crate::outln!("{summary}");
@@ -715,7 +919,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
 
 /// With `--patience`, the epoch whose network is kept: the first with the best test
 /// accuracy (the one [`Trainer::final_network`] returns).
-fn kept_epoch<T: Float>(trainer: &Trainer<T>) -> Option<usize> {
+fn kept_epoch<T: Float, M: Trainable<T>>(trainer: &Trainer<T, M>) -> Option<usize> {
     trainer.config().patience?;
     let mut best: Option<&EpochReport> = None;
     for r in trainer.history() {
@@ -766,7 +970,10 @@ fn save_model<T: Float>(
 
 /// The metrics log and the plot, rewritten after every epoch (atomically), so that an
 /// interrupted run keeps complete files.
-fn write_side_files<T: Float>(files: &Files, trainer: &Trainer<T>) -> anyhow::Result<()> {
+fn write_side_files<T: Float, M: Trainable<T>>(
+    files: &Files,
+    trainer: &Trainer<T, M>,
+) -> anyhow::Result<()> {
     if let Some(log) = &files.log {
         let mut csv = String::from("epoch,lr,train_loss,test_loss,test_accuracy,seconds");
         // Validation columns only when there is a validation part (logs stay as they were).
@@ -798,5 +1005,326 @@ fn write_side_files<T: Float>(files: &Files, trainer: &Trainer<T>) -> anyhow::Re
         backprop::plot::training_curves(trainer.history(), plot)
             .with_context(|| format!("--plot {}", plot.display()))?;
     }
+    Ok(())
+}
+
+/// The training settings that describe a fully connected network only, left out of a
+/// model of layers' file (its arch says what its layers are).
+const NETWORK_ONLY: [&str; 4] = [
+    "train.hidden",
+    "train.activation",
+    "train.output_activation",
+    "train.init",
+];
+
+/// How an `--arch` run begins: with new settings and an arch, or from a checkpoint.
+enum ArchStart {
+    Fresh {
+        config: TrainConfig,
+        arch: String,
+    },
+    Resume {
+        path: PathBuf,
+        meta: BTreeMap<String, String>,
+        epochs: Option<usize>,
+        patience: Option<usize>,
+    },
+}
+
+/// `--arch`: a model of layers (a preset expanded) on any data: images (their own shape,
+/// or --input-shape), or a text cut into sequences of --seq-len characters; or such a run
+/// resumed from its checkpoint.
+fn run_arch<T: Float>(
+    args: &Args,
+    given: &dyn Fn(&str) -> bool,
+    files: Files,
+    start: ArchStart,
+) -> anyhow::Result<()> {
+    common::set_threads(args.threads)?;
+    // A resumed run's model, settings and shape are the checkpoint's.
+    let (config, arch_flag, resumed) = match start {
+        ArchStart::Fresh { config, arch } => (config, arch, None),
+        ArchStart::Resume {
+            path,
+            meta,
+            epochs,
+            patience,
+        } => {
+            let (mut t, _) = Trainer::<T, ArchModel<T>>::resume_arch(&path)
+                .map_err(|e| anyhow::anyhow!("--resume {e}"))?;
+            let done = t.history().len();
+            if let Some(e) = epochs {
+                if e < done {
+                    bail!(
+                        "--epochs {e}: the checkpoint {} has done {done} epochs already; give at least {done}",
+                        path.display()
+                    );
+                }
+                t.set_epochs(e);
+            }
+            if patience.is_some() {
+                t.set_patience(patience);
+            }
+            let arch = t.network().net.arch().to_string();
+            (t.config().clone(), arch, Some((t, path, meta)))
+        }
+    };
+    let source = DataSource::parse(&files.data, files.test.as_deref())?;
+    let resumed_shape = resumed
+        .as_ref()
+        .map(|(t, _, _)| t.network().input_shape.clone());
+    let (split, input_shape, vocab) = if matches!(source, DataSource::Text(_)) {
+        if let Some(shape) = &args.input_shape {
+            bail!("--input-shape {shape}: a text's examples are --seq-len characters; give --seq-len instead");
+        }
+        if given("test_split") {
+            bail!(
+                "--test-split {}: a text keeps its last {}% for testing (leave --test-split out)",
+                args.test_split,
+                100.0 * backprop::data::text::TEST_FRACTION
+            );
+        }
+        if given("scale") && args.scale != ScalingKind::None {
+            bail!("--scale: a text's inputs are character ids, which are not scaled (leave --scale out)");
+        }
+        let seq_len = match &resumed_shape {
+            Some(shape) => shape[0],
+            None => args.seq_len.unwrap_or(DEFAULT_SEQ_LEN),
+        };
+        let text = source.text()?;
+        let split = text.split(seq_len)?;
+        (split, vec![seq_len], Some(text.vocab))
+    } else {
+        let split = common::load_data(
+            &files.data,
+            files.test.as_deref(),
+            files.test_split,
+            config.seed,
+        )?;
+        let features = split.train.features;
+        let shape = match (&args.input_shape, split.train.image_shape, &resumed_shape) {
+            (_, _, Some(shape)) => shape.clone(),
+            (Some(text), _, None) => {
+                let shape = nn::parse_input_shape(text)
+                    .map_err(|e| anyhow::anyhow!("--input-shape {text}: {e}"))?;
+                let product = shape
+                    .iter()
+                    .try_fold(1usize, |a, &d| a.checked_mul(d))
+                    .unwrap_or(usize::MAX);
+                if product != features {
+                    bail!(
+                        "--input-shape {text}: {} values per example, but --data {} has {features} features per example",
+                        if product == usize::MAX { "too many".to_string() } else { product.to_string() },
+                        files.data
+                    );
+                }
+                shape
+            }
+            (None, Some((rows, cols)), None) => vec![1, rows, cols],
+            (None, None, None) => vec![features],
+        };
+        (split, shape, None)
+    };
+    let shape_text = input_shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let Split { train, mut test } = split;
+    let classes = train.classes.max(test.classes);
+
+    let refuse = |e: &dyn std::fmt::Display| {
+        let e = e.to_string();
+        let e = e.strip_prefix("arch: ").unwrap_or(&e).to_string();
+        anyhow::anyhow!("--arch {}: {e}", backprop::io::cut(&arch_flag, 80))
+    };
+    let (trainer, scaling, resumed_from) = match resumed {
+        Some((trainer, path, meta)) => {
+            let model = trainer.network();
+            if model.inputs_per_example() != train.features
+                || model.vocab.as_ref().map(|v| v.chars()) != vocab.as_ref().map(|v| v.chars())
+            {
+                bail!(
+                    "--resume {}: the model takes examples of shape {shape_text}{} but --data {} has {} features{}",
+                    path.display(),
+                    if model.vocab.is_some() { " over its own vocabulary" } else { "" },
+                    files.data,
+                    train.features,
+                    if vocab.is_some() { " and another vocabulary" } else { "" },
+                );
+            }
+            let scaling: Scaling = meta
+                .get("scaling")
+                .with_context(|| {
+                    format!("--resume {}: no scaling in the checkpoint", path.display())
+                })?
+                .parse()
+                .map_err(|e| {
+                    anyhow::anyhow!("--resume {}: metadata scaling: {e}", path.display())
+                })?;
+            (trainer, scaling, Some(path))
+        }
+        None => {
+            // The arch: a preset expanded (char-lstm's V is the text's vocabulary), then
+            // checked against the data's examples before any training.
+            let expanded = nn::preset(&arch_flag, vocab.as_ref().map_or(classes, |v| v.len()))
+                .unwrap_or_else(|| arch_flag.clone());
+            let arch: Arch = expanded.parse().map_err(|e: ArchError| refuse(&e))?;
+            // What would make it fit: a preset's own input, or the flag that gives a CSV's
+            // shape.
+            let hint = match arch_flag.as_str() {
+                "lenet5" | "convnet" => format!(" ({arch_flag} takes 1,28,28 images, as MNIST's)"),
+                _ if args.input_shape.is_none() && input_shape.len() == 1 && vocab.is_none() => {
+                    " (give --input-shape C,H,W for images in rows)".to_string()
+                }
+                _ => String::new(),
+            };
+            let model = ArchModel::<T>::new(&arch, &input_shape, config.cost, vocab, config.seed)
+                .map_err(|e| match e {
+                ArchError::Shape { .. } => refuse(&format!(
+                    "does not fit the examples of --data {} (shape {shape_text}): {}{hint}",
+                    files.data,
+                    e.to_string()
+                        .strip_prefix("arch: ")
+                        .unwrap_or(&e.to_string())
+                )),
+                ArchError::Cost(c) => anyhow::anyhow!("--cost {}: {c}", config.cost),
+                e => refuse(&e),
+            })?;
+            let scaling = if model.vocab.is_some() {
+                ScalingKind::None.fit(&train)
+            } else {
+                args.scale.fit(&train)
+            };
+            (Trainer::with_model(config, model)?, scaling, None)
+        }
+    };
+    let model = trainer.network();
+    let (k, outputs) = (model.labels_per_example(), model.classes());
+    if k != train.labels_per_example {
+        bail!(
+            "--arch {}: gives {} per example (output shape {:?}), but --data {} has {} per example",
+            backprop::io::cut(&arch_flag, 80),
+            plural(k, "prediction"),
+            model.net.shapes().last().cloned().unwrap_or_default(),
+            files.data,
+            plural(train.labels_per_example, "label"),
+        );
+    }
+    if classes > outputs {
+        bail!(
+            "--arch {}: gives {outputs} classes, but --data {} has labels up to {}",
+            backprop::io::cut(&arch_flag, 80),
+            files.data,
+            classes - 1
+        );
+    }
+
+    let config = trainer.config().clone();
+    let (mut train, mut validation) = config
+        .split_validation(train)
+        .map_err(|e| anyhow::anyhow!("--validation-split: {e}"))?;
+    scaling.apply(&mut train)?;
+    scaling.apply(&mut test)?;
+    if let Some(v) = &mut validation {
+        scaling.apply(v)?;
+    }
+    if train.distinct_labels() == 1 {
+        eprintln!(
+            "warning: --data {}: every training example has label {}; any accuracy measured on it is meaningless",
+            files.data, train.labels[0]
+        );
+    }
+
+    let text = model.vocab.is_some();
+    let test_split = if text {
+        backprop::data::text::TEST_FRACTION
+    } else {
+        files.test_split
+    };
+    let mut metadata = vec![
+        ("scaling".to_string(), scaling.to_string()),
+        ("classes".to_string(), outputs.to_string()),
+        ("data".to_string(), files.data.clone()),
+        ("data.test_split".to_string(), test_split.to_string()),
+    ];
+    if let Some(c) = std::fs::canonicalize(Path::new(
+        files.data.strip_prefix("text:").unwrap_or(&files.data),
+    ))
+    .ok()
+    .filter(|_| files.data != "text:shakespeare")
+    {
+        metadata.push(("data.canonical".into(), c.display().to_string()));
+    }
+    if let Some(c) = files
+        .test
+        .as_deref()
+        .and_then(|p| std::fs::canonicalize(p).ok())
+    {
+        metadata.push(("data.test".into(), c.display().to_string()));
+    }
+    // A checkpoint also remembers the files, so that --resume alone goes on.
+    let mut checkpoint_meta = metadata.clone();
+    checkpoint_meta.extend(files.to_metadata());
+    let what = if text {
+        format!("sequences of {} characters", input_shape[0])
+    } else {
+        "examples".to_string()
+    };
+    let name = if nn::PRESETS.contains(&arch_flag.as_str()) {
+        arch_flag.clone()
+    } else {
+        "the arch".to_string()
+    };
+    let header = format!(
+        "training {name} ({} parameters, input {shape_text}, {} cost) on {} ({} train, {}{} test {what}), {}, batch {}, {} lr {}",
+        model.net.num_params(),
+        model.cost,
+        files.data,
+        train.len(),
+        validation
+            .as_ref()
+            .map_or(String::new(), |v| format!("{} validation, ", v.len())),
+        test.len(),
+        plural(config.epochs, "epoch"),
+        config.batch,
+        config.optimizer.kind,
+        config.lr,
+    );
+    let expanded = model.net.arch().to_string();
+    train_loop(Run {
+        args,
+        files: &files,
+        trainer,
+        train,
+        validation,
+        test,
+        metadata,
+        checkpoint_meta,
+        header,
+        resumed_from,
+        summary: ("arch", serde_json::json!(expanded)),
+        save: save_arch_model,
+        checkpoint: |t, path, meta| Ok(t.save_checkpoint(path, meta)?),
+    })
+}
+
+fn save_arch_model<T: Float>(
+    trainer: &Trainer<T, ArchModel<T>>,
+    out: &Path,
+    metadata: &[(String, String)],
+) -> anyhow::Result<()> {
+    let mut meta = metadata.to_vec();
+    meta.extend(
+        trainer
+            .config()
+            .to_metadata()
+            .into_iter()
+            .filter(|(k, _)| !NETWORK_ONLY.contains(&k.as_str())),
+    );
+    trainer
+        .final_network()
+        .save(out, &meta)
+        .map_err(|e| anyhow::anyhow!("--out {e}"))?;
     Ok(())
 }
