@@ -234,6 +234,8 @@ impl fmt::Display for BenchConfig {
 /// assert_eq!(lenet.arch().layers().len(), 13);
 /// // conv1 28*28*6*25 + conv2 10*10*16*150 + 400*120 + 120*84 + 84*10
 /// assert_eq!(lenet.macs_per_sample(), 416_520);
+/// assert_eq!(ArchBenchConfig::CONVNET.macs_per_sample(), 11_992_448);
+/// // 50 steps x 4 x 128 x (64 + 128) + 50 x 4 x 128 x 256 + 50 x 128 x 65
 /// assert_eq!(ArchBenchConfig::CHAR_LSTM.macs_per_sample(), 11_884_800);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
