@@ -225,6 +225,170 @@ impl fmt::Display for BenchConfig {
     }
 }
 
+/// One model of layers in the benchmark: a [`crate::nn::preset`] trained as
+/// `bench/pytorch_arch.py` trains its PyTorch twin, on synthetic data.
+///
+/// ```
+/// use backprop::bench::ArchBenchConfig;
+/// let lenet = ArchBenchConfig::LENET5;
+/// assert_eq!(lenet.arch().layers().len(), 13);
+/// // conv1 28*28*6*25 + conv2 10*10*16*150 + 400*120 + 120*84 + 84*10
+/// assert_eq!(lenet.macs_per_sample(), 416_520);
+/// assert_eq!(ArchBenchConfig::CONVNET.macs_per_sample(), 11_992_448);
+/// // 50 steps x 4 x 128 x (64 + 128) + 50 x 4 x 128 x 256 + 50 x 128 x 65
+/// assert_eq!(ArchBenchConfig::CHAR_LSTM.macs_per_sample(), 11_884_800);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ArchBenchConfig {
+    /// The name used by `--config`, the JSON output and [`crate::nn::preset`].
+    pub name: &'static str,
+    /// One example's shape: `[1, 28, 28]` images, or `[50]` token ids.
+    pub input_shape: &'static [usize],
+    /// Classes of the images, or the vocabulary V of the token sequences.
+    pub classes: usize,
+    /// The SGD learning rate eta.
+    pub learning_rate: f32,
+    /// Samples (images or sequences) per mini-batch.
+    pub batch: usize,
+}
+
+impl ArchBenchConfig {
+    /// LeNet-5 on 1x28x28 images, 10 classes, batch 64, eta 0.1.
+    pub const LENET5: ArchBenchConfig = ArchBenchConfig {
+        name: "lenet5",
+        input_shape: &[1, 28, 28],
+        classes: 10,
+        learning_rate: 0.1,
+        batch: 64,
+    };
+    /// PyTorch's examples/mnist network (without dropout), batch 64, eta 0.1.
+    pub const CONVNET: ArchBenchConfig = ArchBenchConfig {
+        name: "convnet",
+        input_shape: &[1, 28, 28],
+        classes: 10,
+        learning_rate: 0.1,
+        batch: 64,
+    };
+    /// A 2-layer 128-unit LSTM over 64-wide embeddings of 65 symbols, sequences of 50,
+    /// batch 50, eta 0.1.
+    pub const CHAR_LSTM: ArchBenchConfig = ArchBenchConfig {
+        name: "char-lstm",
+        input_shape: &[50],
+        classes: 65,
+        learning_rate: 0.1,
+        batch: 50,
+    };
+    /// The three, in the order `arch` runs them.
+    pub const ALL: [ArchBenchConfig; 3] = [Self::LENET5, Self::CONVNET, Self::CHAR_LSTM];
+
+    /// The model: the preset of the same name (ending in `Softmax(dim=-1)`, trained with
+    /// the log-likelihood cost, which is PyTorch's log-softmax + NLL).
+    pub fn arch(&self) -> crate::nn::Arch {
+        crate::nn::preset(self.name, self.classes)
+            .expect("every config is a preset")
+            .parse()
+            .expect("presets parse")
+    }
+
+    /// Multiply-adds per sample of the convolutions (output elements x C_in kH kW), linear
+    /// layers (in x out per position) and LSTM products (T 4H (I + H) per stacked layer), as
+    /// `bench/pytorch_arch.py` counts them; a training step is taken as 3 times the forward.
+    pub fn macs_per_sample(&self) -> u64 {
+        use crate::nn::Layer;
+        let arch = self.arch();
+        let shapes = arch
+            .shapes(self.input_shape)
+            .expect("presets fit their input");
+        let count = |s: &[usize]| s.iter().product::<usize>() as u64;
+        arch.layers()
+            .iter()
+            .zip(shapes.windows(2))
+            .map(|(layer, io)| match *layer {
+                Layer::Conv2d {
+                    in_channels,
+                    kernel: (kh, kw),
+                    ..
+                } => count(&io[1]) * (in_channels * kh * kw) as u64,
+                Layer::Linear { in_features, .. } => count(&io[1]) * in_features as u64,
+                Layer::Lstm {
+                    input,
+                    hidden,
+                    layers,
+                } => {
+                    let steps = io[0][0] as u64;
+                    (0..layers)
+                        .map(|l| {
+                            let i = if l == 0 { input } else { hidden };
+                            steps * 4 * (hidden * (i + hidden)) as u64
+                        })
+                        .sum()
+                }
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// Token sequences for `char-lstm`: inputs and targets uniform over a vocabulary, stored as
+/// `f32` ids (what [`crate::nn::Sequential`] takes), the same for the same seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyntheticSequences {
+    /// Input ids, `examples x steps`.
+    pub ids: Vec<f32>,
+    /// Target ids (the class at each position), `examples x steps`.
+    pub targets: Vec<f32>,
+    /// Positions per sequence.
+    pub steps: usize,
+}
+
+impl SyntheticSequences {
+    /// `examples` sequences of `steps` ids below `vocab`.
+    ///
+    /// ```
+    /// use backprop::bench::SyntheticSequences;
+    /// let s = SyntheticSequences::new(100, 50, 65, 1)?;
+    /// let (x, y) = s.batch(1, 10)?;
+    /// assert_eq!((x.len(), y.len()), (500, 500));
+    /// assert!(x.iter().all(|&v| v >= 0.0 && v < 65.0 && v.fract() == 0.0));
+    /// # Ok::<(), backprop::bench::BenchError>(())
+    /// ```
+    pub fn new(examples: usize, steps: usize, vocab: usize, seed: u64) -> Result<Self, BenchError> {
+        for (count, what) in [(examples, "example"), (steps, "feature"), (vocab, "class")] {
+            if count == 0 {
+                return Err(BenchError::EmptyData { what });
+            }
+        }
+        let len = examples
+            .checked_mul(steps)
+            .filter(|&l| l <= isize::MAX as usize / 8)
+            .ok_or(BenchError::DataTooLarge {
+                examples,
+                features: steps,
+            })?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut draw = |_| rng.gen_range(0..vocab) as f32;
+        let ids = (0..len).map(&mut draw).collect();
+        let targets = (0..len).map(&mut draw).collect();
+        Ok(SyntheticSequences {
+            ids,
+            targets,
+            steps,
+        })
+    }
+
+    /// Mini-batch number `index` (inputs, targets), wrapping around as
+    /// [`SyntheticData::batch`] does.
+    pub fn batch(&self, index: usize, batch: usize) -> Result<(&[f32], &[f32]), BenchError> {
+        let examples = self.ids.len() / self.steps;
+        if batch == 0 || batch > examples {
+            return Err(BenchError::BadBatch { batch, examples });
+        }
+        let k = index % (examples / batch);
+        let r = k * batch * self.steps..(k + 1) * batch * self.steps;
+        Ok((&self.ids[r.clone()], &self.targets[r]))
+    }
+}
+
 /// An in-memory classification set: inputs uniform in [0, 1), labels uniform over the
 /// classes, the same for the same seed on every machine (ChaCha8).
 #[derive(Clone, Debug, PartialEq)]
@@ -643,6 +807,9 @@ pub struct BenchResult {
     /// Training GFLOP/s of the matrix products, from
     /// [`BenchConfig::train_flops_per_example`].
     pub train_gflops: f64,
+    /// Inference GFLOP/s of the same products (the forward's share).
+    #[serde(default)]
+    pub infer_gflops: f64,
     /// The CPU.
     pub cpu_model: String,
     /// Logical cores available.
@@ -661,12 +828,13 @@ impl fmt::Display for BenchResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:<8} threads {}  train {:>11} samples/s ({:.1} GFLOP/s)  infer {:>11} samples/s",
+            "{:<8} threads {}  train {:>11} samples/s ({:.1} GFLOP/s)  infer {:>11} samples/s ({:.1} GFLOP/s)",
             self.config,
             self.threads,
             thousands(self.train_samples_per_sec),
             self.train_gflops,
             thousands(self.infer_samples_per_sec),
+            self.infer_gflops,
         )?;
         if let Some(bytes) = self.peak_rss_bytes {
             write!(f, "  peak RSS {} MiB", thousands(bytes as f64 / 1048576.0))?;
@@ -699,15 +867,69 @@ pub fn run<S>(
     threads: usize,
     timing: &Timing,
     state: &mut S,
+    train_step: impl FnMut(&mut S, usize),
+    infer_step: impl FnMut(&mut S, usize),
+) -> Result<BenchResult, BenchError> {
+    let train_flops = config.train_flops_per_example() as f64;
+    let infer_flops: f64 = config
+        .sizes
+        .windows(2)
+        .map(|w| 2.0 * (w[0] * w[1]) as f64)
+        .sum();
+    let what = Measured {
+        name: config.name,
+        batch: config.batch,
+        train_flops,
+        infer_flops,
+        threads,
+    };
+    run_measured(&what, timing, state, train_step, infer_step)
+}
+
+/// [`run`] for a model of layers: the same timing and result, with GFLOP/s counted from
+/// [`ArchBenchConfig::macs_per_sample`] (6 FLOP per multiply-add for training, 2 for
+/// inference, as `bench/pytorch_arch.py` counts).
+pub fn run_arch<S>(
+    config: &ArchBenchConfig,
+    threads: usize,
+    timing: &Timing,
+    state: &mut S,
+    train_step: impl FnMut(&mut S, usize),
+    infer_step: impl FnMut(&mut S, usize),
+) -> Result<BenchResult, BenchError> {
+    let macs = config.macs_per_sample() as f64;
+    let what = Measured {
+        name: config.name,
+        batch: config.batch,
+        train_flops: 6.0 * macs,
+        infer_flops: 2.0 * macs,
+        threads,
+    };
+    run_measured(&what, timing, state, train_step, infer_step)
+}
+
+/// What [`run_measured`] needs to know of a config.
+struct Measured {
+    name: &'static str,
+    batch: usize,
+    train_flops: f64,
+    infer_flops: f64,
+    threads: usize,
+}
+
+fn run_measured<S>(
+    what: &Measured,
+    timing: &Timing,
+    state: &mut S,
     mut train_step: impl FnMut(&mut S, usize),
     mut infer_step: impl FnMut(&mut S, usize),
 ) -> Result<BenchResult, BenchError> {
-    let train = measure(timing, config.batch, |i| train_step(state, i))?;
-    let infer = measure(timing, config.batch, |i| infer_step(state, i))?;
+    let train = measure(timing, what.batch, |i| train_step(state, i))?;
+    let infer = measure(timing, what.batch, |i| infer_step(state, i))?;
     let machine = Machine::detect();
     Ok(BenchResult {
-        config: config.name.to_owned(),
-        threads,
+        config: what.name.to_owned(),
+        threads: what.threads,
         train_samples_per_sec: train.median,
         infer_samples_per_sec: infer.median,
         peak_rss_bytes: peak_rss_bytes(),
@@ -716,7 +938,8 @@ pub fn run<S>(
         seconds_per_repeat: timing.seconds_per_repeat,
         redone_repeats: train.redone + infer.redone,
         contended_repeats: train.contended + infer.contended,
-        train_gflops: train.median * config.train_flops_per_example() as f64 / 1e9,
+        train_gflops: train.median * what.train_flops / 1e9,
+        infer_gflops: infer.median * what.infer_flops / 1e9,
         train_repeats_samples_per_sec: train.per_repeat,
         infer_repeats_samples_per_sec: infer.per_repeat,
         cpu_model: machine.cpu_model,

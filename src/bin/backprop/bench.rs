@@ -1,19 +1,28 @@
 //! `backprop bench`: training and inference samples per second of three fully connected
-//! networks on 28x28 inputs, measured as `bench/pytorch_mlp.py` measures PyTorch.
+//! networks on 28x28 inputs, measured as `bench/pytorch_mlp.py` measures PyTorch, and of
+//! three models of layers (`lenet5`, `convnet`, `char-lstm`), measured as
+//! `bench/pytorch_arch.py` measures them.
 
 use anyhow::{bail, Context};
-use backprop::bench::{run as measure_config, BenchConfig, SyntheticData, Timing};
-use backprop::network::{Init, Network, Workspace};
+use backprop::bench::{
+    run as measure_config, run_arch, ArchBenchConfig, BenchConfig, BenchResult, SyntheticData,
+    SyntheticSequences, Timing,
+};
+use backprop::network::{Cost, Init, Network, Workspace};
+use backprop::nn::Sequential;
+use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
 
 use crate::common;
 
-/// Measure training and inference speed on synthetic 28x28 inputs: nielsen (784-30-10),
-/// small (784-128-64-10), wide (784-1024-1024-10).
+/// Measure training and inference speed on synthetic data: nielsen (784-30-10), small
+/// (784-128-64-10), wide (784-1024-1024-10) on 28x28 inputs; lenet5 and convnet on 1x28x28
+/// images; char-lstm on sequences of 50 of 65 symbols.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which network: nielsen (784-30-10), small (784-128-64-10), wide (784-1024-1024-10),
-    /// or all three, each in its own process.
-    #[arg(long, default_value = "all", value_parser = clap::builder::PossibleValuesParser::new(["nielsen", "small", "wide", "all"]))]
+    /// Which model: nielsen (784-30-10), small (784-128-64-10), wide (784-1024-1024-10),
+    /// all (those three), lenet5, convnet, char-lstm, or arch (those three); several run
+    /// each in its own process.
+    #[arg(long, default_value = "all", value_parser = clap::builder::PossibleValuesParser::new(["nielsen", "small", "wide", "all", "lenet5", "convnet", "char-lstm", "arch"]))]
     config: String,
     /// Threads for matrix products [default: all cores].
     #[arg(long)]
@@ -33,8 +42,22 @@ pub struct Args {
 const SEED: u64 = 2026;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let configs =
-        BenchConfig::parse_list(&args.config).map_err(|e| anyhow::anyhow!("--config: {e}"))?;
+    let arch: Vec<ArchBenchConfig> = match args.config.as_str() {
+        "arch" => ArchBenchConfig::ALL.to_vec(),
+        name => ArchBenchConfig::ALL
+            .into_iter()
+            .filter(|c| c.name == name)
+            .collect(),
+    };
+    let configs = if arch.is_empty() {
+        BenchConfig::parse_list(&args.config)
+            .map_err(|e| anyhow::anyhow!("--config: {e}"))?
+            .iter()
+            .map(|c| c.name)
+            .collect()
+    } else {
+        arch.iter().map(|c| c.name).collect::<Vec<_>>()
+    };
     if !(args.seconds.is_finite() && args.seconds > 0.0) {
         bail!("--seconds {}: must be a positive number", args.seconds);
     }
@@ -47,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for c in configs {
             let exe = std::env::current_exe().context("cannot find this program's path")?;
             let mut cmd = std::process::Command::new(exe);
-            cmd.args(["bench", "--config", c.name])
+            cmd.args(["bench", "--config", c])
                 .args(["--seconds", &args.seconds.to_string()])
                 .args(["--repeats", &args.repeats.to_string()]);
             if let Some(t) = args.threads {
@@ -58,18 +81,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             let status = cmd.status().context("cannot run the benchmark")?;
             if !status.success() {
-                bail!("the {} benchmark failed", c.name);
+                bail!("the {c} benchmark failed");
             }
         }
         return Ok(());
     }
     let threads = rayon::current_num_threads();
-    let config = &configs[0];
     let timing = Timing {
         seconds_per_repeat: args.seconds,
         repeats: args.repeats,
         ..Timing::default()
     };
+    let result = match arch.first() {
+        Some(config) => bench_arch(config, threads, &timing)?,
+        None => bench_mlp(&args.config.parse()?, threads, &timing)?,
+    };
+    if args.json {
+        crate::outln!("{}", result.to_json_line());
+    } else {
+        crate::outln!("{result}");
+    }
+    Ok(())
+}
+
+/// One fully connected network: `Network::sgd_train_step`, and `feed_forward` for inference.
+fn bench_mlp(config: &BenchConfig, threads: usize, timing: &Timing) -> anyhow::Result<BenchResult> {
     let data = SyntheticData::standard(SEED);
     let net = Network::<f32>::new(
         config.sizes,
@@ -81,10 +117,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let ws = Workspace::new(&net, config.batch);
     let (batch, eta) = (config.batch, config.learning_rate);
     let mut state = (net, ws);
-    let result = measure_config(
+    Ok(measure_config(
         config,
         threads,
-        &timing,
+        timing,
         &mut state,
         |(net, ws), i| {
             let b = data.batch(i, batch).expect("the batch size fits the data");
@@ -95,11 +131,65 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let b = data.batch(i, batch).expect("the batch size fits the data");
             std::hint::black_box(net.feed_forward(b.x, b.n, ws));
         },
-    )?;
-    if args.json {
-        crate::outln!("{}", result.to_json_line());
-    } else {
-        crate::outln!("{result}");
+    )?)
+}
+
+/// One model of layers. The step timed is what training runs for each mini-batch:
+/// `Sequential::loss_and_grad` (forward, log-likelihood cost, backward) then the SGD
+/// `Optimizer::step` through the model seam; inference is `Sequential::forward`.
+fn bench_arch(
+    config: &ArchBenchConfig,
+    threads: usize,
+    timing: &Timing,
+) -> anyhow::Result<BenchResult> {
+    let net = Sequential::<f32>::new(&config.arch(), config.input_shape, SEED)?;
+    let sgd = Optimizer::new(OptimizerConfig::new(OptimizerKind::Sgd), &net)?;
+    let (batch, lr) = (config.batch, config.learning_rate);
+    // (inputs, targets as class indices) of mini-batch i.
+    enum Data {
+        Images(SyntheticData, Vec<f32>),
+        Sequences(SyntheticSequences),
     }
-    Ok(())
+    let data = if config.input_shape.len() == 1 {
+        let steps = config.input_shape[0];
+        Data::Sequences(SyntheticSequences::new(
+            SyntheticData::EXAMPLES,
+            steps,
+            config.classes,
+            SEED,
+        )?)
+    } else {
+        let features = config.input_shape.iter().product();
+        let images = SyntheticData::new(SyntheticData::EXAMPLES, features, config.classes, SEED)?;
+        let labels = images.labels.iter().map(|&l| l as f32).collect();
+        Data::Images(images, labels)
+    };
+    let batch_of = |i: usize| match &data {
+        Data::Images(images, labels) => {
+            let b = images
+                .batch(i, batch)
+                .expect("the batch size fits the data");
+            let k = i % images.batches(batch).expect("checked above");
+            (b.x, &labels[k * batch..(k + 1) * batch])
+        }
+        Data::Sequences(s) => s.batch(i, batch).expect("the batch size fits the data"),
+    };
+    let mut state = (net, sgd);
+    Ok(run_arch(
+        config,
+        threads,
+        timing,
+        &mut state,
+        |(net, sgd), i| {
+            let (x, y) = batch_of(i);
+            net.loss_and_grad(x, y, batch, Cost::LogLikelihood)
+                .expect("the batch fits the model");
+            sgd.step(net, &(), lr)
+                .expect("the optimizer was built for this model");
+        },
+        |(net, _), i| {
+            let (x, _) = batch_of(i);
+            std::hint::black_box(net.forward(x, batch, false).expect("the batch fits"));
+        },
+    )?)
 }

@@ -135,11 +135,23 @@ pub fn max_pool2d_forward<T: Float>(s: &Pool2dShape, x: &[T], y: &mut [T], argma
     assert_eq!(y.len(), s.output_len(), "max_pool2d: output length");
     assert_eq!(argmax.len(), s.output_len(), "max_pool2d: argmax length");
     let (plane, out_plane) = (s.h * s.w, s.oh * s.ow);
-    for ((x, y), argmax) in x
+    let planes = x
         .chunks_exact(plane)
         .zip(y.chunks_exact_mut(out_plane))
-        .zip(argmax.chunks_exact_mut(out_plane))
-    {
+        .zip(argmax.chunks_exact_mut(out_plane));
+    if s.ph == 0 && s.pw == 0 {
+        // Every window lies inside its plane: no clipping, and the window's size known to
+        // the compiler in the common cases.
+        for ((x, y), argmax) in planes {
+            match (s.kh, s.kw) {
+                (2, 2) => max_plane_unpadded::<T, 2, 2>(s, s.kh, s.kw, x, y, argmax),
+                (3, 3) => max_plane_unpadded::<T, 3, 3>(s, s.kh, s.kw, x, y, argmax),
+                (kh, kw) => max_plane_unpadded::<T, 0, 0>(s, kh, kw, x, y, argmax),
+            }
+        }
+        return;
+    }
+    for ((x, y), argmax) in planes {
         for oy in 0..s.oh {
             for ox in 0..s.ow {
                 let (rows, cols) = s.window(oy, ox);
@@ -159,6 +171,43 @@ pub fn max_pool2d_forward<T: Float>(s: &Pool2dShape, x: &[T], y: &mut [T], argma
                 y[oy * s.ow + ox] = best;
                 argmax[oy * s.ow + ox] = best_at;
             }
+        }
+    }
+}
+
+/// One plane of [`max_pool2d_forward`] without padding: window `(oy, ox)` is rows
+/// `oy sh ..+ kh` and columns `ox sw ..+ kw`. `KH`, `KW` are the window's size when known
+/// at compile time (0: use `kh`, `kw`). The scan order and the rule are the general
+/// path's: starting from the first value (which the general path's `-inf` start always
+/// takes, or leaves at `-inf` with the same index), a later value wins only if greater,
+/// or NaN.
+#[inline(always)]
+fn max_plane_unpadded<T: Float, const KH: usize, const KW: usize>(
+    s: &Pool2dShape,
+    kh: usize,
+    kw: usize,
+    x: &[T],
+    y: &mut [T],
+    argmax: &mut [usize],
+) {
+    let (kh, kw) = if KH > 0 { (KH, KW) } else { (kh, kw) };
+    for oy in 0..s.oh {
+        let y_row = &mut y[oy * s.ow..(oy + 1) * s.ow];
+        let a_row = &mut argmax[oy * s.ow..(oy + 1) * s.ow];
+        for (ox, (y, at)) in y_row.iter_mut().zip(a_row).enumerate() {
+            let base = oy * s.sh * s.w + ox * s.sw;
+            let (mut best, mut best_at) = (x[base], base);
+            for i in 0..kh {
+                let row = &x[base + i * s.w..][..kw];
+                for (j, &v) in row.iter().enumerate() {
+                    if v > best || (v.is_nan() && (i, j) != (0, 0)) {
+                        best = v;
+                        best_at = base + i * s.w + j;
+                    }
+                }
+            }
+            *y = best;
+            *at = best_at;
         }
     }
 }

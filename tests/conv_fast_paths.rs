@@ -1,0 +1,151 @@
+//! The fast paths of the convolution and pooling kernels on the shapes they were written
+//! for (LeNet-5's and examples/mnist's layers, batch 3), against direct loops; and the
+//! unpadded max-pooling path's NaN and tie rule, which must be the padded path's.
+
+use backprop::tensor::kernels::{
+    conv2d_backward, conv2d_forward, max_pool2d_forward, Conv2dShape, Conv2dWorkspace, Pool2dShape,
+};
+
+fn values(len: usize, salt: usize) -> Vec<f64> {
+    (0..len)
+        .map(|i| ((i * 7919 + salt * 104_729) % 2001) as f64 / 1000.0 - 1.0)
+        .collect()
+}
+
+/// y[n, o, oy, ox] = b[o] + sum over c, i, j of w[o, c, i, j] x[n, c, oy + i - ph, ox + j - pw]
+/// (stride 1), and the gradients of J = sum(y . dy) by the same sums.
+#[allow(clippy::type_complexity)]
+fn direct(
+    input: [usize; 4],
+    weight: [usize; 4],
+    pad: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    dy: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let [n, ci, h, wd] = input;
+    let [co, _, kh, kw] = weight;
+    let (oh, ow) = (h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1);
+    let mut y = vec![0.0; n * co * oh * ow];
+    let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; co]);
+    for e in 0..n {
+        for o in 0..co {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let yi = ((e * co + o) * oh + oy) * ow + ox;
+                    let mut v = b[o];
+                    db[o] += dy[yi];
+                    for c in 0..ci {
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let (iy, ix) = (oy + i, ox + j);
+                                if iy < pad || ix < pad || iy - pad >= h || ix - pad >= wd {
+                                    continue;
+                                }
+                                let xi = ((e * ci + c) * h + iy - pad) * wd + ix - pad;
+                                let wi = ((o * ci + c) * kh + i) * kw + j;
+                                v += w[wi] * x[xi];
+                                dw[wi] += dy[yi] * x[xi];
+                                dx[xi] += dy[yi] * w[wi];
+                            }
+                        }
+                    }
+                    y[yi] = v;
+                }
+            }
+        }
+    }
+    (y, dx, dw, db)
+}
+
+fn close(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-11 * w.abs().max(1.0),
+            "{what}[{i}]: {g} vs {w}"
+        );
+    }
+}
+
+#[test]
+fn conv2d_on_lenet5_and_mnist_shapes_matches_direct_loops() {
+    for (input, weight, pad) in [
+        ([3, 1, 28, 28], [6, 1, 5, 5], 2),
+        ([3, 6, 14, 14], [16, 6, 5, 5], 0),
+        ([3, 1, 28, 28], [32, 1, 3, 3], 0),
+        ([2, 32, 26, 26], [64, 32, 3, 3], 0),
+    ] {
+        let s = Conv2dShape::new(input, weight, [1, 1], [pad, pad]).unwrap();
+        let (xl, wl, yl): (usize, usize, usize) = (
+            input.iter().product(),
+            weight.iter().product(),
+            s.output_dims().iter().product(),
+        );
+        let (x, w, b, dy) = (
+            values(xl, 1),
+            values(wl, 2),
+            values(weight[0], 3),
+            values(yl, 4),
+        );
+        let (y_want, dx_want, dw_want, db_want) = direct(input, weight, pad, &x, &w, &b, &dy);
+        let mut ws = Conv2dWorkspace::new();
+        let mut y = vec![f64::NAN; yl];
+        conv2d_forward(&s, &x, &w, Some(&b), &mut y, &mut ws);
+        close("y", &y, &y_want);
+        let (mut dx, mut dw, mut db) = (vec![0.0; xl], vec![0.0; wl], vec![0.0; weight[0]]);
+        conv2d_backward(&s, &w, &dy, &mut ws, Some(&mut dx), &mut dw, Some(&mut db));
+        close("dx", &dx, &dx_want);
+        close("dw", &dw, &dw_want);
+        close("db", &db, &db_want);
+        // Without a bias: the product alone.
+        conv2d_forward(&s, &x, &w, None, &mut y, &mut ws);
+        let per = yl / input[0] / weight[0];
+        for (i, (g, want)) in y.iter().zip(&y_want).enumerate() {
+            let o = i / per % weight[0];
+            assert!((g + b[o] - want).abs() < 1e-11, "no bias, y[{i}]");
+        }
+    }
+}
+
+/// The unpadded path (2x2 and 3x3 windows known at compile time, others not) keeps the
+/// rule of the padded one: the first maximum wins ties, a later NaN replaces anything.
+#[test]
+fn max_pool2d_unpadded_ties_and_nan() {
+    let nan = f64::NAN;
+    for k in [2, 3, 4] {
+        let s = Pool2dShape::new([1, 1, k, k], [k, k], [k, k], [0, 0]).unwrap();
+        let (mut y, mut at) = ([0.0], [usize::MAX]);
+        // All equal: the first.
+        max_pool2d_forward(&s, &vec![0.5; k * k], &mut y, &mut at);
+        assert_eq!((y[0], at[0]), (0.5, 0));
+        // A NaN at the first position, then larger values: the NaN stays.
+        let mut x: Vec<f64> = (0..k * k).map(|i| i as f64).collect();
+        x[0] = nan;
+        max_pool2d_forward(&s, &x, &mut y, &mut at);
+        assert!(y[0].is_nan() && at[0] == 0, "k {k}");
+        // Two NaNs: the later one.
+        x[k * k - 2] = nan;
+        max_pool2d_forward(&s, &x, &mut y, &mut at);
+        assert!(y[0].is_nan() && at[0] == k * k - 2, "k {k}");
+        // -inf everywhere: the first position, value -inf.
+        max_pool2d_forward(&s, &vec![f64::NEG_INFINITY; k * k], &mut y, &mut at);
+        assert_eq!((y[0], at[0]), (f64::NEG_INFINITY, 0));
+    }
+    // A 2x2 stride-2 pool over a 4x6 plane with strides in both directions.
+    let s = Pool2dShape::new([1, 1, 4, 6], [2, 2], [2, 2], [0, 0]).unwrap();
+    #[rustfmt::skip]
+    let x = [
+        1.0, 3.0,   2.0, 2.0,   nan, 0.0,
+        3.0, 0.0,   1.0, 2.0,   5.0, nan,
+        0.0, 0.0,  -1.0, -2.0,  7.0, 7.0,
+        0.0, 0.0,  -3.0, -0.5,  7.0, 8.0,
+    ];
+    let (mut y, mut at) = ([0.0; 6], [0; 6]);
+    max_pool2d_forward(&s, &x, &mut y, &mut at);
+    assert_eq!(at, [1, 2, 11, 12, 21, 23]);
+    assert_eq!(y[..2], [3.0, 2.0]);
+    assert!(y[2].is_nan());
+    assert_eq!(y[3..], [0.0, -0.5, 8.0]);
+}
