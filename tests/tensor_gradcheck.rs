@@ -195,7 +195,9 @@ proptest! {
     }
 
     #[test]
-    fn dropout(x in dims().prop_flat_map(|d| tensor(d, 0.0, 2.0, true)), p in 0.0f64..0.9, seed in any::<u64>()) {
+    // Inputs below 0.3: at p = 0.9 the kept ones are scaled by 10, and exp of a larger value
+    // makes the summed loss so large that its central differences lose the small entries.
+    fn dropout(x in dims().prop_flat_map(|d| tensor(d, 0.0, 0.3, true)), p in 0.0f64..0.9, seed in any::<u64>()) {
         assert_ok(gradcheck(&[x], H, move |v| v[0].dropout(p, seed).exp()), "dropout");
     }
 
