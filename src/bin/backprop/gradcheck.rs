@@ -147,18 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         check.worst,
         check.max_abs_error
     );
-    if check.max_rel_error <= args.tolerance {
-        crate::outln!("PASS (tolerance {})", format_number(args.tolerance));
-        Ok(())
-    } else {
-        crate::outln!("FAIL (tolerance {})", format_number(args.tolerance));
-        bail!(
-            "gradient check failed: relative error {:.3e} at {} exceeds --tolerance {}",
-            check.max_rel_error,
-            check.worst,
-            format_number(args.tolerance)
-        )
-    }
+    verdict(check.max_rel_error, &check.worst, args.tolerance)
 }
 
 /// The most parameters a model of layers may have (not all are checked: see --checks).
@@ -253,16 +242,23 @@ fn check_layers(text: &str, args: &Args) -> anyhow::Result<()> {
         check.worst,
         check.max_abs_error
     );
-    if check.max_rel_error <= args.tolerance {
-        crate::outln!("PASS (tolerance {})", format_number(args.tolerance));
+    verdict(check.max_rel_error, &check.worst, args.tolerance)
+}
+
+/// PASS or FAIL against `--tolerance`, printed; a failure is also the command's error.
+fn verdict(
+    max_rel_error: f64,
+    worst: &dyn std::fmt::Display,
+    tolerance: f64,
+) -> anyhow::Result<()> {
+    if max_rel_error <= tolerance {
+        crate::outln!("PASS (tolerance {})", format_number(tolerance));
         Ok(())
     } else {
-        crate::outln!("FAIL (tolerance {})", format_number(args.tolerance));
+        crate::outln!("FAIL (tolerance {})", format_number(tolerance));
         bail!(
-            "gradient check failed: relative error {:.3e} at {} exceeds --tolerance {}",
-            check.max_rel_error,
-            check.worst,
-            format_number(args.tolerance)
+            "gradient check failed: relative error {max_rel_error:.3e} at {worst} exceeds --tolerance {}",
+            format_number(tolerance)
         )
     }
 }
