@@ -523,20 +523,32 @@ impl<T: Float> Network<T> {
         // Feed-forward, Equation 4 and Equation 3.
         let j = self.deltas_unchecked(x, y, n, ws);
         let inv_n = T::one() / T::from_f64(n as f64);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
-            let delta = &ws.delta[i][..n * width];
-            let a_below = if i == 0 {
-                x
-            } else {
-                &ws.a[i - 1][..n * fan_in]
-            };
+        for i in 0..self.layers.len() {
+            let (delta, a_below) = self.delta_and_input(i, x, n, ws);
             // Equations 1 and 2: dJ/dW^l = (1/n) Delta^l^T A^(l-1), dJ/db^l = (1/n) sum of
             // the rows of Delta^l.
             let (gw, gb) = (grads.weights[i].as_mut_slice(), &mut grads.biases[i][..]);
             equations_1_and_2(delta, a_below, n, gw, gb, inv_n, false);
         }
         j
+    }
+
+    /// Layer i's errors Delta^l and the activations A^(l-1) below it (the batch x for the
+    /// first layer), after a pass of `n` examples: the two factors of Equations 1 and 2.
+    fn delta_and_input<'a>(
+        &self,
+        i: usize,
+        x: &'a [T],
+        n: usize,
+        ws: &'a Workspace<T>,
+    ) -> (&'a [T], &'a [T]) {
+        let w = &self.layers[i].weights;
+        let a_below = if i == 0 {
+            x
+        } else {
+            &ws.a[i - 1][..n * w.cols()]
+        };
+        (&ws.delta[i][..n * w.rows()], a_below)
     }
 
     /// Backpropagation for one block of a batch, as data-parallel training adds blocks up
@@ -579,14 +591,8 @@ impl<T: Float> Network<T> {
         // Feed-forward, Equation 4 and Equation 3, on this thread.
         self.pass_on(x, y, n, ws, Upto::Deltas, false);
         let total = ws.losses().iter().fold(T::zero(), |sum, &c| sum + c);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
-            let delta = &ws.delta[i][..n * width];
-            let a_below = if i == 0 {
-                x
-            } else {
-                &ws.a[i - 1][..n * fan_in]
-            };
+        for i in 0..self.layers.len() {
+            let (delta, a_below) = self.delta_and_input(i, x, n, ws);
             // Equations 1 and 2, summed over the block: Delta^l^T A^(l-1), and the sum of
             // the rows of Delta^l.
             let (gw, gb) = (grads.weights[i].as_mut_slice(), &mut grads.biases[i][..]);
