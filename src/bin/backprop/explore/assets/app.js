@@ -480,8 +480,11 @@ const Net = {
   drawSvg(shown, currentLayers, current) {
     const w = this.data.walk, svg = $("net-svg");
     svg.textContent = "";
-    const sizes = w.sizes, X = (l) => 60 + (l - 1) * 210, Y = (l, j) => 40 + j * 100 + (4 - sizes[l - 1]) * 50;
-    svg.setAttribute("width", 860); svg.setAttribute("height", 440); svg.setAttribute("viewBox", "0 0 860 440");
+    const sizes = w.sizes, X = (l) => 60 + (l - 1) * 250, Y = (l, j) => 40 + j * 100 + (4 - sizes[l - 1]) * 50;
+    svg.setAttribute("width", 960); svg.setAttribute("height", 440); svg.setAttribute("viewBox", "0 0 960 440");
+    // The weight gradients are labelled on the edges into one neuron at a time (click another):
+    // all 36 at once cover each other where the edges cross.
+    const sel = this.selected || [4, 0];
     const isDw = current && current.show.dw;
     for (let l = 2; l <= 4; l++) {
       const L = this.layer(l);
@@ -494,8 +497,9 @@ const Net = {
           const title = svgEl("title", {}, grp);
           title.textContent = `w^${l}_${j + 1}${k + 1} = ${L.weights[j * sizes[l - 2] + k].toFixed(6)}` +
             (shown.dw.has(l) ? `, dC/dw^${l}_${j + 1}${k + 1} = ${L.dC_dW[j * sizes[l - 2] + k].toFixed(6)}` : "");
-          if (active) {
-            const t = svgEl("text", { x: x1 + (x2 - x1) * 0.7, y: y1 + (y2 - y1) * 0.7 - 2 }, grp);
+          if (active && l === sel[0] && j === sel[1]) {
+            // Near the target, past the source neurons' own z, a and delta.
+            const t = svgEl("text", { x: x1 + (x2 - x1) * 0.72, y: y1 + (y2 - y1) * 0.72 - 3, "text-anchor": "middle" }, grp);
             t.textContent = L.dC_dW[j * sizes[l - 2] + k].toFixed(4);
           }
         }
@@ -504,7 +508,13 @@ const Net = {
     for (let l = 1; l <= 4; l++) {
       for (let j = 0; j < sizes[l - 1]; j++) {
         const active = currentLayers.includes(l);
-        const grp = svgEl("g", { class: "neuron" + (active ? " active" : ""), "data-layer": l, "data-j": j + 1 }, svg);
+        const chosen = isDw && l === sel[0] && j === sel[1];
+        const grp = svgEl("g", { class: "neuron" + (active ? " active" : "") + (chosen ? " chosen" : ""), "data-layer": l, "data-j": j + 1 }, svg);
+        if (l > 1) {
+          grp.addEventListener("click", () => { this.selected = [l, j]; this.drawSvg(shown, currentLayers, current); });
+          const tip = svgEl("title", {}, grp);
+          tip.textContent = "click: label the gradients of the weights into this neuron";
+        }
         const x = X(l), y = Y(l, j);
         svgEl("circle", { cx: x, cy: y, r: 26 }, grp);
         const name = svgEl("text", { x, y: y + 4, "text-anchor": "middle" }, grp);
@@ -695,6 +705,8 @@ const Play = {
       let rgb;
       if (two) rgb = diverging(k === 1 ? p : 1 - p);
       else rgb = mix([255, 255, 255], hex(COLORS[k % COLORS.length]), Math.max(0, (p - 1 / s.classes) / (1 - 1 / s.classes)) * 0.8);
+      // Paler than the points, as in TensorFlow Playground, so a point of the other class stands out.
+      rgb = mix([255, 255, 255], rgb, 0.6);
       data.data.set([rgb[0], rgb[1], rgb[2], 255], 4 * i);
       cells[i] = k;
     }
@@ -703,14 +715,16 @@ const Play = {
     ctx.drawImage(img, 0, 0, c.width, c.height);
     const [x0, x1, y0, y1] = s.bounds;
     const px = (x) => ((x - x0) / (x1 - x0)) * c.width, py = (y) => (1 - (y - y0) / (y1 - y0)) * c.height;
-    for (const [pts, filled] of [[s.train, true], [s.test, false]]) {
+    // Every point in its own class's full colour: training points ringed in white, test
+    // points in black (TensorFlow Playground's convention).
+    for (const [pts, ring] of [[s.train, "#fff"], [s.test, "#222"]]) {
       for (const [x, y, l] of pts) {
         ctx.beginPath();
         ctx.arc(px(x), py(y), 3.2, 0, 2 * Math.PI);
         ctx.fillStyle = COLORS[l % COLORS.length];
-        ctx.strokeStyle = filled ? "#fff" : COLORS[l % COLORS.length];
-        ctx.lineWidth = filled ? 1 : 1.8;
-        if (filled) ctx.fill(); else { ctx.fillStyle = "#fff"; ctx.fill(); }
+        ctx.fill();
+        ctx.strokeStyle = ring;
+        ctx.lineWidth = 1;
         ctx.stroke();
       }
     }
