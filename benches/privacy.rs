@@ -10,8 +10,7 @@
 //! - `private`: `DpSgd::step`, sigma 1, C 1, seeded noise;
 //! - `private_os_noise`: the same, keyed by the operating system and drawn by ChaCha20.
 
-use backprop::bench::BenchConfig;
-use backprop::network::{Gradients, Init, Network, Workspace};
+use backprop::network::{Activation, Cost, Gradients, Init, Network, Workspace};
 use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
 use backprop::privacy::{DpConfig, DpSgd, Noise};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -26,6 +25,59 @@ fn data(n: usize, inputs: usize, classes: usize) -> (Vec<f32>, Vec<f32>) {
         row[rng.gen_range(0..classes)] = 1.0;
     }
     (x, y)
+}
+
+/// The networks of `backprop bench` (its harness lives in the binary).
+struct BenchConfig {
+    name: &'static str,
+    sizes: &'static [usize],
+    hidden: Activation,
+    output: Activation,
+    cost: Cost,
+    batch: usize,
+    learning_rate: f32,
+}
+
+impl BenchConfig {
+    const ALL: [BenchConfig; 3] = [
+        BenchConfig {
+            name: "nielsen",
+            sizes: &[784, 30, 10],
+            hidden: Activation::Sigmoid,
+            output: Activation::Sigmoid,
+            cost: Cost::Quadratic,
+            batch: 10,
+            learning_rate: 3.0,
+        },
+        BenchConfig {
+            name: "small",
+            sizes: &[784, 128, 64, 10],
+            hidden: Activation::Relu,
+            output: Activation::Softmax,
+            cost: Cost::LogLikelihood,
+            batch: 64,
+            learning_rate: 0.1,
+        },
+        BenchConfig {
+            name: "wide",
+            sizes: &[784, 1024, 1024, 10],
+            hidden: Activation::Relu,
+            output: Activation::Softmax,
+            cost: Cost::LogLikelihood,
+            batch: 256,
+            learning_rate: 0.1,
+        },
+    ];
+
+    fn parameters(&self) -> usize {
+        self.sizes.windows(2).map(|w| w[1] * (w[0] + 1)).sum()
+    }
+
+    fn activations(&self) -> Vec<Activation> {
+        let mut f = vec![self.hidden; self.sizes.len() - 2];
+        f.push(self.output);
+        f
+    }
 }
 
 fn private_step(c: &mut Criterion) {

@@ -56,9 +56,6 @@ pub enum Error {
     /// A name that is not one of the accepted ones.
     #[error(transparent)]
     UnknownName(#[from] UnknownName),
-    /// A benchmark could not be set up or timed.
-    #[error(transparent)]
-    Bench(#[from] crate::bench::BenchError),
 }
 
 /// `Result` with the crate's [`Error`].

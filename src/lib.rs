@@ -26,7 +26,6 @@
 //! - [`train`]: the training loop.
 //! - [`classifier`]: a trained network with its input scaling: save, load, predict.
 //! - `plot` (feature `plot`, on by default): training curves and confusion matrices.
-//! - [`mod@bench`]: the harness of `backprop bench`.
 //!
 //! Data flows one way: text or files -> graph or network -> derivatives -> updates -> files.
 //!
@@ -82,7 +81,6 @@
 
 #![warn(missing_docs)]
 
-pub mod bench;
 pub mod classifier;
 pub mod data;
 pub mod dist;

@@ -1,11 +1,11 @@
-//! The `backprop bench` harness: the config table of issue #5, the synthetic data, the
-//! timer and the JSON line shared with `bench/pytorch_mlp.py`.
+//! The `backprop bench` harness: the speed table's configs, the synthetic data, the timer
+//! and the JSON line shared with `bench/pytorch_mlp.py`.
 
-use backprop::bench::{run, BenchConfig, BenchError, BenchResult, SyntheticData, Timing};
+use crate::bench::harness::{run, BenchConfig, BenchError, BenchResult, SyntheticData, Timing};
 use backprop::network::{Activation, Cost};
 
 #[test]
-fn config_table_is_issue_5s() {
+fn config_table_is_the_speed_tables() {
     let n = BenchConfig::NIELSEN;
     assert_eq!(
         (
@@ -271,12 +271,174 @@ fn run_calls_both_steps_and_serialises_the_shared_keys() {
 
 #[test]
 fn runqueue_wait_is_read_on_linux() {
-    let before = backprop::bench::runqueue_wait_seconds();
+    let before = crate::bench::harness::runqueue_wait_seconds();
     // Kernels built without scheduler statistics have no schedstat files.
     if std::path::Path::new("/proc/self/schedstat").exists() {
         let before = before.expect("/proc/self/task/*/schedstat");
         std::thread::yield_now();
-        let after = backprop::bench::runqueue_wait_seconds().unwrap();
+        let after = crate::bench::harness::runqueue_wait_seconds().unwrap();
         assert!(before >= 0.0 && after >= before, "{before} -> {after}");
     }
+}
+
+// The examples that the harness's doc comments had while it was part of the library.
+
+#[test]
+fn doc_example_1_module() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::{run, BenchConfig, SyntheticData, Timing};
+
+    let config = BenchConfig::NIELSEN;
+    let data = SyntheticData::new(1_000, 784, 10, 42)?;
+    let timing = Timing {
+        seconds_per_repeat: 0.001,
+        repeats: 5,
+        warmup_steps: 1,
+        retries: 0,
+    };
+    // Stand-ins for a network's steps: a "model" of one weight per feature, trained
+    // toward the mean input of each mini-batch, and read back for inference.
+    let mut model = vec![0.0f32; 784];
+    let result = run(
+        &config,
+        1,
+        &timing,
+        &mut model,
+        |w, i| {
+            let b = data.batch(i, config.batch).unwrap();
+            for (k, wk) in w.iter_mut().enumerate() {
+                *wk -= 0.1 * (*wk - b.x[k]);
+            }
+        },
+        |w, i| {
+            let b = data.batch(i, config.batch).unwrap();
+            std::hint::black_box(b.x.iter().zip(w.iter()).map(|(x, w)| x * w).sum::<f32>());
+        },
+    )?;
+    assert_eq!(result.config, "nielsen");
+    assert!(result.train_samples_per_sec > 0.0);
+    Ok(())
+}
+
+#[test]
+fn doc_example_2_activations() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::BenchConfig;
+    use backprop::network::Activation::{Relu, Softmax};
+    assert_eq!(BenchConfig::SMALL.activations(), vec![Relu, Relu, Softmax]);
+    Ok(())
+}
+
+#[test]
+fn doc_example_3_parameters() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::BenchConfig;
+    assert_eq!(
+        BenchConfig::NIELSEN.parameters(),
+        784 * 30 + 30 + 30 * 10 + 10
+    );
+    Ok(())
+}
+
+#[test]
+fn doc_example_4_train_flops_per_example() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::BenchConfig;
+    // forward 2(784*30 + 30*10), Equation 1 the same, Equation 3 only 2*30*10
+    assert_eq!(
+        BenchConfig::NIELSEN.train_flops_per_example(),
+        4 * 23_820 + 600
+    );
+    Ok(())
+}
+
+#[test]
+fn doc_example_5_parse_list() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::BenchConfig;
+    assert_eq!(BenchConfig::parse_list("all")?.len(), 3);
+    assert_eq!(BenchConfig::parse_list("wide")?, vec![BenchConfig::WIDE]);
+    assert!(BenchConfig::parse_list("huge").is_err());
+    Ok(())
+}
+
+#[test]
+fn doc_example_6_archbenchconfig() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::ArchBenchConfig;
+    let lenet = ArchBenchConfig::LENET5;
+    assert_eq!(lenet.arch().layers().len(), 13);
+    // conv1 28*28*6*25 + conv2 10*10*16*150 + 400*120 + 120*84 + 84*10
+    assert_eq!(lenet.macs_per_sample(), 416_520);
+    assert_eq!(ArchBenchConfig::CONVNET.macs_per_sample(), 11_992_448);
+    // 50 steps x 4 x 128 x (64 + 128) + 50 x 4 x 128 x 256 + 50 x 128 x 65
+    assert_eq!(ArchBenchConfig::CHAR_LSTM.macs_per_sample(), 11_884_800);
+    Ok(())
+}
+
+#[test]
+fn doc_example_7_new() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::SyntheticSequences;
+    let s = SyntheticSequences::new(100, 50, 65, 1)?;
+    let (x, y) = s.batch(1, 10)?;
+    assert_eq!((x.len(), y.len()), (500, 500));
+    assert!(x
+        .iter()
+        .all(|&v| (0.0..65.0).contains(&v) && v.fract() == 0.0));
+    Ok(())
+}
+
+#[test]
+fn doc_example_8_new() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::SyntheticData;
+    let data = SyntheticData::new(SyntheticData::EXAMPLES, 784, 10, 7)?;
+    assert_eq!((data.inputs.rows(), data.inputs.cols()), (10_240, 784));
+    assert_eq!(data.targets.row(3)[data.labels[3]], 1.0);
+    Ok(())
+}
+
+#[test]
+fn doc_example_9_batch() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::SyntheticData;
+    let data = SyntheticData::new(25, 3, 2, 1)?;
+    // 25 examples make 2 whole batches of 10; batch 2 is batch 0 again.
+    assert_eq!(data.batch(2, 10)?, data.batch(0, 10)?);
+    assert_eq!(data.batch(1, 10)?.x, &data.inputs.as_slice()[30..60]);
+    Ok(())
+}
+
+#[test]
+fn doc_example_10_median() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::median;
+    assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+    assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    assert_eq!(median(&[]), None);
+    Ok(())
+}
+
+#[test]
+fn doc_example_11_measure() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::{measure, Timing};
+    let timing = Timing {
+        seconds_per_repeat: 0.001,
+        repeats: 3,
+        warmup_steps: 2,
+        retries: 0,
+    };
+    let mut calls = 0;
+    let stats = measure(&timing, 10, |_| calls += 1)?;
+    assert_eq!(stats.per_repeat.len(), 3);
+    assert!(stats.min <= stats.median && stats.median <= stats.max);
+    assert_eq!(calls as u64, 2 + stats.steps.iter().sum::<u64>());
+    Ok(())
+}
+
+#[test]
+fn doc_example_12_peak_rss_bytes() -> Result<(), Box<dyn std::error::Error>> {
+    let rss = crate::bench::harness::peak_rss_bytes();
+    if cfg!(target_os = "linux") {
+        assert!(rss.unwrap() > 0);
+    }
+    Ok(())
+}
+
+#[test]
+fn doc_example_13_detect() -> Result<(), Box<dyn std::error::Error>> {
+    let m = crate::bench::harness::Machine::detect();
+    assert!(m.logical_cores >= 1);
+    Ok(())
 }

@@ -6,36 +6,6 @@
 //! backward, SGD update) and one inference step (forward only), each called with the
 //! index of the mini-batch to use. That keeps the timing rules in one place for every
 //! implementation that is measured.
-//!
-//! ```
-//! use backprop::bench::{run, BenchConfig, SyntheticData, Timing};
-//!
-//! let config = BenchConfig::NIELSEN;
-//! let data = SyntheticData::new(1_000, 784, 10, 42)?;
-//! let timing = Timing { seconds_per_repeat: 0.001, repeats: 5, warmup_steps: 1, retries: 0 };
-//! // Stand-ins for a network's steps: a "model" of one weight per feature, trained
-//! // toward the mean input of each mini-batch, and read back for inference.
-//! let mut model = vec![0.0f32; 784];
-//! let result = run(
-//!     &config,
-//!     1,
-//!     &timing,
-//!     &mut model,
-//!     |w, i| {
-//!         let b = data.batch(i, config.batch).unwrap();
-//!         for (k, wk) in w.iter_mut().enumerate() {
-//!             *wk -= 0.1 * (*wk - b.x[k]);
-//!         }
-//!     },
-//!     |w, i| {
-//!         let b = data.batch(i, config.batch).unwrap();
-//!         std::hint::black_box(b.x.iter().zip(w.iter()).map(|(x, w)| x * w).sum::<f32>());
-//!     },
-//! )?;
-//! assert_eq!(result.config, "nielsen");
-//! assert!(result.train_samples_per_sec > 0.0);
-//! # Ok::<(), backprop::Error>(())
-//! ```
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,8 +15,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::linalg::Matrix;
-use crate::network::{Activation, Cost};
+use backprop::linalg::Matrix;
+use backprop::network::{Activation, Cost};
 
 /// What can go wrong while setting up or running a benchmark.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -143,12 +113,6 @@ impl BenchConfig {
     pub const ALL: [BenchConfig; 3] = [Self::NIELSEN, Self::SMALL, Self::WIDE];
 
     /// F for each weight layer l = 2..=L: the hidden activation, then the output one.
-    ///
-    /// ```
-    /// use backprop::bench::BenchConfig;
-    /// use backprop::network::Activation::{Relu, Softmax};
-    /// assert_eq!(BenchConfig::SMALL.activations(), vec![Relu, Relu, Softmax]);
-    /// ```
     pub fn activations(&self) -> Vec<Activation> {
         let layers = self.sizes.len() - 1;
         let mut f = vec![self.hidden; layers - 1];
@@ -157,11 +121,7 @@ impl BenchConfig {
     }
 
     /// Weights and biases in the network: sum over l of N^l (N^(l-1) + 1).
-    ///
-    /// ```
-    /// use backprop::bench::BenchConfig;
-    /// assert_eq!(BenchConfig::NIELSEN.parameters(), 784 * 30 + 30 + 30 * 10 + 10);
-    /// ```
+    #[cfg(test)]
     pub fn parameters(&self) -> usize {
         self.sizes.windows(2).map(|w| w[1] * (w[0] + 1)).sum()
     }
@@ -171,12 +131,6 @@ impl BenchConfig {
     /// dW^l = delta^l a^(l-1)^T (the same count), and Equation 3's W^(l+1)^T delta^(l+1)
     /// for every layer but the first weight layer (nothing needs delta of the inputs).
     /// Elementwise work is left out: it is a few per cent at these sizes.
-    ///
-    /// ```
-    /// use backprop::bench::BenchConfig;
-    /// // forward 2(784*30 + 30*10), Equation 1 the same, Equation 3 only 2*30*10
-    /// assert_eq!(BenchConfig::NIELSEN.train_flops_per_example(), 4 * 23_820 + 600);
-    /// ```
     pub fn train_flops_per_example(&self) -> u64 {
         let products: Vec<u64> = self
             .sizes
@@ -188,14 +142,6 @@ impl BenchConfig {
     }
 
     /// Parses `nielsen`, `small`, `wide` (one config) or `all` (the three, in order).
-    ///
-    /// ```
-    /// use backprop::bench::BenchConfig;
-    /// assert_eq!(BenchConfig::parse_list("all")?.len(), 3);
-    /// assert_eq!(BenchConfig::parse_list("wide")?, vec![BenchConfig::WIDE]);
-    /// assert!(BenchConfig::parse_list("huge").is_err());
-    /// # Ok::<(), backprop::bench::BenchError>(())
-    /// ```
     pub fn parse_list(s: &str) -> Result<Vec<BenchConfig>, BenchError> {
         if s.trim().eq_ignore_ascii_case("all") {
             Ok(Self::ALL.to_vec())
@@ -225,22 +171,11 @@ impl fmt::Display for BenchConfig {
     }
 }
 
-/// One model of layers in the benchmark: a [`crate::nn::preset`] trained as
+/// One model of layers in the benchmark: a [`backprop::nn::preset`] trained as
 /// `bench/pytorch_arch.py` trains its PyTorch twin, on synthetic data.
-///
-/// ```
-/// use backprop::bench::ArchBenchConfig;
-/// let lenet = ArchBenchConfig::LENET5;
-/// assert_eq!(lenet.arch().layers().len(), 13);
-/// // conv1 28*28*6*25 + conv2 10*10*16*150 + 400*120 + 120*84 + 84*10
-/// assert_eq!(lenet.macs_per_sample(), 416_520);
-/// assert_eq!(ArchBenchConfig::CONVNET.macs_per_sample(), 11_992_448);
-/// // 50 steps x 4 x 128 x (64 + 128) + 50 x 4 x 128 x 256 + 50 x 128 x 65
-/// assert_eq!(ArchBenchConfig::CHAR_LSTM.macs_per_sample(), 11_884_800);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ArchBenchConfig {
-    /// The name used by `--config`, the JSON output and [`crate::nn::preset`].
+    /// The name used by `--config`, the JSON output and [`backprop::nn::preset`].
     pub name: &'static str,
     /// One example's shape: `[1, 28, 28]` images, or `[50]` token ids.
     pub input_shape: &'static [usize],
@@ -283,8 +218,8 @@ impl ArchBenchConfig {
 
     /// The model: the preset of the same name (ending in `Softmax(dim=-1)`, trained with
     /// the log-likelihood cost, which is PyTorch's log-softmax + NLL).
-    pub fn arch(&self) -> crate::nn::Arch {
-        crate::nn::preset(self.name, self.classes)
+    pub fn arch(&self) -> backprop::nn::Arch {
+        backprop::nn::preset(self.name, self.classes)
             .expect("every config is a preset")
             .parse()
             .expect("presets parse")
@@ -294,7 +229,7 @@ impl ArchBenchConfig {
     /// layers (in x out per position) and LSTM products (T 4H (I + H) per stacked layer), as
     /// `bench/pytorch_arch.py` counts them; a training step is taken as 3 times the forward.
     pub fn macs_per_sample(&self) -> u64 {
-        use crate::nn::Layer;
+        use backprop::nn::Layer;
         let arch = self.arch();
         let shapes = arch
             .shapes(self.input_shape)
@@ -330,7 +265,7 @@ impl ArchBenchConfig {
 }
 
 /// Token sequences for `char-lstm`: inputs and targets uniform over a vocabulary, stored as
-/// `f32` ids (what [`crate::nn::Sequential`] takes), the same for the same seed.
+/// `f32` ids (what [`backprop::nn::Sequential`] takes), the same for the same seed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyntheticSequences {
     /// Input ids, `examples x steps`.
@@ -343,15 +278,6 @@ pub struct SyntheticSequences {
 
 impl SyntheticSequences {
     /// `examples` sequences of `steps` ids below `vocab`.
-    ///
-    /// ```
-    /// use backprop::bench::SyntheticSequences;
-    /// let s = SyntheticSequences::new(100, 50, 65, 1)?;
-    /// let (x, y) = s.batch(1, 10)?;
-    /// assert_eq!((x.len(), y.len()), (500, 500));
-    /// assert!(x.iter().all(|&v| v >= 0.0 && v < 65.0 && v.fract() == 0.0));
-    /// # Ok::<(), backprop::bench::BenchError>(())
-    /// ```
     pub fn new(examples: usize, steps: usize, vocab: usize, seed: u64) -> Result<Self, BenchError> {
         for (count, what) in [(examples, "example"), (steps, "feature"), (vocab, "class")] {
             if count == 0 {
@@ -419,14 +345,6 @@ impl SyntheticData {
     pub const EXAMPLES: usize = 10_240;
 
     /// `examples` random examples of `features` inputs and `classes` classes.
-    ///
-    /// ```
-    /// use backprop::bench::SyntheticData;
-    /// let data = SyntheticData::new(SyntheticData::EXAMPLES, 784, 10, 7)?;
-    /// assert_eq!((data.inputs.rows(), data.inputs.cols()), (10_240, 784));
-    /// assert_eq!(data.targets.row(3)[data.labels[3]], 1.0);
-    /// # Ok::<(), backprop::bench::BenchError>(())
-    /// ```
     pub fn new(
         examples: usize,
         features: usize,
@@ -473,11 +391,6 @@ impl SyntheticData {
         self.labels.len()
     }
 
-    /// Always false: [`SyntheticData::new`] refuses empty sets.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
     /// How many whole mini-batches of `batch` examples the data holds (a partial last
     /// batch is never used, so every step does the same work).
     pub fn batches(&self, batch: usize) -> Result<usize, BenchError> {
@@ -492,15 +405,6 @@ impl SyntheticData {
 
     /// Mini-batch number `index`, wrapping around the data: step i of a benchmark uses
     /// `batch(i, size)`, and steps go on past the end of the data as epochs would.
-    ///
-    /// ```
-    /// use backprop::bench::SyntheticData;
-    /// let data = SyntheticData::new(25, 3, 2, 1)?;
-    /// // 25 examples make 2 whole batches of 10; batch 2 is batch 0 again.
-    /// assert_eq!(data.batch(2, 10)?, data.batch(0, 10)?);
-    /// assert_eq!(data.batch(1, 10)?.x, &data.inputs.as_slice()[30..60]);
-    /// # Ok::<(), backprop::bench::BenchError>(())
-    /// ```
     pub fn batch(&self, index: usize, batch: usize) -> Result<Batch<'_>, BenchError> {
         let k = index % self.batches(batch)?;
         let rows = k * batch..(k + 1) * batch;
@@ -582,13 +486,6 @@ pub const CONTENDED: f64 = 0.05;
 
 /// The median: the middle value, or the mean of the two middle values for an even count.
 /// `None` for no values or a NaN among them.
-///
-/// ```
-/// use backprop::bench::median;
-/// assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
-/// assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
-/// assert_eq!(median(&[]), None);
-/// ```
 pub fn median(values: &[f64]) -> Option<f64> {
     if values.is_empty() || values.iter().any(|v| v.is_nan()) {
         return None;
@@ -605,17 +502,6 @@ pub fn median(values: &[f64]) -> Option<f64> {
 
 /// Times `step` (called with a running mini-batch index, warm-up included, so the data
 /// wraps around as in training) and reports samples per second, `batch` samples a step.
-///
-/// ```
-/// use backprop::bench::{measure, Timing};
-/// let timing = Timing { seconds_per_repeat: 0.001, repeats: 3, warmup_steps: 2, retries: 0 };
-/// let mut calls = 0;
-/// let stats = measure(&timing, 10, |_| calls += 1)?;
-/// assert_eq!(stats.per_repeat.len(), 3);
-/// assert!(stats.min <= stats.median && stats.median <= stats.max);
-/// assert_eq!(calls as u64, 2 + stats.steps.iter().sum::<u64>());
-/// # Ok::<(), backprop::bench::BenchError>(())
-/// ```
 pub fn measure(
     timing: &Timing,
     batch: usize,
@@ -713,13 +599,6 @@ fn measure_with_clock(
 
 /// The most resident memory this process has used, in bytes (`VmHWM` of
 /// `/proc/self/status`); `None` where that file does not exist.
-///
-/// ```
-/// let rss = backprop::bench::peak_rss_bytes();
-/// if cfg!(target_os = "linux") {
-///     assert!(rss.unwrap() > 0);
-/// }
-/// ```
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_vm_hwm(&status)
@@ -747,11 +626,6 @@ pub struct Machine {
 
 impl Machine {
     /// Reads the CPU model and counts the cores this process may use.
-    ///
-    /// ```
-    /// let m = backprop::bench::Machine::detect();
-    /// assert!(m.logical_cores >= 1);
-    /// ```
     pub fn detect() -> Self {
         let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
             .ok()

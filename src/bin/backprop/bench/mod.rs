@@ -4,15 +4,19 @@
 //! `bench/pytorch_arch.py` measures them.
 
 use anyhow::{bail, Context};
-use backprop::bench::{
-    run as measure_config, run_arch, ArchBenchConfig, BenchConfig, BenchResult, SyntheticData,
-    SyntheticSequences, Timing,
-};
 use backprop::network::{Cost, Init, Network, Workspace};
 use backprop::nn::Sequential;
 use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+use harness::{
+    run as measure_config, run_arch, ArchBenchConfig, BenchConfig, BenchResult, SyntheticData,
+    SyntheticSequences, Timing,
+};
 
 use crate::common;
+
+mod harness;
+#[cfg(test)]
+mod tests;
 
 /// Measure training and inference speed on synthetic data: nielsen (784-30-10), small
 /// (784-128-64-10), wide (784-1024-1024-10) on 28x28 inputs; lenet5 and convnet on 1x28x28
