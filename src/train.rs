@@ -650,6 +650,26 @@ pub trait Trainable<T: Float>: Model<T> + Sized {
         grads: &mut Self::Grads,
     ) -> Result<T, TrainError>;
 
+    /// One plain SGD step (w <- w - lr dJ/dw) fused into the backward pass, if the model
+    /// has one: J, or `None` (the default) when it has not and [`train_step`] should take
+    /// the gradients and the optimizer's step. The post's network has one
+    /// ([`Network::sgd_train_step`]): Equation 1's products add into W directly, which is
+    /// the step `backprop bench` times. The parameters move even when J is not finite.
+    ///
+    /// # Errors
+    /// As [`Trainable::loss_and_grad`].
+    fn fused_sgd_step(
+        &mut self,
+        scratch: &mut Self::Scratch,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        lr: T,
+    ) -> Result<Option<T>, TrainError> {
+        let _ = (scratch, x, y, n, lr);
+        Ok(None)
+    }
+
     /// J of `n` examples without gradients (no dropout), and the outputs a^L: n × k rows
     /// of [`Trainable::classes`] values.
     ///
@@ -705,6 +725,17 @@ impl<T: Float> Trainable<T> for Network<T> {
         grads: &mut Gradients<T>,
     ) -> Result<T, TrainError> {
         Ok(self.backprop(x, y, n, ws, grads))
+    }
+
+    fn fused_sgd_step(
+        &mut self,
+        ws: &mut Workspace<T>,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        lr: T,
+    ) -> Result<Option<T>, TrainError> {
+        Ok(Some(self.sgd_train_step(x, y, n, ws, lr)?))
     }
 
     fn loss_and_outputs<'a>(
@@ -805,10 +836,13 @@ impl<T: Float> Trainable<T> for ArchModel<T> {
 /// One training step on a mini-batch of `n` examples: J and dJ/dθ (forward, cost and
 /// backward, [`Trainable::loss_and_grad`]), then the optimizer's update of every parameter
 /// ([`Optimizer::step`]). Returns J; a J that is NaN or infinite is returned without an
-/// update, for the caller to stop on.
+/// update, for the caller to stop on, except after a fused step. For plain SGD
+/// ([`Optimizer::is_plain_sgd`]) a model's fused step
+/// ([`Trainable::fused_sgd_step`]) is taken instead when it has one: the post's network adds
+/// Equation 1's products into W without storing dC/dW.
 ///
-/// This is the step `backprop bench` times: for the network, [`Network::backprop`] into
-/// [`Gradients`] and the step; for a model of layers,
+/// This is the step `backprop bench` times: for the network and plain SGD,
+/// [`Network::sgd_train_step`]; for a model of layers,
 /// [`Sequential::loss_and_grad`](crate::nn::Sequential::loss_and_grad) and the step.
 ///
 /// ```
@@ -842,6 +876,13 @@ pub fn train_step<T: Float, M: Trainable<T>>(
     n: usize,
     lr: T,
 ) -> Result<f64, TrainError> {
+    // Plain SGD, where the model fuses it into its backward pass, is the faster same step.
+    if optimizer.is_plain_sgd() {
+        if let Some(j) = model.fused_sgd_step(scratch, x, y, n, lr)? {
+            optimizer.count_fused_step();
+            return Ok(j.to_f64());
+        }
+    }
     let j = model.loss_and_grad(scratch, x, y, n, grads)?.to_f64();
     if j.is_finite() {
         optimizer.step(model, grads, lr)?;

@@ -353,6 +353,32 @@ impl<T: Float> Optimizer<T> {
         self.steps
     }
 
+    /// Whether a step is plain SGD, w <- w - eta g with no weight decay: the one update a
+    /// model may fuse into its backward pass (the post's network adds eta/n Delta^T A to W
+    /// as Equation 1 computes it, never storing dC/dW; see
+    /// [`crate::network::Network::sgd_train_step`]).
+    ///
+    /// ```
+    /// use backprop::optim::{OptimizerConfig, OptimizerKind, Optimizer};
+    /// use backprop::network::{Activation, Cost, Init, Network};
+    /// let net = Network::<f64>::new(&[2, 3, 1], &[Activation::Sigmoid; 2], Cost::Quadratic, Init::Uniform, 1).unwrap();
+    /// let sgd = OptimizerConfig::new(OptimizerKind::Sgd);
+    /// assert!(Optimizer::new(sgd, &net).unwrap().is_plain_sgd());
+    /// let l2 = OptimizerConfig { weight_decay: 1e-4, ..sgd };
+    /// assert!(!Optimizer::new(l2, &net).unwrap().is_plain_sgd());
+    /// ```
+    pub fn is_plain_sgd(&self) -> bool {
+        self.config.kind == OptimizerKind::Sgd && self.config.weight_decay == 0.0
+    }
+
+    /// Counts a plain SGD step that the model made itself, fused into its backward pass
+    /// (see [`Optimizer::is_plain_sgd`]), so [`Optimizer::steps`] and checkpoints stay
+    /// right. SGD keeps no other state.
+    pub fn count_fused_step(&mut self) {
+        debug_assert!(self.is_plain_sgd());
+        self.steps += 1;
+    }
+
     /// The names and shapes of the parameters this optimizer was made for, in order.
     pub fn params(&self) -> impl Iterator<Item = &ParamInfo> + '_ {
         self.slots.iter().map(|s| &s.info)
