@@ -76,6 +76,7 @@ mod cost;
 mod gradcheck;
 pub mod kernels;
 mod op;
+mod pool;
 mod reverse;
 mod shape;
 mod tape;
