@@ -11,6 +11,7 @@
 //! it; a step's own bookkeeping adds nothing.
 
 use backprop::linalg::{matmul, MatRef};
+use backprop::tensor::kernels::{conv2d_backward, conv2d_forward, Conv2dShape, Conv2dWorkspace};
 use backprop::tensor::{Tape, TensorId};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -172,4 +173,87 @@ fn gemm_allocations(sizes: &[usize], n: usize, steps: usize) -> usize {
         }
     }
     count
+}
+
+/// A small CNN through the tape's own conv and pooling ops: conv 3x3 (4 channels) + bias,
+/// relu, 2x2 max-pool, flatten, linear, softmax + log-likelihood; its count is compared with
+/// the same kernels' (two unfoldings + GEMMs forward, one weight-gradient GEMM) and the
+/// linear layer's three products, run alone on warm buffers.
+#[test]
+fn warm_cnn_step_allocates_only_what_gemm_does() {
+    let (n, c, hw, k) = (4, 4, 8, 10);
+    let flat = c * 3 * 3;
+    let mut tape = Tape::<f32>::new();
+    let conv_w = tape
+        .var_from_slice([c, 1, 3, 3], &fill(c * 9, 1))
+        .unwrap()
+        .id();
+    let conv_b = tape.var_from_slice([c, 1, 1], &fill(c, 2)).unwrap().id();
+    let w = tape
+        .var_from_slice([k, flat], &fill(k * flat, 3))
+        .unwrap()
+        .id();
+    let b = tape.var_from_slice([k], &fill(k, 4)).unwrap().id();
+    let x = fill(n * hw * hw, 5);
+    let mut y = vec![0.0; n * k];
+    y.chunks_exact_mut(k)
+        .enumerate()
+        .for_each(|(r, row)| row[r % k] = 1.0);
+    let mut step = |tape: &mut Tape<f32>| {
+        tape.truncate(4);
+        let xv = tape.constant_from_slice([n, 1, hw, hw], &x).unwrap();
+        let yv = tape.constant_from_slice([n, k], &y).unwrap();
+        let h = xv.conv2d(tape.handle(conv_w), [1, 1], [0, 0]) + tape.handle(conv_b);
+        let h = h.relu().max_pool2d([2, 2]).reshape([n, flat]);
+        let j = (h.matmul_t(tape.handle(w)) + tape.handle(b)).softmax_log_likelihood(yv);
+        let grads = j.backward();
+        for p in [conv_w, conv_b, w, b] {
+            let mut value = tape.value_mut(p);
+            let g = grads[p].as_slice();
+            value
+                .as_mut_slice()
+                .iter_mut()
+                .zip(g)
+                .for_each(|(v, g)| *v -= 0.1 * g);
+        }
+        j.item()
+    };
+    let mut costs = Vec::with_capacity(8);
+    for _ in 0..3 {
+        costs.push(step(&mut tape));
+    }
+    let before = allocations();
+    for _ in 0..5 {
+        costs.push(step(&mut tape));
+    }
+    let tape_count = allocations() - before;
+    assert!(costs[7] < costs[0], "J {costs:?}");
+
+    // The same kernels and products alone.
+    let s = Conv2dShape::new([n, 1, hw, hw], [c, 1, 3, 3], [1, 1], [0, 0]).unwrap();
+    let (cw, mut out, mut dw) = (fill(c * 9, 1), vec![0.0; n * c * 36], vec![0.0; c * 9]);
+    let mut ws = Conv2dWorkspace::new();
+    let (h, lw) = (fill(n * flat, 6), fill(k * flat, 3));
+    let (mut z, mut dh, mut dlw) = (vec![0.0; n * k], vec![0.0; n * flat], vec![0.0; k * flat]);
+    let mut gemm_count = 0;
+    for round in 0..6 {
+        let before = allocations();
+        conv2d_forward(&s, &x, &cw, None, &mut out, &mut ws); // the value
+        conv2d_forward(&s, &x, &cw, None, &mut out, &mut ws); // redone by the weight's VJP
+        conv2d_backward(&s, &cw, &out, &mut ws, None, &mut dw, None);
+        let hm = MatRef::row_major(&h, n, flat).unwrap();
+        let wm = MatRef::row_major(&lw, k, flat).unwrap();
+        matmul(&mut z, hm, wm.t(), 1.0, true);
+        let g = MatRef::row_major(&y, n, k).unwrap();
+        matmul(&mut dh, g, wm, 1.0, true);
+        matmul(&mut dlw, g.t(), hm, 1.0, true);
+        if round > 0 {
+            gemm_count += allocations() - before;
+        }
+    }
+    eprintln!("CNN: 5 warm steps, {tape_count} allocations; its kernels alone {gemm_count}");
+    assert_eq!(
+        tape_count, gemm_count,
+        "the CNN made {tape_count} allocations in 5 steps, its kernels {gemm_count}"
+    );
 }
