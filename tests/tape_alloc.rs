@@ -199,7 +199,7 @@ fn warm_cnn_step_allocates_only_what_gemm_does() {
     y.chunks_exact_mut(k)
         .enumerate()
         .for_each(|(r, row)| row[r % k] = 1.0);
-    let mut step = |tape: &mut Tape<f32>| {
+    let step = |tape: &mut Tape<f32>| {
         tape.truncate(4);
         let xv = tape.constant_from_slice([n, 1, hw, hw], &x).unwrap();
         let yv = tape.constant_from_slice([n, k], &y).unwrap();
