@@ -2,10 +2,12 @@
 //! networks of issue #5, in samples per second; and `gemm` against `matrixmultiply` on the
 //! products those steps make.
 
+mod common;
+
 use backprop::linalg::{matmul, MatRef};
 use backprop::network::{Activation, Cost, Gradients, Init, Network, Workspace};
+use common::data;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
 struct Config {
@@ -47,16 +49,6 @@ const CONFIGS: [Config; 3] = [
         batch: 256,
     },
 ];
-
-fn data(n: usize, inputs: usize, classes: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-    let x = (0..n * inputs).map(|_| rng.gen::<f32>()).collect();
-    let mut y = vec![0.0; n * classes];
-    for row in y.chunks_exact_mut(classes) {
-        row[rng.gen_range(0..classes)] = 1.0;
-    }
-    (x, y)
-}
 
 fn train_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("train_step");

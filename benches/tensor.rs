@@ -1,12 +1,15 @@
 //! The general engine's overhead: one training step of a fully connected network through
-//! the tensor tape (forward, fused cost, reverse pass, SGD update), beside the same step by
+//! the tensor tape (forward, fused cost, reverse pass, SGD update; a warm tape that keeps the
+//! parameters and reuses its buffers), beside the same step by
 //! the post's four equations (`Network::backprop` + `sgd_step`), in samples per second.
 //! The ratio of the two is the figure to report (at least 50% on nielsen, 85% on wide).
 
+mod common;
+
 use backprop::network::{Activation, Cost, Gradients, Init, Network, Workspace};
-use backprop::tensor::{Tape, Tensor};
+use backprop::tensor::Tape;
+use common::{data, TapeNet};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
 /// (name, sizes, hidden activation, output activation, cost, eta, batch): the MLPs that
@@ -51,57 +54,6 @@ const CONFIGS: [Config; 3] = [
     ),
 ];
 
-fn data(n: usize, inputs: usize, classes: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-    let x = (0..n * inputs).map(|_| rng.gen::<f32>()).collect();
-    let mut y = vec![0.0; n * classes];
-    for row in y.chunks_exact_mut(classes) {
-        row[rng.gen_range(0..classes)] = 1.0;
-    }
-    (x, y)
-}
-
-/// One step through the tape: the parameters are put on a fresh tape, the batch goes
-/// forward (z = A Wᵀ + b, then F), the cost is fused with the output activation, the reverse
-/// pass gives every gradient, and w ← w − η dJ/dw is applied to the network.
-fn tape_step(net: &mut Network<f32>, x: &[f32], y: &[f32], n: usize, eta: f32) -> f32 {
-    let tape = Tape::<f32>::new();
-    let params: Vec<_> = net
-        .layers
-        .iter()
-        .map(|l| {
-            let (rows, cols) = (l.weights.rows(), l.weights.cols());
-            let w = Tensor::from_vec([rows, cols], l.weights.as_slice().to_vec()).unwrap();
-            let b = Tensor::from_vec([rows], l.biases.clone()).unwrap();
-            (tape.var(w), tape.var(b))
-        })
-        .collect();
-    let (inputs, outputs) = (x.len() / n, y.len() / n);
-    let mut a = tape.constant_var(Tensor::from_vec([n, inputs], x.to_vec()).unwrap());
-    let y = tape.constant_var(Tensor::from_vec([n, outputs], y.to_vec()).unwrap());
-    let last = net.layers.len() - 1;
-    for (l, &(w, b)) in params.iter().enumerate() {
-        let z = a.matmul_t(w) + b;
-        let act = net.layers[l].activation;
-        a = if l == last {
-            z.cost_from_z(net.cost, act, y)
-        } else {
-            z.activation(act)
-        };
-    }
-    let grads = a.backward();
-    for (layer, &(w, b)) in net.layers.iter_mut().zip(&params) {
-        let gw = grads.wrt(w);
-        for (v, g) in layer.weights.as_mut_slice().iter_mut().zip(gw.as_slice()) {
-            *v -= eta * g;
-        }
-        for (v, g) in layer.biases.iter_mut().zip(grads.wrt(b).as_slice()) {
-            *v -= eta * g;
-        }
-    }
-    a.item()
-}
-
 fn engine_overhead(c: &mut Criterion) {
     let mut group = c.benchmark_group("mlp_step");
     group
@@ -137,11 +89,12 @@ fn engine_overhead(c: &mut Criterion) {
             })
         });
         // From the same untrained network, so both paths do the same arithmetic.
-        let mut net = fresh.clone();
+        let mut tape = Tape::new();
+        let on_tape = TapeNet::new(&fresh, &tape);
         group.bench_function(BenchmarkId::new("tensor_tape", name), |bench| {
             bench.iter(|| {
-                let j = tape_step(
-                    &mut net,
+                let j = on_tape.step(
+                    &mut tape,
                     &x[b * xs..(b + 1) * xs],
                     &y[b * ys..(b + 1) * ys],
                     batch,
@@ -161,14 +114,18 @@ fn same_step() {
     let (sizes, acts) = (&[784, 30, 10], [Activation::Sigmoid, Activation::Sigmoid]);
     let net = Network::<f32>::new(sizes, &acts, Cost::Quadratic, Init::Uniform, 1).unwrap();
     let (x, y) = data(10, 784, 10);
-    let (mut a, mut b) = (net.clone(), net);
+    let mut a = net.clone();
     let mut ws = Workspace::new(&a, 10);
     let mut grads = Gradients::zeros_like(&a);
-    a.backprop(&x, &y, 10, &mut ws, &mut grads);
-    a.sgd_step(&grads, 3.0);
-    tape_step(&mut b, &x, &y, 10, 3.0);
-    for (la, lb) in a.layers.iter().zip(&b.layers) {
-        for (u, v) in la.weights.as_slice().iter().zip(lb.weights.as_slice()) {
+    let mut tape = Tape::new();
+    let on_tape = TapeNet::new(&net, &tape);
+    for _ in 0..2 {
+        a.backprop(&x, &y, 10, &mut ws, &mut grads);
+        a.sgd_step(&grads, 3.0);
+        on_tape.step(&mut tape, &x, &y, 10, 3.0);
+    }
+    for (la, &(w, _)) in a.layers.iter().zip(&on_tape.params) {
+        for (u, v) in la.weights.as_slice().iter().zip(tape.value(w).as_slice()) {
             assert!((u - v).abs() < 1e-5, "{u} vs {v}");
         }
     }

@@ -388,7 +388,8 @@ fn f32_and_f64_agree() {
         }));
         let y = tape.constant_var(Tensor::from_fn([5, 3], |i| f32::from(u8::from(i % 4 == 0))));
         let j = x.matmul_t(w).softmax_log_likelihood(y);
-        (j.item(), j.backward().wrt(w).clone())
+        let dw = j.backward().wrt(w).clone(); // the gradients borrow the tape: end them here
+        (j.item(), dw)
     };
     let tape = Tape::<f64>::new();
     let w = tape.var(Tensor::from_fn([3, 4], |i| (i as f32 * 0.37).sin() as f64));

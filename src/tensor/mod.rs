@@ -45,28 +45,32 @@
 //!
 //! ## Training: rebuild the graph each step
 //!
-//! The tape records one pass; a training loop clears it, puts the current parameters on it,
-//! and steps them with the gradients (here plain gradient descent on a softmax classifier).
+//! The tape records one pass. A training loop puts the parameters on it once; each step
+//! truncates it back to them ([`Tape::truncate`]), puts the batch on, and steps the
+//! parameters in place with the gradients ([`Tape::value_mut`]). Values and gradients live in
+//! buffers the tape reuses, so a warm step allocates nothing beyond what the GEMM crate does
+//! per product. Here, plain gradient descent on a softmax classifier:
 //!
 //! ```
 //! use backprop::tensor::{Tape, Tensor};
-//! let x = Tensor::from_vec([4, 2], vec![1.0, 0.0, 0.9, 0.2, 0.0, 1.0, 0.1, 0.8]).unwrap();
-//! let y = Tensor::one_hot(&[0, 0, 1, 1], 2).unwrap();
-//! let (mut w, mut b) = (Tensor::<f64>::zeros([2, 2]), Tensor::<f64>::zeros([2]));
+//! let x = [1.0, 0.0, 0.9, 0.2, 0.0, 1.0, 0.1, 0.8];
+//! let y = Tensor::<f64>::one_hot(&[0, 0, 1, 1], 2).unwrap();
 //! let mut tape = Tape::new();
+//! let (w, b) = (tape.input(Tensor::zeros([2, 2])), tape.input(Tensor::zeros([2])));
 //! let mut costs = Vec::new();
 //! for _ in 0..50 {
-//!     tape.clear();
-//!     let (wv, bv) = (tape.var(w.clone()), tape.var(b.clone()));
-//!     let z = tape.constant_var(x.clone()).matmul_t(wv) + bv;
-//!     let j = z.softmax_log_likelihood(tape.constant_var(y.clone()));
+//!     tape.truncate(2); // keeps w and b
+//!     let x = tape.constant_from_slice([4, 2], &x).unwrap();
+//!     let y = tape.constant_from_slice([4, 2], y.as_slice()).unwrap();
+//!     let z = x.matmul_t(tape.handle(w)) + tape.handle(b);
+//!     let j = z.softmax_log_likelihood(y);
 //!     let g = j.backward();
 //!     costs.push(j.item());
-//!     let step = |p: &mut Tensor<f64>, d: &Tensor<f64>| {
-//!         p.as_mut_slice().iter_mut().zip(d.as_slice()).for_each(|(p, d)| *p -= 0.5 * d)
-//!     };
-//!     step(&mut w, g.wrt(wv));
-//!     step(&mut b, g.wrt(bv));
+//!     for p in [w, b] {
+//!         let mut value = tape.value_mut(p);
+//!         let step = value.as_mut_slice().iter_mut().zip(g[p].as_slice());
+//!         step.for_each(|(v, d)| *v -= 0.5 * d);
+//!     }
 //! }
 //! assert_eq!(costs[0], 2f64.ln()); // uniform predictions at W = 0
 //! assert!(costs[49] < 0.1 * costs[0]);
@@ -76,6 +80,7 @@ mod cost;
 mod gradcheck;
 pub mod kernels;
 mod op;
+mod pool;
 mod reverse;
 mod shape;
 mod tape;

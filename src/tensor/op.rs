@@ -11,9 +11,10 @@
 
 use super::kernels::{
     avg_pool2d_backward, avg_pool2d_forward, conv2d_backward, conv2d_forward, max_pool2d_backward,
-    max_pool2d_forward, Conv2dShape, Conv2dWorkspace, Pool2dShape,
+    max_pool2d_forward, Conv2dShape, Pool2dShape,
 };
-use super::shape::{walk, Shape};
+use super::pool::Pool;
+use super::shape::{walk, Dims, Shape};
 use super::tensor::{bmm_acc, split_matrix, Tensor};
 use super::TensorError;
 use crate::network::{Activation, Cost, LEAKY_SLOPE};
@@ -369,10 +370,10 @@ impl Op {
                 let (ab, m, k) = split_matrix(x[0]);
                 let (bb, r, c) = split_matrix(x[1]);
                 let (k2, n) = if *rhs_t { (c, r) } else { (r, c) };
-                let batch = ab.broadcast(&bb).filter(|_| k == k2).ok_or_else(mismatch)?;
-                let mut d = batch.dims().to_vec();
-                d.extend([m, n]);
-                Ok(Shape::from(d))
+                let mut shape = ab.broadcast(&bb).filter(|_| k == k2).ok_or_else(mismatch)?;
+                shape.push(m);
+                shape.push(n);
+                Ok(shape)
             }
             Op::Reshape { shape } => {
                 if shape.checked_numel() == Some(x[0].numel()) {
@@ -531,7 +532,14 @@ impl Op {
     /// The op's rule: its value (`Pass::Value`), or its VJP with respect to argument `k`
     /// (`Pass::Vjp`), side by side in one arm per op. Shapes were checked by `out_shape`.
     /// Each VJP is written as `d<arg> = ...` in terms of g = d(output)/d(op's value).
-    pub(crate) fn rule<T: Float>(&self, x: &[&Tensor<T>], pass: Pass<'_, T>) -> Tensor<T> {
+    /// Every result is written into a buffer from `pool` (the tape's, reused from step to
+    /// step), so `pool.zeros(s)` stands where `Tensor::zeros(s)` would.
+    pub(crate) fn rule<T: Float>(
+        &self,
+        x: &[&Tensor<T>],
+        pass: Pass<'_, T>,
+        pool: &mut Pool<T>,
+    ) -> Tensor<T> {
         use Pass::{Value, Vjp};
         match self {
             Op::Input | Op::Const => unreachable!("a leaf has no rule"),
@@ -545,22 +553,22 @@ impl Op {
             | Op::LeakyRelu => {
                 let (f, df) = unary::<T>(self);
                 match pass {
-                    Value { .. } => x[0].map(f),
+                    Value { .. } => pool.map(x[0], f),
                     // dx = g f'(x), f' from the table beside f
-                    Vjp { out, g, .. } => zip3(x[0], out, g, |x, y, g| g * df(x, y)),
+                    Vjp { out, g, .. } => zip3(pool, x[0], out, g, |x, y, g| g * df(x, y)),
                 }
             }
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow => {
                 let (f, da, db) = binary::<T>(self);
                 match pass {
-                    Value { shape } => Tensor::zip_broadcast(x[0], x[1], shape, f),
+                    Value { shape } => Tensor::zip_broadcast(x[0], x[1], shape, f, pool),
                     // da = g dz/da, db = g dz/db, in the broadcast shape (summed back later).
                     // For + and - the partials are ±1: the VJP is ±g, with no arithmetic.
                     Vjp { g, k, .. } if matches!(self, Op::Add | Op::Sub) => {
                         if k == 1 && *self == Op::Sub {
-                            g.map(|v| -v)
+                            pool.map(g, |v| -v)
                         } else {
-                            g.clone()
+                            pool.copy(g)
                         }
                     }
                     Vjp { out, g, k } => {
@@ -572,12 +580,13 @@ impl Op {
                         let (av, bv, zv, gv) =
                             (a.as_slice(), b.as_slice(), out.as_slice(), g.as_slice());
                         let mut n = 0;
-                        let mut data = Vec::with_capacity(out.numel());
+                        let mut dx = pool.take(out.shape());
+                        let data = dx.as_mut_slice();
                         walk(out.dims(), [&sa, &sb], |[i, j]| {
-                            data.push(gv[n] * d(av[i], bv[j], zv[n]));
+                            data[n] = gv[n] * d(av[i], bv[j], zv[n]);
                             n += 1;
                         });
-                        Tensor::from_vec(out.shape(), data).expect("broadcast shape")
+                        dx
                     }
                 }
             }
@@ -587,19 +596,19 @@ impl Op {
                 match pass {
                     // z = a b (a b^T), one product per batch index
                     Value { shape } => {
-                        let mut z = Tensor::zeros(shape);
+                        let mut z = pool.zeros(shape);
                         bmm_acc(&mut z, a, false, b, t, &batch(shape));
                         z
                     }
                     // da = g b^T (g b when b is stored transposed)
                     Vjp { out, g, k: 0 } => {
-                        let mut da = Tensor::zeros(a.shape());
+                        let mut da = pool.zeros(a.shape());
                         bmm_acc(&mut da, g, false, b, !t, &batch(out.shape()));
                         da
                     }
                     // db = a^T g (stored transposed: g^T a); a batch-broadcast b gets the sum
                     Vjp { out, g, .. } => {
-                        let mut db = Tensor::zeros(b.shape());
+                        let mut db = pool.zeros(b.shape());
                         if t {
                             bmm_acc(&mut db, g, true, a, false, &batch(out.shape()));
                         } else {
@@ -610,40 +619,43 @@ impl Op {
                 }
             }
             Op::Reshape { .. } => match pass {
-                Value { shape } => x[0].clone().reshape(shape).expect("checked"),
+                Value { shape } => pool.copy(x[0]).reshape(shape).expect("checked"),
                 // dx = g in x's shape
-                Vjp { g, .. } => g.clone().reshape(x[0].shape()).expect("same size"),
+                Vjp { g, .. } => pool.copy(g).reshape(x[0].shape()).expect("same size"),
             },
             Op::Permute { perm } => match pass {
-                Value { .. } => x[0].permute_unchecked(perm),
+                Value { .. } => x[0].permute_unchecked(perm, pool),
                 // dx = g with the axes put back: the inverse permutation
                 Vjp { g, .. } => {
-                    let mut inv = vec![0; perm.len()];
+                    let mut inv: Dims = smallvec::smallvec![0; perm.len()];
                     perm.iter().enumerate().for_each(|(i, &p)| inv[p] = i);
-                    g.permute_unchecked(&inv)
+                    g.permute_unchecked(&inv, pool)
                 }
             },
             Op::Sum { axes, .. } => {
                 let keep = x[0].shape().keepdim(axes);
                 match pass {
-                    Value { shape } => x[0].sum_to(&keep).reshape(shape).expect("same size"),
+                    Value { shape } => x[0].sum_to(&keep, pool).reshape(shape).expect("same size"),
                     // dx = g copied along the summed axes
                     Vjp { g, .. } => {
-                        let g = g.clone().reshape(&keep).expect("same size");
-                        g.broadcast_to(x[0].shape())
+                        let g = pool.copy(g).reshape(&keep).expect("same size");
+                        let dx = g.broadcast_to(x[0].shape(), pool);
+                        pool.give(g);
+                        dx
                     }
                 }
             }
             Op::Max { axes, .. } => {
                 let keep = x[0].shape().keepdim(axes);
                 match pass {
-                    Value { shape } => x[0].max_to(&keep).reshape(shape).expect("same size"),
+                    Value { shape } => x[0].max_to(&keep, pool).reshape(shape).expect("same size"),
                     // dx = g at the first maximum of each reduced group (row-major), 0 elsewhere
                     Vjp { out, g, .. } => {
                         let (xv, m, gv) = (x[0].as_slice(), out.as_slice(), g.as_slice());
-                        let mut dx = Tensor::zeros(x[0].shape());
+                        let mut dx = pool.zeros(x[0].shape());
                         let mut taken = vec![false; m.len()];
-                        let (src, dst) = (x[0].shape().strides(), keep.strides_over(x[0].shape()));
+                        let (src, dst) =
+                            (x[0].shape().row_strides(), keep.strides_over(x[0].shape()));
                         let d = dx.as_mut_slice();
                         walk(x[0].dims(), [&src, &dst], |[i, o]| {
                             if !taken[o] && xv[i] == m[o] {
@@ -656,10 +668,10 @@ impl Op {
                 }
             }
             Op::Narrow { axis, start, len } => match pass {
-                Value { .. } => x[0].narrow_unchecked(*axis, *start, *len),
+                Value { .. } => x[0].narrow_unchecked(*axis, *start, *len, pool),
                 // dx = g in the narrowed part, 0 elsewhere
                 Vjp { g, .. } => {
-                    let mut dx = Tensor::zeros(x[0].shape());
+                    let mut dx = pool.zeros(x[0].shape());
                     dx.add_narrow(*axis, *start, g);
                     dx
                 }
@@ -668,14 +680,16 @@ impl Op {
                 let offset = |k: usize| x[..k].iter().map(|t| t.dims()[*axis]).sum::<usize>();
                 match pass {
                     Value { shape } => {
-                        let mut z = Tensor::zeros(shape);
+                        let mut z = pool.zeros(shape);
                         for (k, t) in x.iter().enumerate() {
                             z.add_narrow(*axis, offset(k), t);
                         }
                         z
                     }
                     // dx_k = g's part that came from x_k
-                    Vjp { g, k, .. } => g.narrow_unchecked(*axis, offset(k), x[k].dims()[*axis]),
+                    Vjp { g, k, .. } => {
+                        g.narrow_unchecked(*axis, offset(k), x[k].dims()[*axis], pool)
+                    }
                 }
             }
             Op::IndexSelect { indices } => {
@@ -683,15 +697,16 @@ impl Op {
                 match pass {
                     Value { shape } => {
                         let xv = x[0].as_slice();
-                        let mut data = Vec::with_capacity(shape.numel());
-                        for &i in indices {
-                            data.extend_from_slice(&xv[i * row..(i + 1) * row]);
+                        let mut z = pool.take(shape);
+                        let rows = z.as_mut_slice().chunks_exact_mut(row.max(1));
+                        for (dst, &i) in rows.zip(indices) {
+                            dst.copy_from_slice(&xv[i * row..(i + 1) * row]);
                         }
-                        Tensor::from_vec(shape, data).expect("checked")
+                        z
                     }
                     // dx[indices[r]] += g[r]: a row picked twice gets both gradients
                     Vjp { g, .. } => {
-                        let mut dx = Tensor::zeros(x[0].shape());
+                        let mut dx = pool.zeros(x[0].shape());
                         let (d, gv) = (dx.as_mut_slice(), g.as_slice());
                         for (r, &i) in indices.iter().enumerate() {
                             let src = &gv[r * row..(r + 1) * row];
@@ -704,85 +719,73 @@ impl Op {
                 }
             }
             // The kernels of `tensor::kernels`; the VJPs redo the forward's unfolding (or the
-            // pooling's argmax) rather than keep it on the tape.
+            // pooling's argmax) rather than keep it on the tape, in the pool's scratch.
             Op::Conv2d { .. } => {
                 let (xs, w) = (x[0], x[1]);
                 let s = self
                     .conv_shape(xs.shape(), w.shape())
                     .expect("checked by out_shape");
-                let mut ws = Conv2dWorkspace::new();
-                let mut y = Tensor::zeros(Shape::new(&s.output_dims()));
-                conv2d_forward(
-                    &s,
-                    xs.as_slice(),
-                    w.as_slice(),
-                    None,
-                    y.as_mut_slice(),
-                    &mut ws,
-                );
+                let mut y = pool.zeros(&Shape::new(&s.output_dims()));
+                let (xv, wv, ws) = (xs.as_slice(), w.as_slice(), &mut pool.conv);
+                conv2d_forward(&s, xv, wv, None, y.as_mut_slice(), ws);
                 match pass {
                     // y = W ⋆ x
                     Value { .. } => y,
                     // dx = Wᵀ ⋆ g (col2im of Wᵀ g), dW = g ⋆ x (g · colsᵀ): both by GEMM
                     Vjp { g, k, .. } => {
-                        let mut dw = Tensor::zeros(w.shape());
-                        let mut dx = Tensor::zeros(xs.shape());
+                        pool.give(y);
+                        let mut dw = pool.zeros(w.shape());
+                        let mut dx = pool.zeros(xs.shape());
                         let dx_slot = (k == 0).then_some(dx.as_mut_slice());
-                        let g = g.as_slice();
-                        conv2d_backward(
-                            &s,
-                            w.as_slice(),
-                            g,
-                            &mut ws,
-                            dx_slot,
-                            dw.as_mut_slice(),
-                            None,
-                        );
-                        if k == 0 {
-                            dx
-                        } else {
-                            dw
-                        }
+                        let (g, ws) = (g.as_slice(), &mut pool.conv);
+                        conv2d_backward(&s, wv, g, ws, dx_slot, dw.as_mut_slice(), None);
+                        let (keep, spare) = if k == 0 { (dx, dw) } else { (dw, dx) };
+                        pool.give(spare);
+                        keep
                     }
                 }
             }
             Op::MaxPool2d { .. } => {
                 let s = self.pool_shape(x[0].shape()).expect("checked by out_shape");
-                let mut y = Tensor::zeros(Shape::new(&s.output_dims()));
-                let mut argmax = vec![0; y.numel()];
+                let mut y = pool.zeros(&Shape::new(&s.output_dims()));
+                let mut argmax = std::mem::take(&mut pool.argmax);
+                argmax.resize(y.numel(), 0);
                 max_pool2d_forward(&s, x[0].as_slice(), y.as_mut_slice(), &mut argmax);
-                match pass {
+                let result = match pass {
                     // y = the window's maximum
                     Value { .. } => y,
                     // dx = g at the window's first maximum, 0 elsewhere
                     Vjp { g, .. } => {
-                        let mut dx = Tensor::zeros(x[0].shape());
+                        pool.give(y);
+                        let mut dx = pool.zeros(x[0].shape());
                         max_pool2d_backward(&s, g.as_slice(), &argmax, dx.as_mut_slice());
                         dx
                     }
-                }
+                };
+                pool.argmax = argmax;
+                result
             }
             Op::AvgPool2d { .. } => {
                 let s = self.pool_shape(x[0].shape()).expect("checked by out_shape");
                 match pass {
                     // y = the window's mean
                     Value { shape } => {
-                        let mut y = Tensor::zeros(shape.clone());
+                        let mut y = pool.zeros(shape);
                         avg_pool2d_forward(&s, x[0].as_slice(), y.as_mut_slice());
                         y
                     }
                     // dx = g / (kH kW) over each window it was averaged in
                     Vjp { g, .. } => {
-                        let mut dx = Tensor::zeros(x[0].shape());
+                        let mut dx = pool.zeros(x[0].shape());
                         avg_pool2d_backward(&s, g.as_slice(), dx.as_mut_slice());
                         dx
                     }
                 }
             }
             Op::Softmax => match pass {
-                Value { .. } => per_row(x[0], |z, a| softmax(z, a)),
+                Value { .. } => per_row(pool, x[0], |z, a| softmax(z, a)),
                 // dx = y (g - Σ_j g_j y_j), per row
-                Vjp { out, g, .. } => per_row2(out, g, |y, g, d| {
+                Vjp { out, g, .. } => per_row2(pool, out, g, |y, g, d| {
                     let dot: T = y.iter().zip(g).map(|(&y, &g)| y * g).sum();
                     for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
                         *d = y * (g - dot);
@@ -790,12 +793,12 @@ impl Op {
                 }),
             },
             Op::LogSoftmax => match pass {
-                Value { .. } => per_row(x[0], |z, y| {
+                Value { .. } => per_row(pool, x[0], |z, y| {
                     let lse = logsumexp(z);
                     y.iter_mut().zip(z).for_each(|(y, &z)| *y = z - lse);
                 }),
                 // dx = g - softmax(x) Σ_j g_j, per row (softmax = e^y)
-                Vjp { out, g, .. } => per_row2(out, g, |y, g, d| {
+                Vjp { out, g, .. } => per_row2(pool, out, g, |y, g, d| {
                     let sum: T = g.iter().copied().sum();
                     for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
                         *d = g - y.exp() * sum;
@@ -805,15 +808,16 @@ impl Op {
             Op::Dropout { p, seed } => {
                 let scale = T::from_f64(if *p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 });
                 let mask = |i: usize| if keep(*seed, i, *p) { scale } else { T::zero() };
-                let masked = |t: &Tensor<T>| {
-                    let data = t.as_slice().iter().enumerate();
-                    let data = data.map(|(i, &v)| v * mask(i)).collect();
-                    Tensor::from_vec(t.shape(), data).expect("same shape")
+                let masked = |t: &Tensor<T>, pool: &mut Pool<T>| {
+                    let mut out = pool.take(t.shape());
+                    let data = out.as_mut_slice().iter_mut().zip(t.as_slice());
+                    data.enumerate().for_each(|(i, (o, &v))| *o = v * mask(i));
+                    out
                 };
                 match pass {
-                    Value { .. } => masked(x[0]),
+                    Value { .. } => masked(x[0], pool),
                     // dx = g * mask / (1 - p), the same mask
-                    Vjp { g, .. } => masked(g),
+                    Vjp { g, .. } => masked(g, pool),
                 }
             }
             Op::Cost(cost) => {
@@ -823,14 +827,15 @@ impl Op {
                     // J = (1/rows) Σ_rows C(a_row, y_row), C as the network defines it
                     Value { .. } => {
                         let sum = sum_rows(a, y, |a, y| cost.cost(a, y));
-                        Tensor::scalar(sum / T::from_f64(rows as f64))
+                        pool.scalar(sum / T::from_f64(rows as f64))
                     }
                     // da = g/rows dC/da (the network's dcost_da)
                     Vjp { g, k: 0, .. } => {
                         let s = g.item() / T::from_f64(rows as f64);
-                        let mut d = Tensor::zeros(a.shape());
+                        let mut d = pool.zeros(a.shape());
                         cost.dcost_da(a.as_slice(), y.as_slice(), d.as_mut_slice());
-                        d.map(|v| v * s)
+                        d.as_mut_slice().iter_mut().for_each(|v| *v *= s);
+                        d
                     }
                     // dy = g/rows dC/dy: -(a - y); ln((1 - a)/a); -ln a
                     Vjp { g, .. } => {
@@ -840,7 +845,7 @@ impl Op {
                             Cost::CrossEntropy => |a, _| (T::one() - a).ln() - a.ln(),
                             Cost::LogLikelihood => |a, _| -a.ln(),
                         };
-                        zip3(a, y, y, |a, y, _| s * dy(a, y))
+                        zip3(pool, a, y, y, |a, y, _| s * dy(a, y))
                     }
                 }
             }
@@ -851,19 +856,20 @@ impl Op {
                 match pass {
                     // J = (1/rows) Σ_rows Σ_j y_j (logsumexp(z) - z_j)
                     Value { .. } => {
-                        let mut a = Vec::new();
+                        let mut a = pool.take(&Shape::new(&[z.rows().1]));
                         let sum = sum_rows(z, y, |z, y| {
-                            a.resize(z.len(), T::zero());
-                            softmax(z, &mut a);
-                            Cost::LogLikelihood.cost_from_z(Activation::Softmax, z, &a, y)
+                            softmax(z, a.as_mut_slice());
+                            let a = a.as_slice();
+                            Cost::LogLikelihood.cost_from_z(Activation::Softmax, z, a, y)
                         });
-                        Tensor::scalar(sum * per)
+                        pool.give(a);
+                        pool.scalar(sum * per)
                     }
                     // dz = g/rows (a Σ_j y_j - y) = g/rows (a - y) for a one-hot or
                     // probability y, a = softmax(z): the network's δ^L = a^L - y
                     Vjp { g, k: 0, .. } => {
                         let s = g.item() * per;
-                        per_row2(z, y, |z, y, d| {
+                        per_row2(pool, z, y, |z, y, d| {
                             softmax(z, d);
                             let total: T = y.iter().copied().sum();
                             d.iter_mut()
@@ -874,7 +880,7 @@ impl Op {
                     // dy_j = g/rows (logsumexp(z) - z_j)
                     Vjp { g, .. } => {
                         let s = g.item() * per;
-                        per_row(z, |z, d| {
+                        per_row(pool, z, |z, d| {
                             let lse = logsumexp(z);
                             d.iter_mut().zip(z).for_each(|(d, &z)| *d = s * (lse - z));
                         })
@@ -890,17 +896,17 @@ impl Op {
                         let sum = sum_rows(z, y, |z, y| {
                             Cost::CrossEntropy.cost_from_z(Activation::Sigmoid, z, z, y)
                         });
-                        Tensor::scalar(sum * per)
+                        pool.scalar(sum * per)
                     }
                     // dz = g/rows (sigmoid(z) - y)
                     Vjp { g, k: 0, .. } => {
                         let (s, sigmoid) = (g.item() * per, unary::<T>(&Op::Sigmoid).0);
-                        zip3(z, y, y, |z, y, _| s * (sigmoid(z) - y))
+                        zip3(pool, z, y, y, |z, y, _| s * (sigmoid(z) - y))
                     }
                     // dy = -g/rows z
                     Vjp { g, .. } => {
                         let s = g.item() * per;
-                        z.map(|z| -s * z)
+                        pool.map(z, |z| -s * z)
                     }
                 }
             }
@@ -910,20 +916,27 @@ impl Op {
 
 /// `f(a, b, c)` elementwise over three tensors of one shape.
 fn zip3<T: Float>(
+    pool: &mut Pool<T>,
     a: &Tensor<T>,
     b: &Tensor<T>,
     c: &Tensor<T>,
     f: impl Fn(T, T, T) -> T,
 ) -> Tensor<T> {
     let (av, bv, cv) = (a.as_slice(), b.as_slice(), c.as_slice());
-    let data = (0..av.len()).map(|i| f(av[i], bv[i], cv[i])).collect();
-    Tensor::from_vec(a.shape(), data).expect("same shape")
+    let mut out = pool.take(a.shape());
+    let data = out.as_mut_slice().iter_mut().enumerate();
+    data.for_each(|(i, o)| *o = f(av[i], bv[i], cv[i]));
+    out
 }
 
 /// A tensor of `x`'s shape, each row along the last axis written by `f(x_row, out_row)`.
-fn per_row<T: Float>(x: &Tensor<T>, mut f: impl FnMut(&[T], &mut [T])) -> Tensor<T> {
+fn per_row<T: Float>(
+    pool: &mut Pool<T>,
+    x: &Tensor<T>,
+    mut f: impl FnMut(&[T], &mut [T]),
+) -> Tensor<T> {
     let (_, k) = x.rows();
-    let mut out = Tensor::zeros(x.shape());
+    let mut out = pool.zeros(x.shape());
     for (xr, or) in x.as_slice().chunks(k).zip(out.as_mut_slice().chunks_mut(k)) {
         f(xr, or);
     }
@@ -932,12 +945,13 @@ fn per_row<T: Float>(x: &Tensor<T>, mut f: impl FnMut(&[T], &mut [T])) -> Tensor
 
 /// [`per_row`] over two tensors of one shape.
 fn per_row2<T: Float>(
+    pool: &mut Pool<T>,
     x: &Tensor<T>,
     y: &Tensor<T>,
     mut f: impl FnMut(&[T], &[T], &mut [T]),
 ) -> Tensor<T> {
     let (_, k) = x.rows();
-    let mut out = Tensor::zeros(x.shape());
+    let mut out = pool.zeros(x.shape());
     let rows = x.as_slice().chunks(k).zip(y.as_slice().chunks(k));
     for ((xr, yr), or) in rows.zip(out.as_mut_slice().chunks_mut(k)) {
         f(xr, yr, or);

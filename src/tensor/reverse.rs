@@ -1,6 +1,9 @@
 //! Reverse mode on the tensor tape: one loop from the output back to the inputs.
 
+use std::fmt;
 use std::ops::Index;
+
+use smallvec::SmallVec;
 
 use super::op::Pass;
 use super::tape::{Tape, TensorId};
@@ -11,6 +14,9 @@ use crate::Float;
 /// d(output)/d(node) for every node the output depends on through an input: one tensor per
 /// node, shaped like the node's value.
 ///
+/// The tensors live in buffers of the tape's: dropping the `Grads` gives them back for the
+/// next backward pass, which is why it borrows the tape.
+///
 /// ```
 /// use backprop::tensor::{Tape, Tensor};
 /// let tape = Tape::<f64>::new();
@@ -20,12 +26,12 @@ use crate::Float;
 /// assert_eq!(g.wrt(a).item(), 2.0);
 /// assert_eq!(g[a.id()].item(), 2.0);
 /// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct Grads<T> {
+pub struct Grads<'t, T: Float> {
+    tape: &'t Tape<T>,
     grads: Vec<Option<Tensor<T>>>,
 }
 
-impl<T: Float> Grads<T> {
+impl<T: Float> Grads<'_, T> {
     /// d(output)/d(node `id`), or `None` for a node no gradient reaches: a constant, a node
     /// computed from constants only, or a node after the output.
     pub fn get(&self, id: TensorId) -> Option<&Tensor<T>> {
@@ -41,7 +47,47 @@ impl<T: Float> Grads<T> {
     }
 }
 
-impl<T: Float> Index<TensorId> for Grads<T> {
+/// The buffers go back to the tape.
+impl<T: Float> Drop for Grads<'_, T> {
+    fn drop(&mut self) {
+        // Never borrowed while a `Grads` is dropped, but a failed borrow only costs the reuse.
+        if let Ok(mut pool) = self.tape.pool.try_borrow_mut() {
+            for t in self.grads.drain(..).flatten() {
+                pool.give(t);
+            }
+            pool.grad_slots = std::mem::take(&mut self.grads);
+        }
+    }
+}
+
+/// A copy in buffers of the same tape's (which get them back when it is dropped).
+impl<T: Float> Clone for Grads<'_, T> {
+    fn clone(&self) -> Self {
+        let mut pool = self.tape.pool.borrow_mut();
+        let grads = self.grads.iter();
+        let grads = grads.map(|g| g.as_ref().map(|t| pool.copy(t))).collect();
+        Grads {
+            tape: self.tape,
+            grads,
+        }
+    }
+}
+
+/// The gradients, not the tape.
+impl<T: Float> fmt::Debug for Grads<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grads").field("grads", &self.grads).finish()
+    }
+}
+
+/// The same gradients, from any tapes.
+impl<T: Float> PartialEq for Grads<'_, T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.grads == other.grads
+    }
+}
+
+impl<T: Float> Index<TensorId> for Grads<'_, T> {
     type Output = Tensor<T>;
     fn index(&self, id: TensorId) -> &Tensor<T> {
         self.get(id).unwrap_or_else(|| {
@@ -63,15 +109,19 @@ impl<T: Float> Tape<T> {
     ///
     /// # Panics
     /// If `output` is not on this tape.
-    pub fn backward(&self, output: TensorId) -> Grads<T> {
+    pub fn backward(&self, output: TensorId) -> Grads<'_, T> {
         let inner = self.inner.borrow();
+        let mut pool = self.pool.borrow_mut();
+        let pool = &mut *pool;
         let (nodes, values) = (&inner.nodes, &inner.values);
         let out = output.index();
-        let mut grads: Vec<Option<Tensor<T>>> = vec![None; nodes.len()];
+        // The slots of the last `Grads` dropped, all `None`.
+        let mut grads = std::mem::take(&mut pool.grad_slots);
+        grads.resize_with(nodes.len(), || None);
         if nodes[out].requires_grad {
-            grads[out] = Some(Tensor::ones(values[out].shape()));
+            grads[out] = Some(pool.full(values[out].shape(), T::one()));
         }
-        let mut xs: Vec<&Tensor<T>> = Vec::new(); // one buffer for every node's arguments
+        let mut xs: SmallVec<[&Tensor<T>; 4]> = SmallVec::new(); // every node's arguments
         for i in (0..=out).rev() {
             let Some(g) = grads[i].take() else { continue };
             let args = inner.args_of(i);
@@ -86,13 +136,17 @@ impl<T: Float> Tape<T> {
                     g: &g,
                     k,
                 };
-                let mut d = nodes[i].op.rule(&xs, pass);
+                let mut d = nodes[i].op.rule(&xs, pass, pool);
                 if d.shape() != values[a].shape() {
                     // The one place broadcasting is undone.
-                    d = d.sum_to(values[a].shape());
+                    let summed = d.sum_to(values[a].shape(), pool);
+                    pool.give(std::mem::replace(&mut d, summed));
                 }
                 match &mut grads[a] {
-                    Some(acc) => acc.add_assign(&d),
+                    Some(acc) => {
+                        acc.add_assign(&d);
+                        pool.give(d);
+                    }
                     slot => *slot = Some(d),
                 }
             }
@@ -100,9 +154,9 @@ impl<T: Float> Tape<T> {
         }
         for (i, node) in nodes.iter().enumerate().take(out + 1) {
             if node.requires_grad && grads[i].is_none() {
-                grads[i] = Some(Tensor::zeros(values[i].shape()));
+                grads[i] = Some(pool.zeros(values[i].shape()));
             }
         }
-        Grads { grads }
+        Grads { tape: self, grads }
     }
 }

@@ -3,6 +3,12 @@
 
 use std::fmt;
 
+use smallvec::SmallVec;
+
+/// Dimensions or strides, inline up to rank 4 (more spill to the heap): a shape is made for
+/// every node of every step, and should not cost an allocation.
+pub(crate) type Dims = SmallVec<[usize; 4]>;
+
 /// The dimensions of a tensor, outermost first (row-major: the last axis is contiguous).
 ///
 /// A shape of rank 0 (`[]`) holds one number, a scalar.
@@ -17,17 +23,17 @@ use std::fmt;
 /// assert_eq!(s.broadcast(&Shape::new(&[2, 4])), None);
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Shape(Vec<usize>);
+pub struct Shape(Dims);
 
 impl Shape {
     /// The shape with these dimensions.
     pub fn new(dims: &[usize]) -> Self {
-        Shape(dims.to_vec())
+        Shape(Dims::from_slice(dims))
     }
 
     /// The shape of a scalar, `[]`.
     pub fn scalar() -> Self {
-        Shape(Vec::new())
+        Shape(Dims::new())
     }
 
     /// The dimensions, outermost first.
@@ -57,11 +63,26 @@ impl Shape {
 
     /// Row-major strides: how far apart, in elements, neighbours along each axis are.
     pub fn strides(&self) -> Vec<usize> {
-        let mut s = vec![1; self.rank()];
+        self.row_strides().to_vec()
+    }
+
+    /// [`Shape::strides`], without allocating.
+    pub(crate) fn row_strides(&self) -> Dims {
+        let mut s: Dims = smallvec::smallvec![1; self.rank()];
         for i in (0..self.rank().saturating_sub(1)).rev() {
             s[i] = s[i + 1] * self.0[i + 1];
         }
         s
+    }
+
+    /// The shape with one more axis, innermost.
+    pub(crate) fn push(&mut self, dim: usize) {
+        self.0.push(dim);
+    }
+
+    /// Sets axis `axis` to `dim`.
+    pub(crate) fn set(&mut self, axis: usize, dim: usize) {
+        self.0[axis] = dim;
     }
 
     /// The shape both `self` and `other` broadcast to (NumPy and PyTorch rules: align the
@@ -79,7 +100,7 @@ impl Shape {
                 (a, 1) => Some(a),
                 _ => None,
             })
-            .collect::<Option<Vec<_>>>()
+            .collect::<Option<Dims>>()
             .map(Shape)
     }
 
@@ -90,9 +111,9 @@ impl Shape {
 
     /// The strides of `self` laid over the larger shape `to` it broadcasts to: one per axis
     /// of `to`, 0 where `self` is stretched (a 1, or an axis it does not have).
-    pub(crate) fn strides_over(&self, to: &Shape) -> Vec<usize> {
+    pub(crate) fn strides_over(&self, to: &Shape) -> Dims {
         debug_assert!(self.broadcasts_to(to), "{self} does not broadcast to {to}");
-        let own = self.strides();
+        let own = self.row_strides();
         let skip = to.rank() - self.rank();
         (0..to.rank())
             .map(|i| match i.checked_sub(skip) {
@@ -150,13 +171,19 @@ impl From<&[usize]> for Shape {
 
 impl From<Vec<usize>> for Shape {
     fn from(d: Vec<usize>) -> Self {
-        Shape(d)
+        Shape::new(&d)
     }
 }
 
 impl<const N: usize> From<[usize; N]> for Shape {
     fn from(d: [usize; N]) -> Self {
-        Shape(d.to_vec())
+        Shape::new(&d)
+    }
+}
+
+impl FromIterator<usize> for Shape {
+    fn from_iter<I: IntoIterator<Item = usize>>(dims: I) -> Self {
+        Shape(dims.into_iter().collect())
     }
 }
 
@@ -184,7 +211,7 @@ pub(crate) fn walk<const N: usize>(
     }
     let last = dims[r - 1];
     let step: [usize; N] = std::array::from_fn(|k| strides[k][r - 1]);
-    let mut idx = vec![0; r];
+    let mut idx: Dims = smallvec::smallvec![0; r];
     let mut off = [0usize; N];
     loop {
         for j in 0..last {
@@ -234,6 +261,17 @@ pub fn sum_to<T: crate::Float>(g: &[T], from: &Shape, to: &Shape) -> Vec<T> {
         to.broadcasts_to(from),
         "sum_to: {to} does not broadcast to {from}"
     );
+    let mut out = vec![T::zero(); to.numel()];
+    sum_to_into(g, from, to, &mut out);
+    out
+}
+
+/// [`sum_to`] into `out`, which holds `to.numel()` elements (overwritten).
+pub(crate) fn sum_to_into<T: crate::Float>(g: &[T], from: &Shape, to: &Shape, out: &mut [T]) {
+    assert!(
+        to.broadcasts_to(from),
+        "sum_to: {to} does not broadcast to {from}"
+    );
     assert_eq!(
         g.len(),
         from.numel(),
@@ -241,20 +279,20 @@ pub fn sum_to<T: crate::Float>(g: &[T], from: &Shape, to: &Shape) -> Vec<T> {
         g.len()
     );
     if from == to {
-        return g.to_vec();
+        out.copy_from_slice(g);
+        return;
     }
-    let mut out = vec![T::zero(); to.numel()];
+    out.fill(T::zero());
     if from.dims().ends_with(to.dims()) && !out.is_empty() {
         // Summed over leading axes only (a bias's gradient): add the rows, in the same
         // order as the general walk below.
         for row in g.chunks_exact(out.len()) {
             out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
         }
-        return out;
+        return;
     }
-    let (src, dst) = (from.strides(), to.strides_over(from));
+    let (src, dst) = (from.row_strides(), to.strides_over(from));
     walk(from.dims(), [&src, &dst], |[i, o]| out[o] += g[i]);
-    out
 }
 
 #[cfg(test)]
@@ -299,6 +337,9 @@ mod tests {
         assert_eq!(s(&[4, 1, 3]).broadcast(&s(&[5, 1])), Some(s(&[4, 5, 3])));
         assert_eq!(s(&[0]).broadcast(&s(&[1])), Some(s(&[0])));
         assert_eq!(s(&[2]).broadcast(&s(&[3])), None);
-        assert_eq!(s(&[4, 1, 3]).strides_over(&s(&[2, 4, 5, 3])), [0, 3, 0, 1]);
+        assert_eq!(
+            s(&[4, 1, 3]).strides_over(&s(&[2, 4, 5, 3])).as_slice(),
+            [0, 3, 0, 1]
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! [`Tensor`]: an owned, row-major N-dimensional array, and the plain (non-differentiated)
 //! kernels the op table is written in.
 
-use super::shape::{sum_to, walk, Shape};
+use super::pool::Pool;
+use super::shape::Dims;
+use super::shape::{sum_to_into, walk, Shape};
 use super::TensorError;
 use crate::linalg::{matmul, MatRef};
 use crate::Float;
@@ -34,6 +36,12 @@ impl<T: Float> Tensor<T> {
                 len: data.len(),
             }),
         }
+    }
+
+    /// A tensor from a shape and data of its length (checked by the caller).
+    pub(crate) fn from_parts(shape: Shape, data: Vec<T>) -> Self {
+        debug_assert_eq!(shape.checked_numel(), Some(data.len()));
+        Tensor { shape, data }
     }
 
     /// A tensor of shape `dims` with element `i` (row-major) equal to `f(i)`.
@@ -159,7 +167,7 @@ impl<T: Float> Tensor<T> {
     pub fn get(&self, index: &[usize]) -> T {
         assert_eq!(index.len(), self.shape.rank(), "index rank");
         let mut off = 0;
-        for ((&i, &d), s) in index.iter().zip(self.dims()).zip(self.shape.strides()) {
+        for ((&i, &d), s) in index.iter().zip(self.dims()).zip(self.shape.row_strides()) {
             assert!(i < d, "index {index:?} out of range for {}", self.shape);
             off += i * s;
         }
@@ -219,76 +227,85 @@ impl<T: Float> Tensor<T> {
         })
     }
 
-    /// `self` stretched to `to` (which it must broadcast to), copying.
-    pub(crate) fn broadcast_to(&self, to: &Shape) -> Self {
-        if &self.shape == to {
-            return self.clone();
-        }
+    /// `self` stretched to `to` (which it must broadcast to), copying into a buffer from
+    /// `pool`.
+    pub(crate) fn broadcast_to(&self, to: &Shape, pool: &mut Pool<T>) -> Self {
+        let mut out = pool.take(to);
         let s = self.shape.strides_over(to);
-        let mut data = Vec::with_capacity(to.numel());
-        walk(to.dims(), [&s], |[i]| data.push(self.data[i]));
-        Tensor {
-            shape: to.clone(),
-            data,
-        }
+        let mut n = 0;
+        walk(to.dims(), [&s], |[i]| {
+            out.data[n] = self.data[i];
+            n += 1;
+        });
+        out
     }
 
-    /// [`sum_to`] as a tensor: the gradient of a broadcast, summed back to shape `to`.
-    pub(crate) fn sum_to(&self, to: &Shape) -> Self {
-        Tensor {
-            data: sum_to(&self.data, &self.shape, to),
-            shape: to.clone(),
-        }
+    /// [`sum_to`](super::sum_to) as a tensor: the gradient of a broadcast, summed back to
+    /// shape `to`, in a buffer from `pool`.
+    pub(crate) fn sum_to(&self, to: &Shape, pool: &mut Pool<T>) -> Self {
+        let mut out = pool.take(to);
+        sum_to_into(&self.data, &self.shape, to, &mut out.data);
+        out
     }
 
-    /// `f(a, b)` elementwise over the broadcast of the two shapes (checked by the caller).
-    pub(crate) fn zip_broadcast(a: &Self, b: &Self, out: &Shape, f: impl Fn(T, T) -> T) -> Self {
+    /// `f(a, b)` elementwise over the broadcast of the two shapes (checked by the caller), in
+    /// a buffer from `pool`.
+    pub(crate) fn zip_broadcast(
+        a: &Self,
+        b: &Self,
+        out: &Shape,
+        f: impl Fn(T, T) -> T,
+        pool: &mut Pool<T>,
+    ) -> Self {
+        let mut z = pool.take(out);
+        let data = &mut z.data;
         // A suffix of the other's shape (a bias added to every row) repeats row by row.
         let suffix = |s: &Shape, of: &Shape| of.dims().ends_with(s.dims()) && s.numel() > 0;
-        let data = if &a.shape == out && &b.shape == out {
-            a.data.iter().zip(&b.data).map(|(&x, &y)| f(x, y)).collect()
+        if &a.shape == out && &b.shape == out {
+            let zs = data.iter_mut().zip(a.data.iter().zip(&b.data));
+            zs.for_each(|(z, (&x, &y))| *z = f(x, y));
         } else if &a.shape == out && suffix(&b.shape, out) {
             let k = b.data.len();
-            let rows = a.data.chunks_exact(k);
-            rows.flat_map(|r| r.iter().zip(&b.data).map(|(&x, &y)| f(x, y)))
-                .collect()
+            for (zr, r) in data.chunks_exact_mut(k).zip(a.data.chunks_exact(k)) {
+                let zs = zr.iter_mut().zip(r.iter().zip(&b.data));
+                zs.for_each(|(z, (&x, &y))| *z = f(x, y));
+            }
         } else if &b.shape == out && suffix(&a.shape, out) {
             let k = a.data.len();
-            let rows = b.data.chunks_exact(k);
-            rows.flat_map(|r| a.data.iter().zip(r).map(|(&x, &y)| f(x, y)))
-                .collect()
+            for (zr, r) in data.chunks_exact_mut(k).zip(b.data.chunks_exact(k)) {
+                let zs = zr.iter_mut().zip(a.data.iter().zip(r));
+                zs.for_each(|(z, (&x, &y))| *z = f(x, y));
+            }
         } else {
             let (sa, sb) = (a.shape.strides_over(out), b.shape.strides_over(out));
-            let mut data = Vec::with_capacity(out.numel());
+            let mut n = 0;
             walk(out.dims(), [&sa, &sb], |[i, j]| {
-                data.push(f(a.data[i], b.data[j]))
+                data[n] = f(a.data[i], b.data[j]);
+                n += 1;
             });
-            data
-        };
-        Tensor {
-            shape: out.clone(),
-            data,
         }
+        z
     }
 
     /// The axes permuted: axis `i` of the result is axis `perm[i]` of `self` (checked by the
-    /// caller).
-    pub(crate) fn permute_unchecked(&self, perm: &[usize]) -> Self {
-        let dims: Vec<usize> = perm.iter().map(|&p| self.dims()[p]).collect();
-        let own = self.shape.strides();
-        let s: Vec<usize> = perm.iter().map(|&p| own[p]).collect();
-        let mut data = Vec::with_capacity(self.numel());
-        walk(&dims, [&s], |[i]| data.push(self.data[i]));
-        Tensor {
-            shape: Shape::from(dims),
-            data,
-        }
+    /// caller), in a buffer from `pool`.
+    pub(crate) fn permute_unchecked(&self, perm: &[usize], pool: &mut Pool<T>) -> Self {
+        let shape = Shape::from_iter(perm.iter().map(|&p| self.dims()[p]));
+        let own = self.shape.row_strides();
+        let s: Dims = perm.iter().map(|&p| own[p]).collect();
+        let mut out = pool.take(&shape);
+        let mut n = 0;
+        walk(shape.dims(), [&s], |[i]| {
+            out.data[n] = self.data[i];
+            n += 1;
+        });
+        out
     }
 
     /// The maximum over the axes that `keep` has as 1 (a keepdim reduction).
-    pub(crate) fn max_to(&self, keep: &Shape) -> Self {
-        let mut out = Tensor::full(keep.clone(), T::neg_infinity());
-        let (src, dst) = (self.shape.strides(), keep.strides_over(&self.shape));
+    pub(crate) fn max_to(&self, keep: &Shape, pool: &mut Pool<T>) -> Self {
+        let mut out = pool.full(keep, T::neg_infinity());
+        let (src, dst) = (self.shape.row_strides(), keep.strides_over(&self.shape));
         walk(self.dims(), [&src, &dst], |[i, o]| {
             if self.data[i] > out.data[o] {
                 out.data[o] = self.data[i];
@@ -297,20 +314,30 @@ impl<T: Float> Tensor<T> {
         out
     }
 
-    /// Elements `start..start + len` along `axis` (checked by the caller).
-    pub(crate) fn narrow_unchecked(&self, axis: usize, start: usize, len: usize) -> Self {
+    /// Elements `start..start + len` along `axis` (checked by the caller), in a buffer from
+    /// `pool`.
+    pub(crate) fn narrow_unchecked(
+        &self,
+        axis: usize,
+        start: usize,
+        len: usize,
+        pool: &mut Pool<T>,
+    ) -> Self {
         let (outer, dim, inner) = self.shape.around(axis);
-        let mut dims = self.dims().to_vec();
-        dims[axis] = len;
-        let mut data = Vec::with_capacity(outer * len * inner);
-        for o in 0..outer {
+        let mut shape = self.shape.clone();
+        shape.set(axis, len);
+        let mut out = pool.take(&shape);
+        let block = len * inner;
+        for (o, dst) in out
+            .data
+            .chunks_exact_mut(block.max(1))
+            .enumerate()
+            .take(outer)
+        {
             let base = (o * dim + start) * inner;
-            data.extend_from_slice(&self.data[base..base + len * inner]);
+            dst.copy_from_slice(&self.data[base..base + block]);
         }
-        Tensor {
-            shape: Shape::from(dims),
-            data,
-        }
+        out
     }
 
     /// Adds `src` into elements `start..start + src.dims()[axis]` along `axis` (the reverse of

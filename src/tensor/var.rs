@@ -3,6 +3,8 @@
 use std::cell::Ref;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
+use smallvec::{smallvec, SmallVec};
+
 use super::op::Op;
 use super::reverse::Grads;
 use super::shape::Shape;
@@ -78,12 +80,12 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// Reverse mode from this tensor: d(Σ self)/d(every node). See [`Tape::backward`].
-    pub fn backward(self) -> Grads<T> {
+    pub fn backward(self) -> Grads<'t, T> {
         self.tape.backward(self.id)
     }
 
     pub(crate) fn push(self, op: Op, others: &[Var<'t, T>]) -> Self {
-        let mut ids = vec![self.id];
+        let mut ids: SmallVec<[TensorId; 4]> = smallvec![self.id];
         for o in others {
             assert!(
                 std::ptr::eq(self.tape, o.tape),
@@ -98,7 +100,9 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     fn scalar(self, c: f64) -> Self {
-        self.tape.constant_var(Tensor::scalar(T::from_f64(c)))
+        let c = [T::from_f64(c)];
+        let scalar = self.tape.constant_from_slice(Shape::scalar(), &c);
+        scalar.expect("one value for a scalar")
     }
 
     /// e^x, elementwise.
