@@ -87,13 +87,14 @@ fn render(
 
 /// Draws the training curves: training, validation and test loss (left), validation and
 /// test accuracy (right), per epoch. Epochs are whole numbers on the x axis; each curve
-/// has a dot per epoch, so a one-epoch run still shows its values.
+/// has a dot per epoch, so a one-epoch run still shows its values. A private run's
+/// epsilon after its last epoch is in the accuracy panel's title.
 ///
 /// ```
 /// use backprop::train::EpochReport;
 /// let r = |epoch, loss, acc| EpochReport { epoch, lr: 0.1, train_loss: loss,
 ///     test_loss: loss * 1.1, test_accuracy: acc, validation_loss: None,
-///     validation_accuracy: None, seconds: 0.1 };
+///     validation_accuracy: None, seconds: 0.1, epsilon: None };
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("curves.svg");
 /// backprop::plot::training_curves(&[r(1, 0.9, 0.5), r(2, 0.5, 0.8)], &path).unwrap();
@@ -186,9 +187,14 @@ where
     let lo = (lo - 0.05 * (100.0 - lo).max(1.0)).max(0.0);
     let hi = 100.0 + 0.02 * (100.0 - lo);
     let lower = SeriesLabelPosition::LowerRight;
+    // A private run's privacy spent so far goes over the accuracy it bought.
+    let caption = match history.last().and_then(|r| r.epsilon) {
+        Some(e) => format!("accuracy, private: epsilon {e:.3}"),
+        None => "accuracy".to_string(),
+    };
     panel(
         &right,
-        ("accuracy", "%"),
+        (&caption, "%"),
         lower,
         epochs,
         lo..hi,

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataError, Dataset};
@@ -27,6 +27,10 @@ use crate::network::{
 };
 use crate::nn::{ArchModel, NnError};
 use crate::optim::{OptimError, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
+use crate::privacy::{
+    poisson_batch, steps_per_epoch, Accountant, DpConfig, DpSgd, Noise, PrivacyError, PrivateModel,
+    PrivateTraining, StepStats,
+};
 use crate::Float;
 
 /// Everything that decides a training run, apart from the data.
@@ -430,6 +434,9 @@ pub struct EpochReport {
     pub validation_accuracy: Option<f64>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
+    /// epsilon spent so far by private training (at its delta), if the run is private.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
 }
 
 impl EpochReport {
@@ -561,6 +568,9 @@ pub enum TrainError {
         /// The learning rate in force.
         lr: f64,
     },
+    /// Private training refused its settings or a step.
+    #[error(transparent)]
+    Privacy(#[from] PrivacyError),
     /// A checkpoint that this code did not write, or that contradicts itself.
     #[error("{path}: not a usable checkpoint: {reason}")]
     Checkpoint {
@@ -907,6 +917,66 @@ pub struct Trainer<T: Float, M: Trainable<T> = Network<T>> {
     capacity: usize,
     /// The test loss of the untrained network: the divergence test's reference.
     start_loss: Option<f64>,
+    /// DP-SGD in place of shuffled mini-batches ([`Trainer::with_privacy`]).
+    privacy: Option<Privacy<T, M>>,
+}
+
+/// A private run's settings, its steps so far, and how to make its DP-SGD stepper (kept
+/// as a function so that the loop needs no [`PrivateModel`] bound on every model).
+struct Privacy<T: Float, M> {
+    settings: PrivateTraining,
+    /// N, the training examples q = B / N was set for.
+    examples: usize,
+    config: DpConfig,
+    accountant: Accountant,
+    /// The accountant after the epoch in progress, kept once the epoch is reported (a
+    /// diverged epoch's model is dropped, and its steps with it).
+    pending: Option<Accountant>,
+    stepper: Stepper<T, M>,
+}
+
+/// Makes a [`DpSgd`] for the model, its type erased.
+type Stepper<T, M> = fn(DpConfig, &M, Noise) -> Box<dyn PrivateStep<T, M>>;
+
+/// [`DpSgd`] with its model type erased.
+trait PrivateStep<T: Float, M> {
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        model: &mut M,
+        optimizer: &mut Optimizer<T>,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        lr: T,
+    ) -> Result<StepStats, PrivacyError>;
+    fn accountant_mut(&mut self) -> &mut Accountant;
+}
+
+impl<T: Float, M: PrivateModel<T>> PrivateStep<T, M> for DpSgd<T, M> {
+    fn step(
+        &mut self,
+        model: &mut M,
+        optimizer: &mut Optimizer<T>,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        lr: T,
+    ) -> Result<StepStats, PrivacyError> {
+        DpSgd::step(self, model, optimizer, x, y, n, lr)
+    }
+
+    fn accountant_mut(&mut self) -> &mut Accountant {
+        DpSgd::accountant_mut(self)
+    }
+}
+
+fn dp_stepper<T: Float, M: PrivateModel<T> + 'static>(
+    config: DpConfig,
+    model: &M,
+    noise: Noise,
+) -> Box<dyn PrivateStep<T, M>> {
+    Box::new(DpSgd::new(config, model, noise))
 }
 
 impl<T: Float> Trainer<T> {
@@ -986,6 +1056,7 @@ impl<T: Float, M: Trainable<T>> Trainer<T, M> {
             best: None,
             capacity: 0,
             start_loss: None,
+            privacy: None,
             optimizer,
             net,
             config,
@@ -1152,17 +1223,29 @@ impl<T: Float, M: Trainable<T>> Trainer<T, M> {
 
         // Seeded by run and epoch: a resumed run shuffles as the uninterrupted one would.
         self.order.clear();
-        self.order.extend(0..train.len());
         let stream = (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.order
-            .shuffle(&mut ChaCha8Rng::seed_from_u64(self.config.seed ^ stream));
+        let mut total = 0.0;
+        if self.privacy.is_some() {
+            // DP-SGD draws its own (Poisson) batches; `order` stays empty, so the loop
+            // below takes no step.
+            total = match self.private_epoch(train, epoch, lr, progress) {
+                Ok(total) => total,
+                Err(e) => {
+                    (self.net, self.optimizer) = last_good;
+                    return Err(e);
+                }
+            };
+        } else {
+            self.order.extend(0..train.len());
+            self.order
+                .shuffle(&mut ChaCha8Rng::seed_from_u64(self.config.seed ^ stream));
+        }
 
         let (inputs, targets) = (
             self.net.inputs_per_example(),
             targets_per_example(&self.net),
         );
         let batches = train.len().div_ceil(self.config.batch);
-        let mut total = 0.0;
         for (b, idx) in self.order.chunks(self.config.batch).enumerate() {
             let n = idx.len();
             let (x, y) = (&mut self.x[..n * inputs], &mut self.y[..n * targets]);
@@ -1212,6 +1295,7 @@ impl<T: Float, M: Trainable<T>> Trainer<T, M> {
             validation_loss: validation.as_ref().map(|v| v.loss),
             validation_accuracy: validation.as_ref().map(|v| v.accuracy),
             seconds: start.elapsed().as_secs_f64(),
+            epsilon: self.commit_privacy()?,
         };
         let watched = report.watched_accuracy();
         if self.best.as_ref().is_none_or(|(acc, _)| watched > *acc) {
@@ -1219,6 +1303,112 @@ impl<T: Float, M: Trainable<T>> Trainer<T, M> {
         }
         self.history.push(report.clone());
         Ok(report)
+    }
+
+    /// One epoch of DP-SGD: N / B Poisson batches at rate q, each a [`DpSgd::step`]; the
+    /// steps go to the pending accountant. Returns the summed J as the shuffled loop sums
+    /// it: the mean J over the examples the batches held, times N.
+    fn private_epoch(
+        &mut self,
+        train: &Dataset,
+        epoch: usize,
+        lr: f64,
+        progress: Option<&dyn Fn(usize, usize)>,
+    ) -> Result<f64, TrainError> {
+        let p = self.privacy.as_ref().expect("called for private runs only");
+        if train.len() != p.examples {
+            return Err(TrainError::Data(format!(
+                "private training was set up for {} training examples (q = B / N), but the data has {}",
+                p.examples,
+                train.len()
+            )));
+        }
+        let (secure, config) = (p.settings.secure_noise, p.config);
+        let (mut sampler, noise) = if secure {
+            let os = ChaCha20Rng::from_rng(rand::rngs::OsRng)
+                .map_err(|e| TrainError::Data(format!("no randomness from the system: {e}")))?;
+            (os, Noise::os())
+        } else {
+            // Seeded by run and epoch, as the shuffle: a resumed run draws the batches and
+            // the noise that the uninterrupted one would.
+            let stream = self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (
+                ChaCha20Rng::seed_from_u64(stream ^ 0x7361_6d70_6c65), // "sample"
+                Noise::seeded(stream ^ 0x006e_6f69_7365),              // "noise"
+            )
+        };
+        let mut dp = (p.stepper)(config, &self.net, noise);
+        *dp.accountant_mut() = p.accountant.clone();
+        let steps = steps_per_epoch(train.len(), config.expected_batch_size) as usize;
+        let (inputs, targets) = (
+            self.net.inputs_per_example(),
+            targets_per_example(&self.net),
+        );
+        let mut idx = std::mem::take(&mut self.order);
+        let (mut total, mut seen) = (0.0, 0usize);
+        for s in 0..steps {
+            poisson_batch(train.len(), config.sample_rate, &mut sampler, &mut idx);
+            let n = idx.len();
+            self.reserve(n)?;
+            let (x, y) = (&mut self.x[..n * inputs], &mut self.y[..n * targets]);
+            fill_batch(&self.net, train, &idx, x, y)?;
+            let stats = dp.step(&mut self.net, &mut self.optimizer, x, y, n, T::from_f64(lr))?;
+            if !stats.loss.is_finite() {
+                return Err(self.diverged(epoch, "training", stats.loss, lr));
+            }
+            total += stats.loss * n as f64;
+            seen += n;
+            if let Some(p) = progress {
+                p(s + 1, steps);
+            }
+        }
+        idx.clear();
+        self.order = idx;
+        if let Some(p) = &mut self.privacy {
+            p.pending = Some(dp.accountant_mut().clone());
+        }
+        Ok(if seen == 0 {
+            0.0
+        } else {
+            total / seen as f64 * train.len() as f64
+        })
+    }
+
+    /// Keeps the steps of the epoch just reported; epsilon spent so far (None for a run
+    /// that is not private).
+    fn commit_privacy(&mut self) -> Result<Option<f64>, TrainError> {
+        let Some(p) = &mut self.privacy else {
+            return Ok(None);
+        };
+        if let Some(a) = p.pending.take() {
+            p.accountant = a;
+        }
+        Ok(Some(p.accountant.spent(p.settings.delta)?.epsilon))
+    }
+
+    /// A private run's settings, its DP-SGD configuration (q, B) and the steps taken so
+    /// far; `None` for a run that is not private.
+    pub fn privacy(&self) -> Option<(&PrivateTraining, &DpConfig, &Accountant)> {
+        (self.privacy.as_ref()).map(|p| (&p.settings, &p.config, &p.accountant))
+    }
+
+    /// epsilon spent so far at the run's delta (None for a run that is not private).
+    pub fn epsilon(&self) -> Option<f64> {
+        let p = self.privacy.as_ref()?;
+        p.accountant.spent(p.settings.delta).ok().map(|s| s.epsilon)
+    }
+
+    /// A model file's record of private training ([`PrivateTraining::to_metadata`]):
+    /// `dp_epsilon`, `dp_sample_rate`, `dp_noise`, `dp_clip`, `dp_delta`, `dp_steps`, ...;
+    /// nothing for a run that is not private.
+    pub fn privacy_metadata(&self) -> Vec<(String, String)> {
+        (self.privacy.as_ref())
+            .and_then(|p| {
+                (p.settings)
+                    .to_metadata(p.config.sample_rate, p.examples, &p.accountant)
+                    .ok()
+            })
+            .unwrap_or_default()
     }
 
     fn diverged(&self, epoch: usize, what: &'static str, value: f64, lr: f64) -> TrainError {
@@ -1260,6 +1450,7 @@ impl<T: Float, M: Trainable<T>> Trainer<T, M> {
         if let Some(j) = self.start_loss {
             meta.push((START_LOSS_KEY.into(), j.to_string()));
         }
+        meta.extend(self.privacy_metadata());
         meta
     }
 
@@ -1315,6 +1506,49 @@ impl<T: Float, M: Trainable<T>> Trainer<T, M> {
             _ => &mut self.net,
         };
         evaluate_with(model, data, &mut self.ws, &mut self.x, &mut self.y)
+    }
+}
+
+impl<T: Float, M: Trainable<T> + PrivateModel<T> + 'static> Trainer<T, M> {
+    /// Makes the run private: every epoch takes N / B steps of DP-SGD ([`DpSgd::step`])
+    /// on Poisson batches at rate q = B / N (B, the config's batch; N = `examples`, the
+    /// training examples) instead of shuffled mini-batches, as Opacus's `make_private`
+    /// does; the noise and the batches are seeded by the run's seed and the epoch, unless
+    /// `settings.secure_noise` draws them from the operating system.
+    ///
+    /// ```
+    /// use backprop::data::synthetic;
+    /// use backprop::privacy::PrivateTraining;
+    /// use backprop::train::{TrainConfig, Trainer};
+    /// let data = synthetic::xor(400, 1);
+    /// let config = TrainConfig { hidden: vec![8], lr: 1.0, batch: 40, epochs: 2,
+    ///                            ..TrainConfig::default() };
+    /// let dp = PrivateTraining { noise: 1.0, clip: 1.0, delta: 1e-4, secure_noise: false };
+    /// let mut t = Trainer::<f64>::new(config, 2, 2).unwrap().with_privacy(dp, 400).unwrap();
+    /// let r = t.run_epoch(&data, &data, None).unwrap();
+    /// assert_eq!(t.privacy().unwrap().2.steps(), 10); // N / B
+    /// assert!(r.epsilon.unwrap() > 0.0);
+    /// ```
+    ///
+    /// # Errors
+    /// [`TrainError::Privacy`] for settings [`PrivateTraining::validate`] refuses or a
+    /// batch larger than N.
+    pub fn with_privacy(
+        mut self,
+        settings: PrivateTraining,
+        examples: usize,
+    ) -> Result<Self, TrainError> {
+        settings.validate()?;
+        let config = DpConfig::new(settings.noise, settings.clip, self.config.batch, examples)?;
+        self.privacy = Some(Privacy {
+            settings,
+            examples,
+            config,
+            accountant: Accountant::new(),
+            pending: None,
+            stepper: dp_stepper::<T, M>,
+        });
+        Ok(self)
     }
 }
 
@@ -1377,6 +1611,16 @@ impl<T: Float> Trainer<T> {
         };
         let mut trainer = Self::with_model(config, net)?;
         checkpoint.restore(&mut trainer.optimizer)?;
+        if let Some((settings, examples, steps)) =
+            PrivateTraining::from_metadata(&meta).map_err(&bad)?
+        {
+            trainer = trainer.with_privacy(settings, examples)?;
+            if let Some(p) = &mut trainer.privacy {
+                if steps > 0 {
+                    (p.accountant).add_steps(settings.noise, p.config.sample_rate, steps)?;
+                }
+            }
+        }
         if let Some(accuracy) = trainer.restore_state(&meta, &bad)? {
             let mut best = trainer.net.clone();
             for (i, layer) in best.layers.iter_mut().enumerate() {

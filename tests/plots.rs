@@ -42,6 +42,7 @@ fn history(epochs: usize) -> Vec<EpochReport> {
             validation_loss: Some(0.85 / e as f64),
             validation_accuracy: Some(0.7 + 0.02 * e as f64),
             seconds: 0.1,
+            epsilon: None,
         })
         .collect()
 }

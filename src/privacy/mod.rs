@@ -59,6 +59,7 @@
 mod accountant;
 mod dpsgd;
 mod noise;
+mod run;
 
 pub use accountant::{
     default_orders, epsilon_from_rdp, noise_for_epsilon, rdp, Accountant, Spent, EPSILON_TOLERANCE,
@@ -66,6 +67,7 @@ pub use accountant::{
 };
 pub use dpsgd::{poisson_batch, DpConfig, DpSgd, PrivateModel, StepStats, CLIP_EPS};
 pub use noise::Noise;
+pub use run::{default_delta, steps_per_epoch, PrivateTraining};
 
 use crate::network::NetworkError;
 use crate::optim::OptimError;

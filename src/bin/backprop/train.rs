@@ -14,6 +14,7 @@ use backprop::model_file;
 use backprop::network::{Activation, Cost, Init, NetworkError};
 use backprop::nn::{self, Arch, ArchError, ArchModel};
 use backprop::optim::{OptimizerConfig, OptimizerKind, Schedule};
+use backprop::privacy::{self, PrivateTraining};
 use backprop::train::{EpochReport, TrainConfig, TrainError, Trainable, Trainer};
 use backprop::Float;
 
@@ -138,6 +139,129 @@ pub struct Args {
     /// One JSON object per epoch on standard output, and a last one with the results.
     #[arg(long)]
     json: bool,
+    /// Private training (DP-SGD, as Opacus's make_private): the noise multiplier sigma.
+    /// Each step samples every training example with probability q = batch / N, clips
+    /// each example's gradient to norm --dp-clip C, adds Gaussian noise of standard
+    /// deviation sigma C to the sum and divides by the batch size; epsilon is reported
+    /// after every epoch.
+    #[arg(long, allow_negative_numbers = true)]
+    dp_noise: Option<f64>,
+    /// Private training: instead of --dp-noise, the epsilon to stay within at --dp-delta
+    /// after --epochs (the least noise that does is found).
+    #[arg(long, allow_negative_numbers = true)]
+    dp_epsilon: Option<f64>,
+    /// Private training: C, the norm each example's gradient is clipped to.
+    #[arg(long, allow_negative_numbers = true)]
+    dp_clip: Option<f64>,
+    /// Private training: delta of the (epsilon, delta) guarantee, in (0, 1) [default:
+    /// 1 / (10 N) for N training examples].
+    #[arg(long, allow_negative_numbers = true)]
+    dp_delta: Option<f64>,
+    /// Private training: draw the noise and the batches from the operating system rather
+    /// than from --seed (the run cannot be repeated then).
+    #[arg(long)]
+    dp_secure_noise: bool,
+}
+
+/// The private training flags, checked.
+#[derive(Clone, Copy, Debug)]
+struct DpFlags {
+    /// --dp-noise, or --dp-epsilon to find it from.
+    noise: DpNoise,
+    clip: f64,
+    delta: Option<f64>,
+    secure: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum DpNoise {
+    Sigma(f64),
+    Epsilon(f64),
+}
+
+/// The --dp-* flags: none (not private), or a consistent set.
+fn dp_flags(args: &Args) -> anyhow::Result<Option<DpFlags>> {
+    let noise = match (args.dp_noise, args.dp_epsilon) {
+        (Some(_), Some(_)) => {
+            bail!("--dp-noise and --dp-epsilon: give one of them (--dp-epsilon finds the noise)")
+        }
+        (Some(s), None) => Some(DpNoise::Sigma(s)),
+        (None, Some(e)) => Some(DpNoise::Epsilon(e)),
+        (None, None) => None,
+    };
+    let (noise, clip) = match (noise, args.dp_clip) {
+        (None, None) => {
+            if let Some(d) = args.dp_delta {
+                bail!("--dp-delta {d}: applies to private training (give --dp-noise or --dp-epsilon, and --dp-clip)");
+            }
+            if args.dp_secure_noise {
+                bail!("--dp-secure-noise: applies to private training (give --dp-noise or --dp-epsilon, and --dp-clip)");
+            }
+            return Ok(None);
+        }
+        (None, Some(c)) => {
+            bail!("--dp-clip {c}: needs --dp-noise SIGMA or --dp-epsilon EPS (private training)")
+        }
+        (Some(DpNoise::Sigma(s)), None) => {
+            bail!(
+                "--dp-noise {s}: needs --dp-clip C, the norm each example's gradient is clipped to"
+            )
+        }
+        (Some(DpNoise::Epsilon(e)), None) => {
+            bail!("--dp-epsilon {e}: needs --dp-clip C, the norm each example's gradient is clipped to")
+        }
+        (Some(n), Some(c)) => (n, c),
+    };
+    match noise {
+        DpNoise::Sigma(s) if !(s >= 0.0 && s.is_finite()) => {
+            bail!("--dp-noise {s}: must be a finite number >= 0")
+        }
+        DpNoise::Epsilon(e) if !(e > 0.0 && e.is_finite()) => {
+            bail!("--dp-epsilon {e}: must be a positive finite number")
+        }
+        _ => {}
+    }
+    if !(clip > 0.0 && clip.is_finite()) {
+        bail!("--dp-clip {clip}: must be a positive finite number");
+    }
+    if let Some(d) = args.dp_delta.filter(|d| !(*d > 0.0 && *d < 1.0)) {
+        bail!("--dp-delta {d}: must be in (0, 1)");
+    }
+    Ok(Some(DpFlags {
+        noise,
+        clip,
+        delta: args.dp_delta,
+        secure: args.dp_secure_noise,
+    }))
+}
+
+/// The settings of a private run on `examples` training examples for `epochs` epochs:
+/// delta defaults to 1 / (10 N); --dp-epsilon becomes the least noise that stays within it.
+fn private_settings(
+    dp: DpFlags,
+    batch: usize,
+    examples: usize,
+    epochs: usize,
+) -> anyhow::Result<PrivateTraining> {
+    if batch > examples {
+        bail!("--batch {batch}: private training samples each of the {examples} training examples with probability batch / {examples}, so the batch must be at most {examples}");
+    }
+    let delta = dp.delta.unwrap_or_else(|| privacy::default_delta(examples));
+    let noise = match dp.noise {
+        DpNoise::Sigma(s) => s,
+        DpNoise::Epsilon(e) => {
+            let q = batch as f64 / examples as f64;
+            let steps = privacy::steps_per_epoch(examples, batch).saturating_mul(epochs as u64);
+            privacy::noise_for_epsilon(e, delta, q, steps)
+                .map_err(|err| anyhow::anyhow!("--dp-epsilon {e}: {err}"))?
+        }
+    };
+    Ok(PrivateTraining {
+        noise,
+        clip: dp.clip,
+        delta,
+        secure_noise: dp.secure,
+    })
 }
 
 /// `--dtype`.
@@ -358,6 +482,10 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
             bail!("--seq-len 0: a sequence needs at least 1 character");
         }
     }
+    let dp = dp_flags(&args)?;
+    if let (Some(_), Some(_)) = (&dp, &args.arch) {
+        bail!("--arch: private training supports fully connected networks; models of layers are not yet supported");
+    }
     if let Some(arch) = args.arch.clone() {
         if given("hidden") {
             bail!("--arch and --hidden: give one of them (--arch builds a model of layers, --hidden a fully connected network)");
@@ -497,6 +625,7 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
             return Err(refuse(id, &show(&mine), &show(&theirs)));
         }
     }
+    check_dp_on_resume(&args, dp, &meta, &path)?;
     if given("scale") {
         let kind = |s: &str| s.split(':').next().unwrap_or("").to_string();
         let stored = kind(meta.get("scaling").map_or("", String::as_str));
@@ -537,6 +666,73 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
 }
 
 /// How a run begins: with new settings, or from a checkpoint.
+/// A resumed run keeps the checkpoint's private training: --dp-* flags are refused unless
+/// they repeat it.
+fn check_dp_on_resume(
+    args: &Args,
+    dp: Option<DpFlags>,
+    meta: &BTreeMap<String, String>,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let Some(dp) = dp else {
+        return Ok(());
+    };
+    let name = match dp.noise {
+        DpNoise::Sigma(_) => "--dp-noise",
+        DpNoise::Epsilon(_) => "--dp-epsilon",
+    };
+    if args.arch.is_some() || meta.contains_key(nn::ARCH_KEY) {
+        bail!("--arch: private training supports fully connected networks; models of layers are not yet supported");
+    }
+    let stored = PrivateTraining::from_metadata(meta)
+        .map_err(|e| anyhow::anyhow!("--resume {}: {e}", path.display()))?;
+    let Some((stored, _, _)) = stored else {
+        bail!(
+            "{name}: the checkpoint {} was trained without private training; a resumed run keeps its settings (leave the --dp-* flags out)",
+            path.display()
+        );
+    };
+    let differs = |flag: &str, mine: String, theirs: String| {
+        anyhow::anyhow!(
+            "{flag} {mine}: the checkpoint {} was trained with {theirs}; a resumed run keeps its settings (leave {flag} out)",
+            path.display()
+        )
+    };
+    match dp.noise {
+        DpNoise::Sigma(s) if s != stored.noise => {
+            return Err(differs("--dp-noise", s.to_string(), stored.noise.to_string()))
+        }
+        DpNoise::Epsilon(e) => bail!(
+            "--dp-epsilon {e}: the checkpoint {} keeps the noise {} found for its budget; leave --dp-epsilon out",
+            path.display(),
+            stored.noise
+        ),
+        _ => {}
+    }
+    if dp.clip != stored.clip {
+        return Err(differs(
+            "--dp-clip",
+            dp.clip.to_string(),
+            stored.clip.to_string(),
+        ));
+    }
+    if let Some(d) = dp.delta.filter(|d| *d != stored.delta) {
+        return Err(differs(
+            "--dp-delta",
+            d.to_string(),
+            stored.delta.to_string(),
+        ));
+    }
+    if dp.secure && !stored.secure_noise {
+        return Err(differs(
+            "--dp-secure-noise",
+            String::new(),
+            "seeded noise".into(),
+        ));
+    }
+    Ok(())
+}
+
 enum Start {
     Fresh(TrainConfig),
     Resume {
@@ -673,6 +869,12 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
             train.features
         );
     }
+    let mut trainer = trainer;
+    if let (Some(dp), None) = (dp_flags(args)?, &resumed_from) {
+        let c = trainer.config();
+        let settings = private_settings(dp, c.batch, train.len(), c.epochs)?;
+        trainer = trainer.with_privacy(settings, train.len())?;
+    }
 
     let mut metadata = vec![
         ("scaling".to_string(), scaling.to_string()),
@@ -804,8 +1006,34 @@ fn train_loop<T: Float, M: Trainable<T>>(run: Run<'_, T, M>) -> anyhow::Result<(
             );
         }
     }
+    if let Some((dp, c, acc)) = trainer.privacy() {
+        if !args.json {
+            let n = train.len();
+            let default = if dp.delta == privacy::default_delta(n) {
+                " (1/(10 N), the default)"
+            } else {
+                ""
+            };
+            errln!(
+                "private training: noise multiplier {}, clipping norm {}, delta {}{default}, sample rate {} (batches of {} expected of {n}), {} steps per epoch{}",
+                dp.noise,
+                dp.clip,
+                dp.delta,
+                c.sample_rate,
+                c.expected_batch_size,
+                privacy::steps_per_epoch(n, c.expected_batch_size),
+                if acc.steps() > 0 { format!(", {} taken", acc.steps()) } else { String::new() },
+            );
+        }
+        if dp.secure_noise {
+            errln!("--dp-secure-noise: the noise and the batches come from the operating system; this run cannot be repeated");
+        }
+    }
     let start = std::time::Instant::now();
-    let batches = train.len().div_ceil(config.batch);
+    let batches = match trainer.privacy() {
+        Some((_, c, _)) => privacy::steps_per_epoch(train.len(), c.expected_batch_size) as usize,
+        None => train.len().div_ceil(config.batch),
+    };
     while !trainer.finished() {
         let epoch = trainer.history().len() + 1;
         let bar = stderr_tty.then(|| {
@@ -885,6 +1113,18 @@ fn train_loop<T: Float, M: Trainable<T>>(run: Run<'_, T, M>) -> anyhow::Result<(
             summary.0: summary.1,
             "model": files.out.as_ref().map(|p| p.display().to_string()),
         });
+        let mut summary = summary;
+        if let Some((dp, c, acc)) = trainer.privacy() {
+            summary["epsilon"] = serde_json::json!(trainer.epsilon());
+            summary["privacy"] = serde_json::json!({
+                "noise": dp.noise,
+                "clip": dp.clip,
+                "delta": dp.delta,
+                "sample_rate": c.sample_rate,
+                "steps": acc.steps(),
+                "secure_noise": dp.secure_noise,
+            });
+        }
         crate::outln!("{summary}");
     } else {
         errln!(
@@ -893,6 +1133,13 @@ fn train_loop<T: Float, M: Trainable<T>>(run: Run<'_, T, M>) -> anyhow::Result<(
             final_eval.loss,
             plural(trainer.history().len(), "epoch"),
         );
+        if let (Some(e), Some((dp, _, acc))) = (trainer.epsilon(), trainer.privacy()) {
+            errln!(
+                "privacy spent: epsilon {e:.4} at delta {} after {}",
+                dp.delta,
+                plural(acc.steps() as usize, "step")
+            );
+        }
         if let (Some(e), Some(_)) = (kept, config.patience) {
             // Early stopping watches the validation part when there is one (never the test part
             // then), as the report's watched accuracy does.
@@ -944,8 +1191,11 @@ fn print_epoch(r: &EpochReport, epochs: usize, json: bool) -> anyhow::Result<()>
             ),
             _ => String::new(),
         };
+        let epsilon = r
+            .epsilon
+            .map_or(String::new(), |e| format!(", epsilon {e:.4}"));
         errln!(
-            "epoch {}/{epochs}: train loss {:.4}{validation}, test loss {:.4}, test accuracy {:.2}% ({:.2} s)",
+            "epoch {}/{epochs}: train loss {:.4}{validation}, test loss {:.4}, test accuracy {:.2}%{epsilon} ({:.2} s)",
             r.epoch,
             r.train_loss,
             r.test_loss,
@@ -963,6 +1213,7 @@ fn save_model<T: Float>(
 ) -> anyhow::Result<()> {
     let mut meta = metadata.to_vec();
     meta.extend(trainer.config().to_metadata());
+    meta.extend(trainer.privacy_metadata());
     model_file::save(trainer.final_network(), out, &meta)
         .map_err(|e| anyhow::anyhow!("--out {e}"))?;
     Ok(())
@@ -979,10 +1230,13 @@ fn write_side_files<T: Float, M: Trainable<T>>(
         // Validation columns only when there is a validation part (logs stay as they were).
         let validated = trainer.config().validation_split > 0.0;
         csv.push_str(if validated {
-            ",validation_loss,validation_accuracy\n"
+            ",validation_loss,validation_accuracy"
         } else {
-            "\n"
+            ""
         });
+        // An epsilon column only for a private run.
+        let private = trainer.privacy().is_some();
+        csv.push_str(if private { ",epsilon\n" } else { "\n" });
         for r in trainer.history() {
             csv.push_str(&format!(
                 "{},{},{},{},{},{}",
@@ -995,6 +1249,9 @@ fn write_side_files<T: Float, M: Trainable<T>>(
                     cell(r.validation_loss),
                     cell(r.validation_accuracy)
                 ));
+            }
+            if private {
+                csv.push_str(&format!(",{}", r.epsilon.unwrap_or(0.0)));
             }
             csv.push('\n');
         }
