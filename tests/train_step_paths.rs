@@ -15,7 +15,9 @@ fn case() -> (Network<f64>, Vec<f64>, Vec<f64>, usize) {
     )
     .unwrap();
     let n = 6;
-    let x: Vec<f64> = (0..n * 3).map(|i| ((i * 37 % 11) as f64 - 5.0) / 4.0).collect();
+    let x: Vec<f64> = (0..n * 3)
+        .map(|i| ((i * 37 % 11) as f64 - 5.0) / 4.0)
+        .collect();
     let mut y = vec![0.0; n * 2];
     for e in 0..n {
         y[e * 2 + e % 2] = 1.0;
