@@ -253,14 +253,15 @@ fn the_noise_has_standard_deviation_sigma_c_over_b() {
 
 #[test]
 fn noise_is_the_same_on_one_thread_or_two() {
-    // A layer of 300 x 200 = 60,000 weights is drawn in blocks of 2^14, on both threads.
+    // A layer of 500 x 200 = 100,000 weights is drawn in blocks of 2^14, on both threads
+    // (tensors from 4 blocks up are split).
     let run = |threads| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
         pool.install(|| {
-            let mut v = vec![0.0f64; 60_000];
+            let mut v = vec![0.0f64; 100_000];
             let mut noise = Noise::seeded(5);
             noise.add(1.0, |f| f(&mut v));
             v

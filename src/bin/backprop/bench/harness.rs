@@ -821,6 +821,149 @@ fn run_measured<S>(
     })
 }
 
+/// The private step's settings that `backprop bench --dp` reports beside its figures.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DpSettings {
+    /// sigma: the noise's standard deviation is sigma C.
+    pub noise_multiplier: f64,
+    /// C: each example's gradient is clipped to this norm.
+    pub max_grad_norm: f64,
+    /// Whether the noise is keyed by the operating system (ChaCha20) rather than seeded.
+    pub secure_noise: bool,
+}
+
+/// `backprop bench --dp`: the ordinary step's [`BenchResult`] (the same keys, the same
+/// step) and the private step's figures beside it, measured in one run, on one line of
+/// JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DpBenchResult {
+    /// The ordinary step, as `backprop bench` without `--dp` reports it.
+    #[serde(flatten)]
+    pub ordinary: BenchResult,
+    /// Median private-step samples per second, counting the expected batch size B per
+    /// step (an epoch of N examples takes N / B private steps).
+    pub dp_train_samples_per_sec: f64,
+    /// Private-step samples per second of each repeat.
+    pub dp_train_repeats_samples_per_sec: Vec<f64>,
+    /// `dp_train_samples_per_sec / train_samples_per_sec`.
+    pub dp_ratio: f64,
+    /// sigma.
+    pub dp_noise_multiplier: f64,
+    /// C.
+    pub dp_max_grad_norm: f64,
+    /// Whether the noise came from the operating system.
+    pub dp_secure_noise: bool,
+}
+
+impl DpBenchResult {
+    /// The result as one line of JSON: every key of [`BenchResult`], then the `dp_` keys.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("a DpBenchResult always serialises")
+    }
+}
+
+impl fmt::Display for DpBenchResult {
+    /// The ordinary line, the private line under it, and the machine.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.ordinary;
+        writeln!(f, "{o}")?;
+        writeln!(
+            f,
+            "{:<8} threads {}  private {:>9} samples/s  = {:.2} x ordinary {} samples/s  (sigma {}, C {}, {} noise)",
+            o.config,
+            o.threads,
+            thousands(self.dp_train_samples_per_sec),
+            self.dp_ratio,
+            thousands(o.train_samples_per_sec),
+            self.dp_noise_multiplier,
+            self.dp_max_grad_norm,
+            if self.dp_secure_noise { "OS" } else { "seeded" },
+        )?;
+        write!(
+            f,
+            "machine  {}, {} logical cores",
+            o.cpu_model, o.logical_cores
+        )
+    }
+}
+
+/// [`run`] with a private step measured beside the ordinary one: their repeats
+/// alternate (ordinary, private, ordinary, ...) in this one process, so a change of load
+/// on a shared machine falls on both; then inference as [`run`] measures it. Each call
+/// of `private_step` counts as `config.batch` samples (the expected batch size).
+///
+/// # Errors
+/// [`BenchError::BadTiming`] as [`measure`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_dp<S>(
+    config: &BenchConfig,
+    threads: usize,
+    timing: &Timing,
+    dp: DpSettings,
+    state: &mut S,
+    mut train_step: impl FnMut(&mut S, usize),
+    mut private_step: impl FnMut(&mut S, usize),
+    mut infer_step: impl FnMut(&mut S, usize),
+) -> Result<DpBenchResult, BenchError> {
+    timing.check()?;
+    let (mut ordinary, mut private) = (Vec::new(), Vec::new());
+    let (mut redone, mut contended) = (0, 0);
+    let mut first = (0, 0);
+    for r in 0..timing.repeats {
+        // One repeat of each; the warm-up only before the first.
+        let one = Timing {
+            repeats: 1,
+            warmup_steps: if r == 0 { timing.warmup_steps } else { 0 },
+            ..*timing
+        };
+        let o = measure(&one, config.batch, |i| train_step(state, first.0 + i))?;
+        first.0 += one.warmup_steps + o.steps.iter().sum::<u64>() as usize;
+        let p = measure(&one, config.batch, |i| private_step(state, first.1 + i))?;
+        first.1 += one.warmup_steps + p.steps.iter().sum::<u64>() as usize;
+        redone += o.redone + p.redone;
+        contended += o.contended + p.contended;
+        ordinary.extend(o.per_repeat);
+        private.extend(p.per_repeat);
+    }
+    let no_time = BenchError::BadTiming {
+        reason: "the clock gave no usable time",
+    };
+    let train = median(&ordinary).ok_or(no_time.clone())?;
+    let dp_train = median(&private).ok_or(no_time)?;
+    let infer = measure(timing, config.batch, |i| infer_step(state, i))?;
+    let infer_flops: f64 = (config.sizes.windows(2))
+        .map(|w| 2.0 * (w[0] * w[1]) as f64)
+        .sum();
+    let machine = Machine::detect();
+    let result = BenchResult {
+        config: config.name.to_owned(),
+        threads,
+        train_samples_per_sec: train,
+        infer_samples_per_sec: infer.median,
+        peak_rss_bytes: peak_rss_bytes(),
+        implementation: "backprop".to_owned(),
+        repeats: timing.repeats,
+        seconds_per_repeat: timing.seconds_per_repeat,
+        redone_repeats: redone + infer.redone,
+        contended_repeats: contended + infer.contended,
+        train_gflops: train * config.train_flops_per_example() as f64 / 1e9,
+        infer_gflops: infer.median * infer_flops / 1e9,
+        train_repeats_samples_per_sec: ordinary,
+        infer_repeats_samples_per_sec: infer.per_repeat,
+        cpu_model: machine.cpu_model,
+        logical_cores: machine.logical_cores,
+    };
+    Ok(DpBenchResult {
+        ordinary: result,
+        dp_train_samples_per_sec: dp_train,
+        dp_train_repeats_samples_per_sec: private,
+        dp_ratio: dp_train / train,
+        dp_noise_multiplier: dp.noise_multiplier,
+        dp_max_grad_norm: dp.max_grad_norm,
+        dp_secure_noise: dp.secure_noise,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

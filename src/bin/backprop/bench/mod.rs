@@ -7,10 +7,13 @@ use anyhow::{bail, Context};
 use backprop::network::{Cost, Init, Network, Workspace};
 use backprop::nn::Sequential;
 use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+use backprop::privacy::{poisson_batch, DpConfig, DpSgd, Noise};
 use harness::{
-    run as measure_config, run_arch, ArchBenchConfig, BenchConfig, BenchResult, SyntheticData,
-    SyntheticSequences, Timing,
+    run as measure_config, run_arch, run_dp, ArchBenchConfig, BenchConfig, BenchResult,
+    DpBenchResult, DpSettings, SyntheticData, SyntheticSequences, Timing,
 };
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use crate::common;
 
@@ -40,6 +43,21 @@ pub struct Args {
     /// One JSON object per config.
     #[arg(long)]
     json: bool,
+    /// Also time the private (DP-SGD) step on the same network and expected batch size,
+    /// interleaved with the ordinary step, and print both with their ratio (nielsen,
+    /// small, wide only).
+    #[arg(long)]
+    dp: bool,
+    /// With --dp: the noise multiplier sigma [default: 1.0].
+    #[arg(long, allow_negative_numbers = true)]
+    dp_noise: Option<f64>,
+    /// With --dp: the clipping norm C of each example's gradient [default: 1.0].
+    #[arg(long, allow_negative_numbers = true)]
+    dp_clip: Option<f64>,
+    /// With --dp: noise keyed by the operating system and drawn by ChaCha20 (slower than
+    /// the default seeded noise).
+    #[arg(long)]
+    dp_secure_noise: bool,
 }
 
 /// Seed of the synthetic data and of the initial weights.
@@ -68,6 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.repeats == 0 {
         bail!("--repeats 0: must be at least 1");
     }
+    let dp = dp_settings(&args, !arch.is_empty())?;
     common::set_threads(args.threads)?;
     if configs.len() > 1 {
         // One process per config, so that each reports its own peak memory.
@@ -83,6 +102,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if args.json {
                 cmd.arg("--json");
             }
+            if let Some(dp) = dp {
+                cmd.args(["--dp", "--dp-noise", &dp.noise_multiplier.to_string()])
+                    .args(["--dp-clip", &dp.max_grad_norm.to_string()]);
+                if dp.secure_noise {
+                    cmd.arg("--dp-secure-noise");
+                }
+            }
             let status = cmd.status().context("cannot run the benchmark")?;
             if !status.success() {
                 bail!("the {c} benchmark failed");
@@ -96,6 +122,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         repeats: args.repeats,
         ..Timing::default()
     };
+    if let Some(dp) = dp {
+        let result = bench_mlp_dp(&args.config.parse()?, threads, &timing, dp)?;
+        if args.json {
+            crate::outln!("{}", result.to_json_line());
+        } else {
+            crate::outln!("{result}");
+        }
+        return Ok(());
+    }
     let result = match arch.first() {
         Some(config) => bench_arch(config, threads, &timing)?,
         None => bench_mlp(&args.config.parse()?, threads, &timing)?,
@@ -136,6 +171,124 @@ fn bench_mlp(config: &BenchConfig, threads: usize, timing: &Timing) -> anyhow::R
             std::hint::black_box(net.feed_forward(b.x, b.n, ws));
         },
     )?)
+}
+
+/// The `--dp` flags, checked: `None` without `--dp`.
+fn dp_settings(args: &Args, arch: bool) -> anyhow::Result<Option<DpSettings>> {
+    if !args.dp {
+        for (given, flag) in [
+            (args.dp_noise.is_some(), "--dp-noise"),
+            (args.dp_clip.is_some(), "--dp-clip"),
+            (args.dp_secure_noise, "--dp-secure-noise"),
+        ] {
+            if given {
+                bail!("{flag}: only with --dp");
+            }
+        }
+        return Ok(None);
+    }
+    if arch {
+        bail!("--dp: only for the fully connected networks (nielsen, small, wide, all)");
+    }
+    let sigma = args.dp_noise.unwrap_or(1.0);
+    if !(sigma.is_finite() && sigma >= 0.0) {
+        bail!("--dp-noise {sigma}: must be a finite number >= 0");
+    }
+    let c = args.dp_clip.unwrap_or(1.0);
+    if !(c.is_finite() && c > 0.0) {
+        bail!("--dp-clip {c}: must be a finite number > 0");
+    }
+    Ok(Some(DpSettings {
+        noise_multiplier: sigma,
+        max_grad_norm: c,
+        secure_noise: args.dp_secure_noise,
+    }))
+}
+
+/// One fully connected network, ordinary and private: the ordinary step is
+/// [`bench_mlp`]'s (`Network::sgd_train_step`); the private step is what private training
+/// runs for each batch: a Poisson batch of expected size B out of the data's examples,
+/// its rows gathered, then `DpSgd::step` with the SGD optimizer.
+fn bench_mlp_dp(
+    config: &BenchConfig,
+    threads: usize,
+    timing: &Timing,
+    dp: DpSettings,
+) -> anyhow::Result<DpBenchResult> {
+    let data = SyntheticData::standard(SEED);
+    let net = Network::<f32>::new(
+        config.sizes,
+        &config.activations(),
+        config.cost,
+        Init::Uniform,
+        SEED,
+    )?;
+    let ws = Workspace::new(&net, config.batch);
+    let (batch, eta) = (config.batch, config.learning_rate);
+    let private_net = net.clone();
+    let sgd = Optimizer::new(OptimizerConfig::new(OptimizerKind::Sgd), &private_net)?;
+    let dp_config = DpConfig::new(dp.noise_multiplier, dp.max_grad_norm, batch, data.len())?;
+    let noise = if dp.secure_noise {
+        Noise::os()
+    } else {
+        Noise::seeded(SEED)
+    };
+    let private = DpSgd::new(dp_config, &private_net, noise);
+    let (inputs, classes) = (data.inputs.cols(), data.targets.cols());
+    let mut state = Dp {
+        net,
+        ws,
+        private_net,
+        sgd,
+        private,
+        rng: ChaCha8Rng::seed_from_u64(SEED),
+        idx: Vec::new(),
+        x: Vec::new(),
+        y: Vec::new(),
+    };
+    Ok(run_dp(
+        config,
+        threads,
+        timing,
+        dp,
+        &mut state,
+        |s, i| {
+            let b = data.batch(i, batch).expect("the batch size fits the data");
+            s.net
+                .sgd_train_step(b.x, b.y, b.n, &mut s.ws, eta)
+                .expect("the batch fits the network");
+        },
+        |s, _| {
+            poisson_batch(data.len(), dp_config.sample_rate, &mut s.rng, &mut s.idx);
+            s.x.clear();
+            s.y.clear();
+            for &e in &s.idx {
+                s.x.extend_from_slice(&data.inputs.as_slice()[e * inputs..(e + 1) * inputs]);
+                s.y.extend_from_slice(&data.targets.as_slice()[e * classes..(e + 1) * classes]);
+            }
+            let n = s.idx.len();
+            (s.private)
+                .step(&mut s.private_net, &mut s.sgd, &s.x, &s.y, n, eta)
+                .expect("the batch fits the network");
+        },
+        |s, i| {
+            let b = data.batch(i, batch).expect("the batch size fits the data");
+            std::hint::black_box(s.net.feed_forward(b.x, b.n, &mut s.ws));
+        },
+    )?)
+}
+
+/// What the two steps of [`bench_mlp_dp`] work on.
+struct Dp {
+    net: Network<f32>,
+    ws: Workspace<f32>,
+    private_net: Network<f32>,
+    sgd: Optimizer<f32>,
+    private: DpSgd<f32, Network<f32>>,
+    rng: ChaCha8Rng,
+    idx: Vec<usize>,
+    x: Vec<f32>,
+    y: Vec<f32>,
 }
 
 /// One model of layers. The step timed is what training runs for each mini-batch:

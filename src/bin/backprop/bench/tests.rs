@@ -442,3 +442,36 @@ fn doc_example_13_detect() -> Result<(), Box<dyn std::error::Error>> {
     assert!(m.logical_cores >= 1);
     Ok(())
 }
+
+#[test]
+fn doc_example_run_dp() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::harness::{run_dp, DpSettings};
+    let timing = Timing {
+        seconds_per_repeat: 0.001,
+        repeats: 3,
+        warmup_steps: 1,
+        retries: 0,
+    };
+    let dp = DpSettings {
+        noise_multiplier: 1.0,
+        max_grad_norm: 1.0,
+        secure_noise: false,
+    };
+    let mut work = 0u64;
+    let r = run_dp(
+        &BenchConfig::NIELSEN,
+        1,
+        &timing,
+        dp,
+        &mut work,
+        |w, _| *w = std::hint::black_box(*w + 1),
+        |w, _| *w = std::hint::black_box(*w + 2),
+        |w, _| *w = std::hint::black_box(*w + 3),
+    )?;
+    assert_eq!(r.ordinary.config, "nielsen");
+    assert_eq!(r.dp_train_repeats_samples_per_sec.len(), 3);
+    assert!(
+        (r.dp_ratio - r.dp_train_samples_per_sec / r.ordinary.train_samples_per_sec).abs() < 1e-12
+    );
+    Ok(())
+}
