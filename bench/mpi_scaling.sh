@@ -9,7 +9,8 @@
 #   bench/mpi_scaling.sh [ROUNDS]      # default 3; BACKPROP=path overrides the binary
 set -eu
 ROUNDS=${1:-3}
-BIN=${BACKPROP:-target/release/backprop}
+BIN=${BACKPROP:-$(dirname "$0")/../target/release/backprop}
+[ -x "$BIN" ] || { echo "$BIN: not built; run cargo build --release --features mpi --bin backprop" >&2; exit 1; }
 EPOCHS=3
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
@@ -30,7 +31,8 @@ run() { # name, block, launcher...
     shift 2
     load=$(cut -d' ' -f1 /proc/loadavg)
     "$@" "$BIN" train --data "$DIR/random.csv" --test-split 0.2 --epochs $EPOCHS \
-        --activation relu --lr 0.1 $NET $block --log "$DIR/log.csv" >/dev/null 2>&1
+        --activation relu --lr 0.1 $NET $block --log "$DIR/log.csv" >/dev/null 2>"$DIR/err" ||
+        { echo "$name failed:" >&2; cat "$DIR/err" >&2; exit 1; }
     printf '%-6s %-34s %8s s/epoch   load %s\n' "$CONFIG" "$name" "$(per_epoch "$DIR/log.csv")" "$load"
 }
 
