@@ -571,6 +571,9 @@ pub enum TrainError {
     /// Private training refused its settings or a step.
     #[error(transparent)]
     Privacy(#[from] PrivacyError),
+    /// Data-parallel training failed: a rank gone, ranks out of step.
+    #[error(transparent)]
+    Dist(#[from] crate::dist::DistError),
     /// A checkpoint that this code did not write, or that contradicts itself.
     #[error("{path}: not a usable checkpoint: {reason}")]
     Checkpoint {
@@ -900,11 +903,53 @@ pub fn train_step<T: Float, M: Trainable<T>>(
     Ok(j)
 }
 
+/// The update of [`train_step`] for a J and dJ/dθ computed elsewhere (a
+/// [`GradientSource`]): none when J is NaN or infinite.
+fn step_with<T: Float, M: Trainable<T>>(
+    model: &mut M,
+    grads: &M::Grads,
+    optimizer: &mut Optimizer<T>,
+    j: T,
+    lr: f64,
+) -> Result<f64, TrainError> {
+    let j = j.to_f64();
+    if j.is_finite() {
+        optimizer.step(model, grads, T::from_f64(lr))?;
+    }
+    Ok(j)
+}
+
+/// Where each mini-batch's J and dJ/dθ come from when not from the model's own
+/// [`Trainable::loss_and_grad`]: [`crate::dist::Blocked`] sums the batch in fixed blocks,
+/// shared among the processes of a data-parallel run ([`Trainer::set_gradient_source`]).
+pub trait GradientSource<T: Float, M: Trainable<T>> {
+    /// J = (1/n) Σ C_x of the batch (`n` examples, inputs `x`, targets `y`), and dJ/dθ
+    /// into `grads`, for the optimizer's step.
+    ///
+    /// # Errors
+    /// A batch the model refuses; [`TrainError::Dist`] if the processes fail.
+    fn loss_and_grad(
+        &mut self,
+        model: &mut M,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        grads: &mut M::Grads,
+    ) -> Result<T, TrainError>;
+
+    /// Time and bytes spent combining the processes' parts, for a report.
+    fn comm_stats(&self) -> Option<crate::dist::CommStats> {
+        None
+    }
+}
+
 /// A training run in progress: the model (by default the post's network), its optimizer,
 /// and the history so far.
 pub struct Trainer<T: Float, M: Trainable<T> = Network<T>> {
     config: TrainConfig,
     net: M,
+    /// `None`: the model's own backpropagation of the whole batch.
+    gradient: Option<Box<dyn GradientSource<T, M>>>,
     optimizer: Optimizer<T>,
     grads: M::Grads,
     ws: M::Scratch,
@@ -1057,10 +1102,34 @@ impl<T: Float, M: Trainable<T>> Trainer<T, M> {
             capacity: 0,
             start_loss: None,
             privacy: None,
+            gradient: None,
             optimizer,
             net,
             config,
         })
+    }
+
+    /// Computes each mini-batch's J and dJ/dθ with `source` (data-parallel block sums)
+    /// instead of the model's own backpropagation; the optimizer's step is the same.
+    ///
+    /// ```
+    /// use backprop::data::synthetic;
+    /// use backprop::dist::{Blocked, Single};
+    /// use backprop::train::{TrainConfig, Trainer};
+    /// let data = synthetic::xor(200, 1);
+    /// let config = TrainConfig { hidden: vec![8], lr: 1.0, epochs: 2, batch: 40, ..TrainConfig::default() };
+    /// let mut t = Trainer::<f64>::new(config, 2, 2).unwrap();
+    /// t.set_gradient_source(Box::new(Blocked::new(Single, t.network(), 16)));
+    /// t.run_epoch(&data, &data, None).unwrap();
+    /// assert_eq!(t.comm_stats().unwrap().steps, 5);
+    /// ```
+    pub fn set_gradient_source(&mut self, source: Box<dyn GradientSource<T, M>>) {
+        self.gradient = Some(source);
+    }
+
+    /// The gradient source's time and bytes, if it reports any.
+    pub fn comm_stats(&self) -> Option<crate::dist::CommStats> {
+        self.gradient.as_ref().and_then(|g| g.comm_stats())
     }
 
     /// Makes room for batches of `n` examples, after checking that they fit in
@@ -1250,16 +1319,23 @@ impl<T: Float, M: Trainable<T>> Trainer<T, M> {
             let n = idx.len();
             let (x, y) = (&mut self.x[..n * inputs], &mut self.y[..n * targets]);
             fill_batch(&self.net, train, idx, x, y)?;
-            let step = train_step(
-                &mut self.net,
-                &mut self.ws,
-                &mut self.grads,
-                &mut self.optimizer,
-                x,
-                y,
-                n,
-                T::from_f64(lr),
-            );
+            let step = match self.gradient.as_mut() {
+                Some(g) => g
+                    .loss_and_grad(&mut self.net, x, y, n, &mut self.grads)
+                    .and_then(|j| {
+                        step_with(&mut self.net, &self.grads, &mut self.optimizer, j, lr)
+                    }),
+                None => train_step(
+                    &mut self.net,
+                    &mut self.ws,
+                    &mut self.grads,
+                    &mut self.optimizer,
+                    x,
+                    y,
+                    n,
+                    T::from_f64(lr),
+                ),
+            };
             let j = match step {
                 Ok(j) if j.is_finite() => j,
                 Ok(j) => {

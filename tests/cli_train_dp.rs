@@ -307,6 +307,10 @@ fn bad_private_settings_are_refused_by_flag() {
         &["--arch", "models of layers are not yet supported"],
     );
     refused(
+        &t(&["--dp-noise", "1", "--dp-clip", "1", "--block", "16"]),
+        &["--block 16", "private training"],
+    );
+    refused(
         &t(&["--dp-noise", "1", "--dp-clip", "1", "--batch", "5000"]),
         &["--batch 5000", "at most 1438"],
     );

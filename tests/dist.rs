@@ -309,3 +309,83 @@ fn a_batch_that_does_not_fit_is_refused() {
         .unwrap_err();
     assert!(matches!(err, DistError::Network(_)), "{err}");
 }
+
+/// A `backprop` built without MPI, started by `mpirun` as one of several processes, would
+/// train alone N times: it refuses, saying how to build it.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_binary_without_mpi_refuses_to_be_one_of_several_ranks() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_backprop"))
+        .args(["train", "--epochs", "1"])
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .env("OMPI_COMM_WORLD_RANK", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("built without MPI") && stderr.contains("--features mpi"),
+        "{stderr}"
+    );
+}
+
+/// `Trainer` with `Blocked` on simulated ranks: 1, 2 and 3 ranks end with the same weights,
+/// and one process with `Single` too; the whole-batch trainer rounds differently but
+/// learns the same (the gradient is the same up to rounding).
+#[test]
+fn the_trainer_with_block_sums_gives_the_same_bits_for_any_number_of_ranks() {
+    use backprop::dist::{Blocked, LocalGroup, Single};
+    use backprop::train::{TrainConfig, Trainer};
+    let data = backprop::data::synthetic::spirals(300, 2);
+    let config = TrainConfig {
+        hidden: vec![12],
+        lr: 0.3,
+        epochs: 2,
+        batch: 70,
+        ..TrainConfig::default()
+    };
+    let train = |source: Option<LocalGroup>| -> Vec<f32> {
+        let mut t = Trainer::<f32>::new(config.clone(), 2, 2).unwrap();
+        match source {
+            Some(end) => t.set_gradient_source(Box::new(Blocked::new(end, t.network(), 16))),
+            None => t.set_gradient_source(Box::new(Blocked::new(Single, t.network(), 16))),
+        }
+        while !t.finished() {
+            t.run_epoch(&data, &data, None).unwrap();
+        }
+        t.network()
+            .layers
+            .iter()
+            .flat_map(|l| l.weights.as_slice().to_vec())
+            .collect()
+    };
+    let alone = train(None);
+    for ranks in 1..=3 {
+        let all: Vec<Vec<f32>> = std::thread::scope(|s| {
+            let runs: Vec<_> = (LocalGroup::new(ranks).into_iter())
+                .map(|end| {
+                    let train = &train;
+                    s.spawn(move || train(Some(end)))
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for w in &all {
+            assert!(w == &alone, "{ranks} ranks");
+        }
+    }
+    let mut whole = Trainer::<f32>::new(config.clone(), 2, 2).unwrap();
+    while !whole.finished() {
+        whole.run_epoch(&data, &data, None).unwrap();
+    }
+    let w: Vec<f32> = (whole.network().layers.iter())
+        .flat_map(|l| l.weights.as_slice().to_vec())
+        .collect();
+    let gap = w
+        .iter()
+        .zip(&alone)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(gap < 1e-3, "{gap}");
+}

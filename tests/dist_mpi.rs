@@ -145,3 +145,213 @@ fn ranks_given_other_flags_stop_with_a_message() {
         "{stderr}"
     );
 }
+
+// `mpirun -np N backprop train`: the command line itself.
+
+/// The `backprop` binary of this build (with the feature `mpi`).
+fn backprop() -> &'static str {
+    env!("CARGO_BIN_EXE_backprop")
+}
+
+/// `mpirun` with `ranks` processes of one thread each, running `program`.
+fn mpi_of(mpirun: &Path, ranks: usize, program: &Path) -> Command {
+    let mut c = Command::new("timeout");
+    c.arg("120")
+        .arg(mpirun)
+        .args(["--allow-run-as-root", "--oversubscribe", "-np"])
+        .arg(ranks.to_string())
+        .args(["-x", "RAYON_NUM_THREADS=1"])
+        .arg(program);
+    c
+}
+
+/// A shell script that runs `backprop` in a directory of its own per rank (`rank0`,
+/// `rank1`, ... under `dir`), with `extra` appended to the arguments (`$R` is the rank).
+fn wrapper(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("rank.sh");
+    let script = format!(
+        "#!/bin/sh\nR=$OMPI_COMM_WORLD_RANK\nmkdir -p {d}/rank$R && cd {d}/rank$R && exec {b} \"$@\" {extra}\n",
+        d = dir.display(),
+        b = backprop()
+    );
+    std::fs::write(&path, script).unwrap();
+    let mut perm = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&path, perm).unwrap();
+    path
+}
+
+fn output(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// `backprop train FLAGS --block 16` alone, then under `mpirun -np 1..4`: the same model
+/// file; only rank 0 prints and writes the log.
+fn train_same_bytes(flags: &[&str]) {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join("alone.safetensors");
+    let (ok, _, err) = output(
+        Command::new(backprop())
+            .arg("train")
+            .args(flags)
+            .args(["--block", "16", "--out"])
+            .arg(&alone),
+    );
+    assert!(ok, "{err}");
+    let expected = std::fs::read(&alone).unwrap();
+    let script = wrapper(dir.path(), "");
+    for ranks in 1..=4 {
+        let (ok, _, err) = output(
+            mpi_of(&mpirun, ranks, &script)
+                .arg("train")
+                .args(flags)
+                .args(["--block", "16", "--verbose"])
+                .args(["--out", "m.safetensors", "--log", "log.csv"]),
+        );
+        assert!(ok, "{flags:?}, {ranks} ranks:\n{err}");
+        let got = std::fs::read(dir.path().join("rank0/m.safetensors")).unwrap();
+        assert!(
+            got == expected,
+            "{flags:?}: {ranks} ranks wrote other bytes than one process"
+        );
+        // Rank 0 alone prints, writes, and reports every rank's communication.
+        assert!(dir.path().join("rank0/log.csv").is_file());
+        for r in 1..ranks {
+            let other = dir.path().join(format!("rank{r}"));
+            assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0, "rank {r}");
+        }
+        assert_eq!(err.matches("epoch 1/").count(), 1, "{err}");
+        let last = format!("rank {}: ", ranks - 1);
+        assert!(
+            err.contains(&last) && err.contains("MB sent per step"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir.path().join("rank0")).unwrap();
+    }
+}
+
+#[test]
+fn train_on_digits_with_sgd_gives_the_same_bytes_for_one_to_four_ranks() {
+    train_same_bytes(&["--data", "digits", "--epochs", "2", "--batch", "64"]);
+}
+
+#[test]
+fn train_on_spirals_with_adam_in_f64_gives_the_same_bytes_for_one_to_four_ranks() {
+    train_same_bytes(&[
+        "--data",
+        "spirals",
+        "--hidden",
+        "24,24",
+        "--activation",
+        "tanh",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch",
+        "50",
+        "--epochs",
+        "3",
+        "--dtype",
+        "f64",
+    ]);
+}
+
+#[test]
+fn train_resumed_under_mpi_equals_the_uninterrupted_run() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let script = wrapper(dir.path(), "");
+    let flags = ["--data", "digits", "--optimizer", "adam", "--batch", "64"];
+    let (ok, _, err) = output(mpi_of(&mpirun, 2, &script).arg("train").args(flags).args([
+        "--block",
+        "16",
+        "--epochs",
+        "4",
+        "--out",
+        "whole.safetensors",
+    ]));
+    assert!(ok, "{err}");
+    // Two epochs and a checkpoint, then the rest: --block comes from the checkpoint.
+    // The checkpoint on the shared file system, where every rank finds it.
+    let checkpoint = dir.path().join("c.safetensors");
+    let (ok, _, err) = output(
+        mpi_of(&mpirun, 2, &script)
+            .arg("train")
+            .args(flags)
+            .args(["--block", "16", "--epochs", "2", "--checkpoint"])
+            .arg(&checkpoint),
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = output(
+        mpi_of(&mpirun, 3, &script)
+            .args(["train", "--resume"])
+            .arg(&checkpoint)
+            .args(["--epochs", "4", "--out", "resumed.safetensors"]),
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("resuming at epoch 3 of 4"), "{err}");
+    let read = |name: &str| std::fs::read(dir.path().join("rank0").join(name)).unwrap();
+    assert!(read("whole.safetensors") == read("resumed.safetensors"));
+}
+
+#[test]
+fn train_ranks_given_another_seed_stop_with_a_message_naming_the_rank() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Ranks 0 and 1 get --seed 1, rank 2 --seed 2.
+    let script = wrapper(dir.path(), "--seed $((R / 2 + 1))");
+    let (ok, _, err) = output(mpi_of(&mpirun, 3, &script).args([
+        "train", "--data", "digits", "--block", "16", "--epochs", "1",
+    ]));
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("rank 2 disagrees with rank 0 on the command line"),
+        "{err}"
+    );
+}
+
+#[test]
+fn train_under_mpi_refuses_no_block_and_arch_and_names_a_rank_that_dies() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let script = wrapper(dir.path(), "");
+    let (ok, _, err) = output(mpi_of(&mpirun, 2, &script).args(["train", "--epochs", "1"]));
+    assert!(!ok);
+    assert!(err.contains("error: mpirun: give --block"), "{err}");
+    let (ok, _, err) =
+        output(mpi_of(&mpirun, 2, &script).args(["train", "--arch", "lenet5", "--block", "16"]));
+    assert!(!ok);
+    assert!(
+        err.contains("error: --block 16: block sums are for --hidden"),
+        "{err}"
+    );
+    // Rank 1 is killed after a second of a long run: the job stops and names it.
+    let dying = dir.path().join("dying.sh");
+    std::fs::write(
+        &dying,
+        format!(
+            "#!/bin/sh\n[ \"$OMPI_COMM_WORLD_RANK\" = 1 ] && exec timeout -s KILL 1 {b} \"$@\"\nexec {b} \"$@\"\n",
+            b = backprop()
+        ),
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(&dying).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&dying, perm).unwrap();
+    let started = std::time::Instant::now();
+    let (ok, _, err) =
+        output(mpi_of(&mpirun, 2, &dying).args(["train", "--block", "16", "--epochs", "100000"]));
+    assert!(!ok);
+    assert!(
+        started.elapsed().as_secs() < 100,
+        "the job waited on a dead rank"
+    );
+    assert!(err.contains("process rank 1"), "{err}");
+}

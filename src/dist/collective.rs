@@ -145,6 +145,31 @@ pub trait Collective {
     }
 }
 
+/// A group shared by its users (the training loop and the program's own checks).
+impl<C: Collective + ?Sized> Collective for std::rc::Rc<C> {
+    fn rank(&self) -> usize {
+        (**self).rank()
+    }
+    fn size(&self) -> usize {
+        (**self).size()
+    }
+    fn send(&self, to: usize, buf: Buf<'_>) -> Result<(), DistError> {
+        (**self).send(to, buf)
+    }
+    fn recv(&self, from: usize, buf: BufMut<'_>) -> Result<(), DistError> {
+        (**self).recv(from, buf)
+    }
+    fn broadcast(&self, root: usize, buf: BufMut<'_>) -> Result<(), DistError> {
+        (**self).broadcast(root, buf)
+    }
+    fn all_gather_u64(&self, mine: &[u64], all: &mut [u64]) -> Result<(), DistError> {
+        (**self).all_gather_u64(mine, all)
+    }
+    fn barrier(&self) -> Result<(), DistError> {
+        (**self).barrier()
+    }
+}
+
 /// One process alone: rank 0 of 1. Collective operations have nothing to do; a send or a
 /// receive is a protocol error, since there is no other rank.
 ///

@@ -72,7 +72,7 @@ pub use agree::Fingerprint;
 pub use collective::{float_buf, float_buf_mut, Buf, BufMut, Collective, LocalGroup, Single};
 #[cfg(feature = "mpi")]
 pub use mpi::MpiWorld;
-pub use train::{train_network, Plan};
+pub use train::{train_network, Blocked, Plan};
 
 use crate::model::Model;
 use crate::network::{Gradients, Network, NetworkError, Workspace};

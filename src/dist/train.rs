@@ -1,10 +1,11 @@
 //! The smallest data-parallel training loop: what the tests and the MPI example program
 //! run, and the order of calls a fuller loop makes.
 
-use super::{BatchGradient, Collective, CommStats, DistError};
+use super::{BatchGradient, BlockGrad, Collective, CommStats, DistError};
 use crate::data::Dataset;
 use crate::network::Network;
 use crate::optim::Optimizer;
+use crate::train::{GradientSource, TrainError, Trainable};
 use crate::Float;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -105,4 +106,67 @@ pub fn train_network<T: Float>(
         losses.push(total / data.len() as f64);
     }
     Ok((losses, *combine.stats()))
+}
+
+/// The [`GradientSource`] of data-parallel training: each mini-batch's J and dJ/dθ by
+/// [`BatchGradient`] (blocks of `block` examples, summed in block order, shared among the
+/// ranks of `comm`), for [`Trainer::set_gradient_source`](crate::train::Trainer::set_gradient_source).
+/// Every rank's trainer then takes the same step; with [`super::Single`] one process sums
+/// the same blocks in the same order, so its model has the same bytes as N ranks'.
+///
+/// ```
+/// use backprop::data::synthetic;
+/// use backprop::dist::{Blocked, LocalGroup};
+/// use backprop::train::{TrainConfig, Trainer};
+/// let data = synthetic::xor(100, 3);
+/// let config = TrainConfig { hidden: vec![6], lr: 0.5, epochs: 1, batch: 50, ..TrainConfig::default() };
+/// let weights: Vec<Vec<f32>> = std::thread::scope(|s| {
+///     let runs: Vec<_> = LocalGroup::new(2).into_iter().map(|end| {
+///         let (config, data) = (config.clone(), &data);
+///         s.spawn(move || {
+///             let mut t = Trainer::<f32>::new(config, 2, 2).unwrap();
+///             t.set_gradient_source(Box::new(Blocked::new(end, t.network(), 16)));
+///             t.run_epoch(data, data, None).unwrap();
+///             t.network().layers[0].weights.as_slice().to_vec()
+///         })
+///     }).collect();
+///     runs.into_iter().map(|r| r.join().unwrap()).collect()
+/// });
+/// assert_eq!(weights[0], weights[1]);
+/// ```
+pub struct Blocked<T: Float, M: BlockGrad<T>, C: Collective> {
+    comm: C,
+    combine: BatchGradient<T, M>,
+}
+
+impl<T: Float, M: BlockGrad<T>, C: Collective> Blocked<T, M, C> {
+    /// Block sums of `block` examples (at least 1) of `model`'s gradient, combined over
+    /// `comm`.
+    pub fn new(comm: C, model: &M, block: usize) -> Self {
+        Blocked {
+            comm,
+            combine: BatchGradient::with_block(model, block),
+        }
+    }
+}
+
+impl<T: Float, M: BlockGrad<T> + Trainable<T>, C: Collective> GradientSource<T, M>
+    for Blocked<T, M, C>
+{
+    fn loss_and_grad(
+        &mut self,
+        model: &mut M,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        grads: &mut M::Grads,
+    ) -> Result<T, TrainError> {
+        Ok(self
+            .combine
+            .loss_and_grad(&self.comm, model, x, y, n, grads)?)
+    }
+
+    fn comm_stats(&self) -> Option<CommStats> {
+        Some(*self.combine.stats())
+    }
 }

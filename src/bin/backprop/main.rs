@@ -5,6 +5,7 @@ mod common;
 mod demo;
 mod demo_network;
 mod diff;
+mod dist;
 mod eval;
 mod explore;
 mod grad;
@@ -97,7 +98,7 @@ fn main() -> std::process::ExitCode {
         })
         .unwrap_or_default();
     let result: anyhow::Result<()> = match cli.command {
-        Command::Train(args) => train::run(args, &given),
+        Command::Train(args) => dist::train(args, &given),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),

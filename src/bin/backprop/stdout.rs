@@ -15,12 +15,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static CLOSED: AtomicBool = AtomicBool::new(false);
 
+/// Set on the MPI ranks other than 0, which print nothing (their errors end the job
+/// through MPI, which prints them).
+static MUTED: AtomicBool = AtomicBool::new(false);
+
+/// Drops all further output of [`write`] and [`write_err`].
+pub fn mute() {
+    MUTED.store(true, Ordering::Relaxed);
+}
+
 /// The exit status of a run whose standard output was closed by its reader.
 pub const BROKEN_PIPE_STATUS: u8 = 141;
 
 /// Writes `args` to standard output and flushes; a closed pipe is remembered, not an error.
 pub fn write(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
-    if CLOSED.load(Ordering::Relaxed) {
+    if CLOSED.load(Ordering::Relaxed) || MUTED.load(Ordering::Relaxed) {
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
@@ -41,6 +50,9 @@ pub fn closed() -> bool {
 /// Writes `args` and a newline to standard error; a closed pipe is remembered, and any
 /// other failure ignored: there is nowhere left to report it.
 pub fn write_err(args: std::fmt::Arguments<'_>) {
+    if MUTED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut err = std::io::stderr().lock();
     if let Err(e) = writeln!(err, "{args}") {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

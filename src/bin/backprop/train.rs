@@ -161,6 +161,9 @@ pub struct Args {
     /// than from --seed (the run cannot be repeated then).
     #[arg(long)]
     dp_secure_noise: bool,
+    /// Data-parallel training (mpirun -np N backprop train): --block, --verbose.
+    #[command(flatten)]
+    pub(crate) dist: crate::dist::Flags,
 }
 
 /// The private training flags, checked.
@@ -790,6 +793,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
 
     // The trainer: new, or from a checkpoint (whose settings hold, but for --epochs and
     // --patience).
+    let mut resumed_meta = None;
     let (trainer, scaling, resumed_from) = match start {
         Start::Fresh(config) => (Err(config), None, None),
         Start::Resume {
@@ -822,6 +826,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
                 .map_err(|e| {
                     anyhow::anyhow!("--resume {}: metadata scaling: {e}", path.display())
                 })?;
+            resumed_meta = Some(meta);
             (Ok(t), Some(scaling), Some(path))
         }
     };
@@ -897,6 +902,18 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
     // A checkpoint also remembers the files, so that --resume alone goes on.
     let mut checkpoint_meta = metadata.clone();
     checkpoint_meta.extend(files.to_metadata());
+    if trainer.privacy().is_some() {
+        crate::dist::check_private(&args.dist)?;
+    }
+    let parts = [Some(&train), validation.as_ref(), Some(&test)];
+    let dist_meta = crate::dist::prepare(
+        &args.dist,
+        args.json,
+        &mut trainer,
+        parts,
+        resumed_meta.as_ref(),
+    )?;
+    checkpoint_meta.extend(dist_meta);
     let config = trainer.config().clone();
     let header = format!(
         "training {} ({} hidden, {} output, {} cost, {} init) on {} ({} train, {}{} test examples), {}, batch {}, {} lr {}",
@@ -983,8 +1000,12 @@ fn train_loop<T: Float, M: Trainable<T>>(run: Run<'_, T, M>) -> anyhow::Result<(
     let save_checkpoint = |t: &Trainer<T, M>, path: &Path| -> anyhow::Result<()> {
         checkpoint(t, path, &checkpoint_meta)
     };
+    // Under mpirun, rank 0 alone writes files (and saves on Ctrl-C).
+    let (rank_0, mut none) = (args.dist.group.rank() == 0, files.clone());
+    (none.out, none.checkpoint, none.log, none.plot) = (None, None, None, None);
+    let files = if rank_0 { files } else { &none };
     let interrupted = Arc::new(AtomicBool::new(false));
-    {
+    if rank_0 {
         let flag = interrupted.clone();
         // A second Ctrl-C ends the process at once; the first lets the epoch finish.
         let _ = ctrlc::set_handler(move || {
@@ -1094,6 +1115,7 @@ fn train_loop<T: Float, M: Trainable<T>>(run: Run<'_, T, M>) -> anyhow::Result<(
             .into());
         }
     }
+    crate::dist::report(&args.dist, trainer.comm_stats())?;
     let last = trainer.history().last().cloned();
     let final_eval = trainer.evaluate_final(&test)?;
     metadata.push(("test_accuracy".into(), final_eval.accuracy.to_string()));
@@ -1297,6 +1319,7 @@ fn run_arch<T: Float>(
     files: Files,
     start: ArchStart,
 ) -> anyhow::Result<()> {
+    crate::dist::check_arch(&args.dist)?;
     common::set_threads(args.threads)?;
     // A resumed run's model, settings and shape are the checkpoint's.
     let (config, arch_flag, resumed) = match start {
