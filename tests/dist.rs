@@ -389,3 +389,71 @@ fn the_trainer_with_block_sums_gives_the_same_bits_for_any_number_of_ranks() {
         .fold(0.0, f32::max);
     assert!(gap < 1e-3, "{gap}");
 }
+
+/// A model of layers (a small CNN) through `Blocked`: 1, 2 and 3 simulated ranks and one
+/// process end with the same bits, with one or two threads in the caller's pool. (At these
+/// sizes the kernels happen not to split a block over threads; `tests/dist_mpi.rs`, where
+/// each rank has one thread and the lone process two, is the test that caught a block
+/// computed on the caller's pool.)
+#[test]
+fn a_cnn_trained_with_block_sums_has_the_same_bits_for_any_ranks_and_threads() {
+    use backprop::data::{digits, ScalingKind};
+    use backprop::dist::{Blocked, LocalGroup, Single};
+    use backprop::network::Cost;
+    use backprop::nn::ArchModel;
+    use backprop::train::{TrainConfig, Trainer};
+    let split = digits::split();
+    let scaling = ScalingKind::Auto.fit(&split.train);
+    let mut data = split.train.clone();
+    scaling.apply(&mut data).unwrap();
+    let data = data.subset(&(0..300).collect::<Vec<_>>());
+    let arch = "Conv2d(1, 4, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10), \
+                Softmax(dim=-1)"
+        .parse()
+        .unwrap();
+    let config = TrainConfig {
+        lr: 0.1,
+        epochs: 1,
+        batch: 64,
+        ..TrainConfig::default()
+    };
+    let train = |source: Option<LocalGroup>, threads: usize| -> Vec<u32> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let model =
+                ArchModel::<f32>::new(&arch, &[1, 8, 8], Cost::LogLikelihood, None, 1).unwrap();
+            let mut t = Trainer::with_model(config.clone(), model).unwrap();
+            match source {
+                Some(end) => t.set_gradient_source(Box::new(Blocked::new(end, t.network(), 16))),
+                None => t.set_gradient_source(Box::new(Blocked::new(Single, t.network(), 16))),
+            }
+            while !t.finished() {
+                t.run_epoch(&data, &data, None).unwrap();
+            }
+            t.network()
+                .net
+                .params()
+                .flat_map(|(_, _, v)| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+                .collect()
+        })
+    };
+    let alone = train(None, 2);
+    assert!(train(None, 1) == alone, "1 thread against 2");
+    for ranks in 1..=3 {
+        let all: Vec<Vec<u32>> = std::thread::scope(|s| {
+            let runs: Vec<_> = (LocalGroup::new(ranks).into_iter())
+                .map(|end| {
+                    let train = &train;
+                    s.spawn(move || train(Some(end), 1))
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for w in &all {
+            assert!(w == &alone, "{ranks} ranks");
+        }
+    }
+}

@@ -242,6 +242,49 @@ fn train_on_digits_with_sgd_gives_the_same_bytes_for_one_to_four_ranks() {
 }
 
 #[test]
+fn train_a_cnn_on_digits_with_adam_gives_the_same_bytes_for_one_to_four_ranks() {
+    train_same_bytes(&[
+        "--data",
+        "digits",
+        "--arch",
+        "Conv2d(1, 4, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10), Softmax(dim=-1)",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch",
+        "64",
+        "--epochs",
+        "1",
+    ]);
+}
+
+#[test]
+fn train_a_char_lstm_gives_the_same_bytes_for_one_to_four_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("text.txt");
+    let line = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs.\n";
+    std::fs::write(&text, line.repeat(40)).unwrap();
+    train_same_bytes(&[
+        "--data",
+        &format!("text:{}", text.display()),
+        "--arch",
+        // 30 characters: the 26 letters, space, ";", "." and the newline.
+        "Embedding(30, 8), LSTM(8, 12), Linear(12, 30), Softmax(dim=-1)",
+        "--seq-len",
+        "16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch",
+        "40",
+        "--epochs",
+        "1",
+    ]);
+}
+
+#[test]
 fn train_on_spirals_with_adam_in_f64_gives_the_same_bytes_for_one_to_four_ranks() {
     train_same_bytes(&[
         "--data",
@@ -325,11 +368,13 @@ fn train_under_mpi_refuses_no_block_and_arch_and_names_a_rank_that_dies() {
     let (ok, _, err) = output(mpi_of(&mpirun, 2, &script).args(["train", "--epochs", "1"]));
     assert!(!ok);
     assert!(err.contains("error: mpirun: give --block"), "{err}");
+    let dropout =
+        "Flatten(), Linear(64, 16), ReLU(), Dropout(0.2), Linear(16, 10), Softmax(dim=-1)";
     let (ok, _, err) =
-        output(mpi_of(&mpirun, 2, &script).args(["train", "--arch", "lenet5", "--block", "16"]));
+        output(mpi_of(&mpirun, 2, &script).args(["train", "--arch", dropout, "--block", "16"]));
     assert!(!ok);
     assert!(
-        err.contains("error: --block 16: block sums are for --hidden"),
+        err.contains("error: --block 16: a model with Dropout trains on whole batches"),
         "{err}"
     );
     // Rank 1 is killed after a second of a long run: the job stops and names it.

@@ -76,6 +76,8 @@ pub use train::{train_network, Blocked, Plan};
 
 use crate::model::Model;
 use crate::network::{Gradients, Network, NetworkError, Workspace};
+use crate::nn::ArchModel;
+use crate::train::Trainable;
 use crate::Float;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -117,6 +119,9 @@ pub enum DistError {
     /// A batch that does not fit the model.
     #[error(transparent)]
     Network(#[from] NetworkError),
+    /// A batch that a model of layers refuses (a token id out of its vocabulary, say).
+    #[error(transparent)]
+    Nn(#[from] crate::nn::NnError),
     /// A batch whose inputs or targets are not n rows of equal width.
     #[error("a batch of {n} examples with {what} of {len} values: not {n} rows of equal width")]
     BatchShape {
@@ -246,6 +251,67 @@ impl<T: Float> BlockGrad<T> for Network<T> {
                 part.copy_from_slice(here);
                 rest = after;
             }
+        }
+    }
+}
+
+/// A model of layers, block by block: a copy of the model (made on first use) takes the
+/// current parameters and computes the block's mean J and gradients
+/// ([`Sequential::loss_and_grad`](crate::nn::Sequential::loss_and_grad)), which times the
+/// block's n are its sums. The copy runs in a pool of one thread of its own: the layers'
+/// kernels split a batch over the pool's threads and add the parts, so on the caller's pool
+/// a block's bits would depend on the thread count. Dropout would draw its masks from the
+/// copy's own generator, so which process computed a block would change them: a model with
+/// `Dropout` is not deterministic here (the command line refuses it).
+impl<T: Float> BlockGrad<T> for ArchModel<T> {
+    type Scratch = Option<Box<(ArchModel<T>, rayon::ThreadPool)>>;
+
+    fn scratch(&self) -> Self::Scratch {
+        None
+    }
+
+    fn block_sum(
+        &self,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        scratch: &mut Self::Scratch,
+        out: &mut [T],
+    ) -> Result<(), DistError> {
+        let b = match scratch.take() {
+            Some(b) => scratch.insert(b),
+            None => {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .map_err(|e| DistError::Protocol(format!("a thread for block sums: {e}")))?;
+                scratch.insert(Box::new((self.duplicate(), pool)))
+            }
+        };
+        let (copy, pool) = &mut **b;
+        for ((_, _, to), (_, _, from)) in copy.net.params_mut().zip(self.net.params()) {
+            to.copy_from_slice(from);
+        }
+        let j = pool.install(|| copy.net.loss_and_grad(x, y, n, self.cost))?;
+        let count = T::from_f64(n as f64);
+        let mut rest = &mut out[..];
+        for (_, _, g) in copy.net.grads() {
+            let (here, after) = rest.split_at_mut(g.len());
+            for (o, &v) in here.iter_mut().zip(g) {
+                *o = v * count;
+            }
+            rest = after;
+        }
+        rest[0] = j * count;
+        Ok(())
+    }
+
+    fn write_grads(&mut self, flat: &[T], _grads: &mut ()) {
+        let mut rest = flat;
+        for (_, _, g) in self.net.grads_mut() {
+            let (here, after) = rest.split_at(g.len());
+            g.copy_from_slice(here);
+            rest = after;
         }
     }
 }

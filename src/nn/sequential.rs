@@ -272,6 +272,25 @@ impl<T: Float> Sequential<T> {
             .map(|(s, v)| (s.name.as_str(), s.shape.as_slice(), v.as_slice()))
     }
 
+    /// Every gradient by the same names, to overwrite: with gradients combined elsewhere,
+    /// as data-parallel training combines the block sums of several processes.
+    ///
+    /// ```
+    /// use backprop::nn::{Arch, Sequential};
+    /// let arch: Arch = "Linear(2, 1)".parse().unwrap();
+    /// let mut net = Sequential::<f64>::new(&arch, &[2], 1).unwrap();
+    /// for (_, _, g) in net.grads_mut() {
+    ///     g.fill(0.5);
+    /// }
+    /// assert_eq!(net.grad("0.bias").unwrap(), [0.5]);
+    /// ```
+    pub fn grads_mut(&mut self) -> impl Iterator<Item = (&str, &[usize], &mut [T])> + '_ {
+        self.specs
+            .iter()
+            .zip(&mut self.grads)
+            .map(|(s, v)| (s.name.as_str(), s.shape.as_slice(), v.as_mut_slice()))
+    }
+
     /// Each parameter with its gradient, for an optimizer's step.
     pub fn params_and_grads_mut(&mut self) -> impl Iterator<Item = (&str, &mut [T], &[T])> + '_ {
         self.specs

@@ -9,11 +9,11 @@ use std::rc::Rc;
 
 use anyhow::bail;
 use backprop::data::Dataset;
-use backprop::dist::{Blocked, Collective, CommStats, Single};
+use backprop::dist::{BlockGrad, Blocked, Collective, CommStats, Single};
 #[cfg(feature = "mpi")]
 use backprop::dist::{Fingerprint, MpiWorld};
-use backprop::network::Network;
-use backprop::train::Trainer;
+use backprop::nn::{ArchModel, Layer};
+use backprop::train::{Trainable, Trainer};
 use backprop::Float;
 
 /// The checkpoint's record of `--block`: a resumed run sums in the same blocks.
@@ -131,13 +131,18 @@ pub fn check_private(flags: &Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses what data-parallel training does not do yet: models of layers.
-pub fn check_arch(flags: &Flags) -> anyhow::Result<()> {
+/// Refuses what data-parallel training does not do yet: a model of layers with dropout,
+/// whose masks would depend on which process computed a block.
+pub fn check_arch(flags: &Flags, model: &ArchModel<impl Float>) -> anyhow::Result<()> {
+    let dropout = (model.net.arch().layers().iter()).any(|l| matches!(l, Layer::Dropout { .. }));
+    if !dropout {
+        return Ok(());
+    }
     if let Some(b) = flags.block {
-        bail!("--block {b}: block sums are for --hidden networks; an --arch model trains on whole batches (and not under mpirun) for now");
+        bail!("--block {b}: a model with Dropout trains on whole batches for now (its masks would depend on which process computes a block)");
     }
     if flags.group.size() > 1 {
-        bail!("mpirun: an --arch model trains in one process for now; data-parallel training takes --hidden networks");
+        bail!("mpirun: a model with Dropout trains in one process for now (its masks would depend on which process computes a block)");
     }
     Ok(())
 }
@@ -145,10 +150,10 @@ pub fn check_arch(flags: &Flags) -> anyhow::Result<()> {
 /// Before the first epoch: the block size (the flag, or the resumed checkpoint's), the
 /// ranks' agreement on the command line and the data, and the block sums as the
 /// trainer's gradient. Returns what a checkpoint records of it.
-pub fn prepare<T: Float>(
+pub fn prepare<T: Float, M: BlockGrad<T> + Trainable<T> + 'static>(
     flags: &Flags,
     json: bool,
-    trainer: &mut Trainer<T>,
+    trainer: &mut Trainer<T, M>,
     data: [Option<&Dataset>; 3],
     resumed: Option<&BTreeMap<String, String>>,
 ) -> anyhow::Result<Vec<(String, String)>> {
@@ -175,7 +180,7 @@ pub fn prepare<T: Float>(
             crate::common::plural(backprop::dist::blocks(batch, block), "block")
         );
     }
-    let source: Box<dyn backprop::train::GradientSource<T, Network<T>>> = {
+    let source: Box<dyn backprop::train::GradientSource<T, M>> = {
         #[cfg(feature = "mpi")]
         match &flags.group.world {
             Some(world) => {

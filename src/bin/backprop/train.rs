@@ -1319,7 +1319,6 @@ fn run_arch<T: Float>(
     files: Files,
     start: ArchStart,
 ) -> anyhow::Result<()> {
-    crate::dist::check_arch(&args.dist)?;
     common::set_threads(args.threads)?;
     // A resumed run's model, settings and shape are the checkpoint's.
     let (config, arch_flag, resumed) = match start {
@@ -1442,7 +1441,7 @@ fn run_arch<T: Float>(
                 .map_err(|e| {
                     anyhow::anyhow!("--resume {}: metadata scaling: {e}", path.display())
                 })?;
-            (trainer, scaling, Some(path))
+            (trainer, scaling, Some((path, meta)))
         }
         None => {
             // The arch: a preset expanded (char-lstm's V is the text's vocabulary), then
@@ -1479,6 +1478,9 @@ fn run_arch<T: Float>(
             (Trainer::with_model(config, model)?, scaling, None)
         }
     };
+    let mut trainer = trainer;
+    let (resumed_from, resumed_meta) = resumed_from.unzip();
+    crate::dist::check_arch(&args.dist, trainer.network())?;
     let model = trainer.network();
     let (k, outputs) = (model.labels_per_example(), model.classes());
     if k != train.labels_per_example {
@@ -1546,6 +1548,16 @@ fn run_arch<T: Float>(
     // A checkpoint also remembers the files, so that --resume alone goes on.
     let mut checkpoint_meta = metadata.clone();
     checkpoint_meta.extend(files.to_metadata());
+    let parts = [Some(&train), validation.as_ref(), Some(&test)];
+    let dist_meta = crate::dist::prepare(
+        &args.dist,
+        args.json,
+        &mut trainer,
+        parts,
+        resumed_meta.as_ref(),
+    )?;
+    checkpoint_meta.extend(dist_meta);
+    let model = trainer.network();
     let what = if text {
         format!("sequences of {} characters", input_shape[0])
     } else {
