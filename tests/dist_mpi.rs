@@ -361,7 +361,7 @@ fn train_ranks_given_another_seed_stop_with_a_message_naming_the_rank() {
 }
 
 #[test]
-fn train_under_mpi_refuses_no_block_and_arch_and_names_a_rank_that_dies() {
+fn train_under_mpi_refuses_no_block_and_dropout_and_names_a_rank_that_dies() {
     let Some(mpirun) = mpirun() else { return };
     let dir = tempfile::tempdir().unwrap();
     let script = wrapper(dir.path(), "");
