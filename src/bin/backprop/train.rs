@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use backprop::data::text::DEFAULT_SEQ_LEN;
 use backprop::data::{DataSource, Dataset, Scaling, ScalingKind, Split};
+use backprop::dist::BlockGrad;
 use backprop::model_file;
 use backprop::network::{Activation, Cost, Init, NetworkError};
 use backprop::nn::{self, Arch, ArchError, ArchModel};
@@ -902,18 +903,6 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
     // A checkpoint also remembers the files, so that --resume alone goes on.
     let mut checkpoint_meta = metadata.clone();
     checkpoint_meta.extend(files.to_metadata());
-    if trainer.privacy().is_some() {
-        crate::dist::check_private(&args.dist)?;
-    }
-    let parts = [Some(&train), validation.as_ref(), Some(&test)];
-    let dist_meta = crate::dist::prepare(
-        &args.dist,
-        args.json,
-        &mut trainer,
-        parts,
-        resumed_meta.as_ref(),
-    )?;
-    checkpoint_meta.extend(dist_meta);
     let config = trainer.config().clone();
     let header = format!(
         "training {} ({} hidden, {} output, {} cost, {} init) on {} ({} train, {}{} test examples), {}, batch {}, {} lr {}",
@@ -948,6 +937,7 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
         checkpoint_meta,
         header,
         resumed_from,
+        resumed_meta,
         summary: ("layers", serde_json::json!(sizes)),
         save: save_model,
         checkpoint: |t, path, meta| Ok(t.save_checkpoint(path, meta)?),
@@ -972,6 +962,8 @@ struct Run<'a, T: Float, M: Trainable<T>> {
     checkpoint_meta: Vec<(String, String)>,
     header: String,
     resumed_from: Option<PathBuf>,
+    /// The checkpoint's metadata when resuming (it keeps `--block`).
+    resumed_meta: Option<BTreeMap<String, String>>,
     /// The JSON summary's key and value that describe the model.
     summary: (&'static str, serde_json::Value),
     save: SaveFn<T, M>,
@@ -981,7 +973,9 @@ struct Run<'a, T: Float, M: Trainable<T>> {
 
 /// The one training loop of the command: epochs with progress, per-epoch lines or JSON,
 /// the log and plot, checkpoints and Ctrl-C, divergence, and the summary.
-fn train_loop<T: Float, M: Trainable<T>>(run: Run<'_, T, M>) -> anyhow::Result<()> {
+fn train_loop<T: Float, M: Trainable<T> + BlockGrad<T> + 'static>(
+    run: Run<'_, T, M>,
+) -> anyhow::Result<()> {
     let Run {
         args,
         files,
@@ -990,13 +984,27 @@ fn train_loop<T: Float, M: Trainable<T>>(run: Run<'_, T, M>) -> anyhow::Result<(
         validation,
         test,
         mut metadata,
-        checkpoint_meta,
+        mut checkpoint_meta,
         header,
         resumed_from,
+        resumed_meta,
         summary,
         save: save_model,
         checkpoint,
     } = run;
+    // Blocks, and the ranks under mpirun: the same for either kind of model.
+    if trainer.privacy().is_some() {
+        crate::dist::check_private(&args.dist)?;
+    }
+    let parts = [Some(&train), validation.as_ref(), Some(&test)];
+    let dist_meta = crate::dist::prepare(
+        &args.dist,
+        args.json,
+        &mut trainer,
+        parts,
+        resumed_meta.as_ref(),
+    )?;
+    checkpoint_meta.extend(dist_meta);
     let save_checkpoint = |t: &Trainer<T, M>, path: &Path| -> anyhow::Result<()> {
         checkpoint(t, path, &checkpoint_meta)
     };
@@ -1478,7 +1486,6 @@ fn run_arch<T: Float>(
             (Trainer::with_model(config, model)?, scaling, None)
         }
     };
-    let mut trainer = trainer;
     let (resumed_from, resumed_meta) = resumed_from.unzip();
     crate::dist::check_arch(&args.dist, trainer.network())?;
     let model = trainer.network();
@@ -1548,16 +1555,6 @@ fn run_arch<T: Float>(
     // A checkpoint also remembers the files, so that --resume alone goes on.
     let mut checkpoint_meta = metadata.clone();
     checkpoint_meta.extend(files.to_metadata());
-    let parts = [Some(&train), validation.as_ref(), Some(&test)];
-    let dist_meta = crate::dist::prepare(
-        &args.dist,
-        args.json,
-        &mut trainer,
-        parts,
-        resumed_meta.as_ref(),
-    )?;
-    checkpoint_meta.extend(dist_meta);
-    let model = trainer.network();
     let what = if text {
         format!("sequences of {} characters", input_shape[0])
     } else {
@@ -1595,6 +1592,7 @@ fn run_arch<T: Float>(
         checkpoint_meta,
         header,
         resumed_from,
+        resumed_meta,
         summary: ("arch", serde_json::json!(expanded)),
         save: save_arch_model,
         checkpoint: |t, path, meta| Ok(t.save_checkpoint(path, meta)?),
