@@ -744,20 +744,13 @@ pub fn run<S>(
     train_step: impl FnMut(&mut S, usize),
     infer_step: impl FnMut(&mut S, usize),
 ) -> Result<BenchResult, BenchError> {
-    let train_flops = config.train_flops_per_example() as f64;
-    let infer_flops: f64 = config
-        .sizes
-        .windows(2)
-        .map(|w| 2.0 * (w[0] * w[1]) as f64)
-        .sum();
-    let what = Measured {
-        name: config.name,
-        batch: config.batch,
-        train_flops,
-        infer_flops,
-        threads,
-    };
-    run_measured(&what, timing, state, train_step, infer_step)
+    run_measured(
+        &Measured::network(config, threads),
+        timing,
+        state,
+        train_step,
+        infer_step,
+    )
 }
 
 /// [`run`] for a model of layers: the same timing and result, with GFLOP/s counted from
@@ -791,6 +784,44 @@ struct Measured {
     threads: usize,
 }
 
+impl Measured {
+    /// A network of the speed table: FLOP of its matrix products, per example.
+    fn network(config: &BenchConfig, threads: usize) -> Self {
+        Measured {
+            name: config.name,
+            batch: config.batch,
+            train_flops: config.train_flops_per_example() as f64,
+            infer_flops: (config.sizes.windows(2))
+                .map(|w| 2.0 * (w[0] * w[1]) as f64)
+                .sum(),
+            threads,
+        }
+    }
+
+    /// The result of a run from its training and inference figures.
+    fn result(&self, timing: &Timing, train: Stats, infer: Stats) -> BenchResult {
+        let machine = Machine::detect();
+        BenchResult {
+            config: self.name.to_owned(),
+            threads: self.threads,
+            train_samples_per_sec: train.median,
+            infer_samples_per_sec: infer.median,
+            peak_rss_bytes: peak_rss_bytes(),
+            implementation: "backprop".to_owned(),
+            repeats: timing.repeats,
+            seconds_per_repeat: timing.seconds_per_repeat,
+            redone_repeats: train.redone + infer.redone,
+            contended_repeats: train.contended + infer.contended,
+            train_gflops: train.median * self.train_flops / 1e9,
+            infer_gflops: infer.median * self.infer_flops / 1e9,
+            train_repeats_samples_per_sec: train.per_repeat,
+            infer_repeats_samples_per_sec: infer.per_repeat,
+            cpu_model: machine.cpu_model,
+            logical_cores: machine.logical_cores,
+        }
+    }
+}
+
 fn run_measured<S>(
     what: &Measured,
     timing: &Timing,
@@ -800,25 +831,7 @@ fn run_measured<S>(
 ) -> Result<BenchResult, BenchError> {
     let train = measure(timing, what.batch, |i| train_step(state, i))?;
     let infer = measure(timing, what.batch, |i| infer_step(state, i))?;
-    let machine = Machine::detect();
-    Ok(BenchResult {
-        config: what.name.to_owned(),
-        threads: what.threads,
-        train_samples_per_sec: train.median,
-        infer_samples_per_sec: infer.median,
-        peak_rss_bytes: peak_rss_bytes(),
-        implementation: "backprop".to_owned(),
-        repeats: timing.repeats,
-        seconds_per_repeat: timing.seconds_per_repeat,
-        redone_repeats: train.redone + infer.redone,
-        contended_repeats: train.contended + infer.contended,
-        train_gflops: train.median * what.train_flops / 1e9,
-        infer_gflops: infer.median * what.infer_flops / 1e9,
-        train_repeats_samples_per_sec: train.per_repeat,
-        infer_repeats_samples_per_sec: infer.per_repeat,
-        cpu_model: machine.cpu_model,
-        logical_cores: machine.logical_cores,
-    })
+    Ok(what.result(timing, train, infer))
 }
 
 /// The private step's settings that `backprop bench --dp` reports beside its figures.
@@ -907,7 +920,7 @@ pub fn run_dp<S>(
 ) -> Result<DpBenchResult, BenchError> {
     timing.check()?;
     let (mut ordinary, mut private) = (Vec::new(), Vec::new());
-    let (mut redone, mut contended) = (0, 0);
+    let (mut steps, mut redone, mut contended) = (Vec::new(), 0, 0);
     let mut first = (0, 0);
     for r in 0..timing.repeats {
         // One repeat of each; the warm-up only before the first.
@@ -924,6 +937,7 @@ pub fn run_dp<S>(
         contended += o.contended + p.contended;
         ordinary.extend(o.per_repeat);
         private.extend(p.per_repeat);
+        steps.extend(o.steps);
     }
     let no_time = BenchError::BadTiming {
         reason: "the clock gave no usable time",
@@ -931,28 +945,17 @@ pub fn run_dp<S>(
     let train = median(&ordinary).ok_or(no_time.clone())?;
     let dp_train = median(&private).ok_or(no_time)?;
     let infer = measure(timing, config.batch, |i| infer_step(state, i))?;
-    let infer_flops: f64 = (config.sizes.windows(2))
-        .map(|w| 2.0 * (w[0] * w[1]) as f64)
-        .sum();
-    let machine = Machine::detect();
-    let result = BenchResult {
-        config: config.name.to_owned(),
-        threads,
-        train_samples_per_sec: train,
-        infer_samples_per_sec: infer.median,
-        peak_rss_bytes: peak_rss_bytes(),
-        implementation: "backprop".to_owned(),
-        repeats: timing.repeats,
-        seconds_per_repeat: timing.seconds_per_repeat,
-        redone_repeats: redone + infer.redone,
-        contended_repeats: contended + infer.contended,
-        train_gflops: train * config.train_flops_per_example() as f64 / 1e9,
-        infer_gflops: infer.median * infer_flops / 1e9,
-        train_repeats_samples_per_sec: ordinary,
-        infer_repeats_samples_per_sec: infer.per_repeat,
-        cpu_model: machine.cpu_model,
-        logical_cores: machine.logical_cores,
+    // The ordinary step's repeats, and the repeats of both redone or kept contended.
+    let ordinary_stats = Stats {
+        median: train,
+        min: ordinary.iter().copied().fold(f64::INFINITY, f64::min),
+        max: ordinary.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        per_repeat: ordinary,
+        steps,
+        redone,
+        contended,
     };
+    let result = Measured::network(config, threads).result(timing, ordinary_stats, infer);
     Ok(DpBenchResult {
         ordinary: result,
         dp_train_samples_per_sec: dp_train,
