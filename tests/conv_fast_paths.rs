@@ -3,7 +3,8 @@
 //! unpadded max-pooling path's NaN and tie rule, which must be the padded path's.
 
 use backprop::tensor::kernels::{
-    conv2d_backward, conv2d_forward, max_pool2d_forward, Conv2dShape, Conv2dWorkspace, Pool2dShape,
+    col2im, conv2d_backward, conv2d_forward, im2col, max_pool2d_forward, Conv2dShape,
+    Conv2dWorkspace, Pool2dShape,
 };
 
 fn values(len: usize, salt: usize) -> Vec<f64> {
@@ -148,4 +149,106 @@ fn max_pool2d_unpadded_ties_and_nan() {
     assert_eq!(y[..2], [3.0, 2.0]);
     assert!(y[2].is_nan());
     assert_eq!(y[3..], [0.0, -0.5, 8.0]);
+}
+
+/// The unfold by its definition, cols[r ld + oy OW + ox] = x[c, oy sh + i - ph, ox sw + j - pw]
+/// (0 in the padding), and the fold as its exact transpose (a scatter-add of the same map),
+/// against `im2col` / `col2im` (whose stride-1 path is separate from the general one) for
+/// strides 1 and 2, padding up to and beyond the kernel, and a leading dimension past P.
+#[test]
+fn im2col_and_col2im_match_their_definition() {
+    let mut cases = 0;
+    for (c_in, h, w, kh, kw) in [
+        (1, 28, 28, 5, 5),
+        (6, 14, 14, 5, 5),
+        (2, 5, 7, 3, 2),
+        (3, 4, 3, 1, 3),
+    ] {
+        for (sh, sw) in [(1, 1), (2, 2), (1, 2), (2, 1)] {
+            for (ph, pw) in [(0, 0), (2, 2), (1, 0), (0, 3), (6, 5)] {
+                let Ok(s) =
+                    Conv2dShape::new([1, c_in, h, w], [1, c_in, kh, kw], [sh, sw], [ph, pw])
+                else {
+                    continue;
+                };
+                let [_, _, oh, ow] = s.output_dims();
+                let (k, p, ld) = (s.col_rows(), s.col_cols(), s.col_cols() + 3);
+                let x = values(c_in * h * w, cases);
+                let mut cols = vec![f64::NAN; (k - 1) * ld + p];
+                im2col(&s, &x, &mut cols, ld);
+                let dcols = values(cols.len(), cases + 1);
+                let mut dx = vec![0.5; x.len()];
+                col2im(&s, &dcols, ld, &mut dx);
+                let mut dx_want = vec![0.5; x.len()];
+                for c in 0..c_in {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let r = (c * kh + i) * kw + j;
+                            for oy in 0..oh {
+                                for ox in 0..ow {
+                                    let at = r * ld + oy * ow + ox;
+                                    let (y, xx) = (oy * sh + i, ox * sw + j);
+                                    if y < ph || xx < pw || y - ph >= h || xx - pw >= w {
+                                        assert_eq!(cols[at], 0.0, "{s:?} r {r} ({oy}, {ox})");
+                                        continue;
+                                    }
+                                    let xi = (c * h + y - ph) * w + xx - pw;
+                                    assert_eq!(cols[at], x[xi], "{s:?} r {r} ({oy}, {ox})");
+                                    dx_want[xi] += dcols[at];
+                                }
+                            }
+                            if r + 1 < k {
+                                // The gap past P in each row is left alone.
+                                assert!(cols[r * ld + p..(r + 1) * ld].iter().all(|v| v.is_nan()));
+                            }
+                        }
+                    }
+                }
+                // Each input collects its entries in the same order (kernel taps, then
+                // output pixels, ascending), so the fold is exact, not only close.
+                assert_eq!(dx, dx_want, "{s:?}");
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 80);
+}
+
+/// `MaxPool2d(2)` (2x2 windows at stride 2, its own path) against a plain scan with the
+/// rule of the general path, on ReLU-like planes full of ties at 0, with odd sizes (the last
+/// row and column in no window) and a NaN.
+#[test]
+fn max_pool2d_2x2_stride_2_matches_a_scan() {
+    for (n, c, h, w) in [(3, 6, 28, 28), (2, 16, 10, 10), (2, 3, 7, 9), (1, 1, 2, 2)] {
+        let mut x: Vec<f64> = values(n * c * h * w, h)
+            .iter()
+            .map(|v| v.max(0.0))
+            .collect();
+        x[1] = f64::NAN; // in the first window, after its first value
+        let s = Pool2dShape::new([n, c, h, w], [2, 2], [2, 2], [0, 0]).unwrap();
+        let [_, _, oh, ow] = s.output_dims();
+        let (mut y, mut at) = (
+            vec![0.0; n * c * oh * ow],
+            vec![usize::MAX; n * c * oh * ow],
+        );
+        max_pool2d_forward(&s, &x, &mut y, &mut at);
+        for plane in 0..n * c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let (mut best, mut best_at) = (f64::NEG_INFINITY, 0);
+                    for (r, col) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        let i = (2 * oy + r) * w + 2 * ox + col;
+                        let v = x[plane * h * w + i];
+                        if (r, col) == (0, 0) || v > best || v.is_nan() {
+                            (best, best_at) = (v, i);
+                        }
+                    }
+                    let o = (plane * oh + oy) * ow + ox;
+                    assert_eq!(at[o], best_at, "plane {plane} ({oy}, {ox})");
+                    assert!(y[o] == best || (y[o].is_nan() && best.is_nan()));
+                }
+            }
+        }
+        assert!(y[0].is_nan() && at[0] == 1);
+    }
 }
