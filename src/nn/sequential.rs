@@ -803,8 +803,9 @@ impl<T: Float> Sequential<T> {
     /// same `pe` is wrong).
     ///
     /// # Errors
-    /// [`NnError::NoForward`] if `pe` holds no batch or the model has run another forward
-    /// since; [`NnError::Length`] for `c` not of one factor per example or `out` not shaped
+    /// [`NnError::NoForward`] if `pe` holds no batch or the model has since run a forward
+    /// of another batch size (one of the same size goes unnoticed: call this right after
+    /// the norms); [`NnError::Length`] for `c` not of one factor per example or `out` not shaped
     /// like the parameters.
     pub fn clipped_sum(
         &self,
