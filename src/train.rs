@@ -1817,6 +1817,16 @@ impl<T: Float> Trainer<T, ArchModel<T>> {
             .optimizer
             .load_state(steps, |name| state.get(name).map(Vec::as_slice))
             .map_err(|e| bad(e.to_string()))?;
+        if let Some((settings, examples, steps)) =
+            PrivateTraining::from_metadata(&meta).map_err(&bad)?
+        {
+            trainer = trainer.with_privacy(settings, examples)?;
+            if let Some(p) = &mut trainer.privacy {
+                if steps > 0 {
+                    (p.accountant).add_steps(settings.noise, p.config.sample_rate, steps)?;
+                }
+            }
+        }
         let best = trainer.restore_state(&meta, &bad)?;
         if let Some(accuracy) = best {
             let mut model = trainer.net.duplicate();

@@ -4,7 +4,7 @@
 mod common;
 
 use backprop::nn::{load, AnyArchModel};
-use common::{backprop, path_str, refused, stderr, stdout};
+use common::{backprop, path_str, refused, small_text, stderr, stdout};
 use std::path::Path;
 
 /// The README's digits CNN: two 3x3 convolutions, each followed by 2x2 max-pooling.
@@ -79,29 +79,6 @@ fn a_small_cnn_classifies_the_held_out_digits_at_98_percent() {
     scaling.apply(&mut test).unwrap();
     let e = backprop::train::evaluate_model(&mut model, &test).unwrap();
     assert_eq!(e.accuracy, accuracy);
-}
-
-/// A text of a few KB over 12 characters (returned: their number): words of a small vocabulary.
-fn small_text(path: &Path) -> usize {
-    let words = ["tick", "tock", "the", "clock", "ticks", "cat", "sat", "at"];
-    let mut state = 7u64;
-    let mut text = String::new();
-    while text.len() < 6000 {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        text.push_str(words[(state >> 33) as usize % words.len()]);
-        text.push(if (state >> 20).is_multiple_of(7) {
-            '\n'
-        } else {
-            ' '
-        });
-    }
-    std::fs::write(path, &text).unwrap();
-    let mut chars: Vec<char> = text.chars().collect();
-    chars.sort();
-    chars.dedup();
-    chars.len()
 }
 
 #[test]

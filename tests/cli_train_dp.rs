@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{backprop, path_str, refused, stderr, stdout};
+use common::{backprop, path_str, privacy_epsilon, refused, stderr, stdout};
 use serde_json::Value;
 
 /// The digits, 1438 training examples; batches of 50 expected: q = 50 / 1438, 29 steps
@@ -37,30 +37,6 @@ fn train_to(out: &Path, args: &[&str]) -> std::process::Output {
     let o = backprop(&[&RUN[..], args, &["--out", path_str(out)]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     o
-}
-
-fn privacy_epsilon(noise: f64, q: f64, steps: u64, delta: f64) -> f64 {
-    let (noise, q, steps, delta) = (
-        noise.to_string(),
-        q.to_string(),
-        steps.to_string(),
-        delta.to_string(),
-    );
-    let o = backprop(&[
-        "privacy",
-        "--noise",
-        &noise,
-        "--sample-rate",
-        &q,
-        "--steps",
-        &steps,
-        "--delta",
-        &delta,
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    v["epsilon"].as_f64().unwrap()
 }
 
 #[test]
@@ -302,10 +278,6 @@ fn bad_private_settings_are_refused_by_flag() {
         &["--dp-delta", "private training"],
     );
     refused(&t(&["--dp-secure-noise"]), &["--dp-secure-noise"]);
-    refused(
-        &t(&["--dp-noise", "1", "--dp-clip", "1", "--arch", "lenet5"]),
-        &["--arch", "models of layers are not yet supported"],
-    );
     refused(
         &t(&["--dp-noise", "1", "--dp-clip", "1", "--block", "16"]),
         &["--block 16", "private training"],

@@ -24,4 +24,4 @@ pub use file::{
     ArchModel, ARCH_KEY, COST_KEY, INPUT_SHAPE_KEY, PRESETS, VOCAB_KEY,
 };
 pub use gradcheck::{gradcheck, GradCheck};
-pub use sequential::{NamedGrads, NnError, Sequential, Workspace};
+pub use sequential::{NamedGrads, NnError, PerExample, Sequential, Workspace};

@@ -3,6 +3,7 @@
 
 use super::layers::{self, grow, At, Sinks, State};
 use super::{Arch, ArchError, Layer, ParamInit, ParamSpec};
+use crate::linalg::{matmul, MatRef};
 use crate::network::{Activation, Cost};
 use crate::tensor::kernels::KernelError;
 use crate::Float;
@@ -457,7 +458,7 @@ impl<T: Float> Sequential<T> {
     fn backward_from(
         &mut self,
         top: usize,
-        mut per_example: Option<&mut [Vec<T>]>,
+        mut per_example: Option<&mut PerExample<T>>,
         input_grad: bool,
     ) {
         let Sequential {
@@ -482,9 +483,22 @@ impl<T: Float> Sequential<T> {
             let [dy, dx] = &mut ws.delta;
             let in_len = ws.a[i].len();
             resize(dx, if want_dx { in_len } else { 0 });
+            // A Linear layer applied once per example: its W_i = δ_i a_iᵀ is never built.
+            let ghost = per_example.as_ref().is_some_and(|p| p.ghost)
+                && matches!(layer, Layer::Linear { .. })
+                && shapes[i].len() == 1;
+            if ghost {
+                let p = per_example
+                    .as_deref_mut()
+                    .expect("ghost implies per-example");
+                p.keep_linear_delta(i, dy, &ws.a[i], owned[i].len() == 2, n);
+            }
             let sinks = Sinks {
                 grads: &mut grads[owned[i].clone()],
-                per_example: per_example.as_deref_mut().map(|p| &mut p[owned[i].clone()]),
+                per_example: match per_example.as_deref_mut() {
+                    Some(p) if !ghost => Some(&mut p.grads[owned[i].clone()]),
+                    _ => None,
+                },
             };
             layers::backward(
                 &at,
@@ -677,12 +691,16 @@ impl<T: Float> Sequential<T> {
         let (mut losses, mut out) = (Vec::with_capacity(n), Vec::with_capacity(n));
         self.forward(x, n, true)?;
         let start = self.output_delta(targets, cost, T::one())?;
-        let mut pe: Vec<Vec<T>> = self
-            .values
-            .iter()
-            .map(|v| vec![T::zero(); n * v.len()])
-            .collect();
-        self.backward_from(start, Some(&mut pe), false);
+        let mut all = PerExample {
+            grads: self
+                .values
+                .iter()
+                .map(|v| vec![T::zero(); n * v.len()])
+                .collect(),
+            ..PerExample::new(false)
+        };
+        self.backward_from(start, Some(&mut all), false);
+        let pe = all.grads;
         losses.extend_from_slice(&self.ws.losses);
         for e in 0..n {
             out.push(named(
@@ -695,6 +713,244 @@ impl<T: Float> Sequential<T> {
         }
         self.zero_grads();
         Ok((losses, out))
+    }
+
+    /// Buffers for [`Sequential::per_example_norms`] and [`Sequential::clipped_sum`]: empty
+    /// until the first batch, then grown to the largest batch and reused.
+    pub fn per_example_buffers(&self) -> PerExample<T> {
+        PerExample {
+            grads: vec![Vec::new(); self.values.len()],
+            deltas: vec![Vec::new(); self.arch.layers().len()],
+            ..PerExample::new(true)
+        }
+    }
+
+    /// J = (1/n) Σ C_i for a training pass of `n` examples, and each example's gradient
+    /// norm ‖g_i‖ = ‖∇C_i‖ over all parameters into `norms`, from one batched pass whose
+    /// per-example parts stay in `pe` for [`Sequential::clipped_sum`].
+    ///
+    /// A `Linear` layer applied once per example (a vector input, not a sequence) builds
+    /// no W_i: by Equation 1 ‖W_i‖ = ‖δ_i‖ ‖a_i‖ and, by Equation 2, ‖b_i‖ = ‖δ_i‖, so it
+    /// keeps δ_i. Every other layer writes its per-example gradients (as
+    /// [`Sequential::per_example_gradients`] does, without the copies). Leaves
+    /// [`Sequential::grads`] holding the unclipped batch sum.
+    ///
+    /// ```
+    /// use backprop::network::Cost;
+    /// use backprop::nn::{Arch, Sequential};
+    /// let arch: Arch = "Linear(2, 3), Tanh(), Linear(3, 2), Softmax(dim=-1)".parse().unwrap();
+    /// let mut net = Sequential::<f64>::new(&arch, &[2], 1).unwrap();
+    /// let (x, y) = ([1.0, -1.0, 0.5, 2.0], [0.0, 1.0]);
+    /// let (mut pe, mut norms) = (net.per_example_buffers(), Vec::new());
+    /// net.per_example_norms(&x, &y, 2, Cost::LogLikelihood, &mut pe, &mut norms).unwrap();
+    /// // The same as the norms of the gradients built one by one.
+    /// let (_, each) = net.per_example_gradients(&x, &y, 2, Cost::LogLikelihood).unwrap();
+    /// for (norm, g) in norms.iter().zip(&each) {
+    ///     let sq: f64 = g.iter().flat_map(|(_, v)| v).map(|v| v * v).sum();
+    ///     assert!((norm - sq.sqrt()).abs() < 1e-12);
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Sequential::loss_and_grad`].
+    pub fn per_example_norms(
+        &mut self,
+        x: &[T],
+        targets: &[T],
+        n: usize,
+        cost: Cost,
+        pe: &mut PerExample<T>,
+        norms: &mut Vec<f64>,
+    ) -> Result<f64, NnError> {
+        self.forward(x, n, true)?;
+        let start = self.output_delta(targets, cost, T::one())?;
+        pe.n = 0;
+        pe.sq.clear();
+        pe.sq.resize(n, 0.0);
+        pe.grads.resize_with(self.values.len(), Vec::new);
+        pe.deltas.resize_with(self.arch.layers().len(), Vec::new);
+        for (j, spec) in self.specs.iter().enumerate() {
+            let layer = layer_of(spec);
+            let ghost = pe.ghost
+                && matches!(self.arch.layers()[layer], Layer::Linear { .. })
+                && self.shapes[layer].len() == 1;
+            let per = self.values[j].len();
+            let len = n.checked_mul(per).ok_or(NnError::Overflow { n, per })?;
+            resize(&mut pe.grads[j], if ghost { 0 } else { len });
+        }
+        self.zero_grads();
+        self.backward_from(start, Some(&mut *pe), false);
+        for (g, v) in pe.grads.iter().zip(&self.values) {
+            if g.is_empty() {
+                continue;
+            }
+            for (sq, ge) in pe.sq.iter_mut().zip(g.chunks_exact(v.len())) {
+                *sq += ge.iter().map(|&v| v.to_f64() * v.to_f64()).sum::<f64>();
+            }
+        }
+        norms.clear();
+        norms.extend(pe.sq.iter().map(|s| s.sqrt()));
+        pe.n = n;
+        Ok(self.ws.losses.iter().sum::<f64>() / n as f64)
+    }
+
+    /// The clipped sum of private training: `out[j]` = `scale` Σ_i c_i g_i for every
+    /// parameter j (in [`Sequential::params`] order), g_i each example's gradient as the
+    /// last [`Sequential::per_example_norms`] left it in `pe`. For a `Linear` layer applied
+    /// once per example this is one weighted backward, (c ∘ δ)ᵀ A (Equation 1 with each
+    /// δ_i scaled by c_i); for every other parameter, the product cᵀ G of the clip factors
+    /// and the n per-example gradients. Scales the kept δ_i in place (a second call on the
+    /// same `pe` is wrong).
+    ///
+    /// # Errors
+    /// [`NnError::NoForward`] if `pe` holds no batch or the model has since run a forward
+    /// of another batch size (one of the same size goes unnoticed: call this right after
+    /// the norms); [`NnError::Length`] for `c` not of one factor per example or `out` not shaped
+    /// like the parameters.
+    pub fn clipped_sum(
+        &self,
+        pe: &mut PerExample<T>,
+        c: &[T],
+        scale: T,
+        out: &mut [Vec<T>],
+    ) -> Result<(), NnError> {
+        let n = pe.n;
+        if n == 0 || n != self.ws.n || pe.sq.len() != n {
+            return Err(NnError::NoForward);
+        }
+        if c.len() != n {
+            return Err(NnError::Length {
+                what: "clip factors",
+                expected: n,
+                given: c.len(),
+            });
+        }
+        for (o, v) in out.iter().zip(&self.values) {
+            if o.len() != v.len() {
+                return Err(NnError::Length {
+                    what: "clipped sum",
+                    expected: v.len(),
+                    given: o.len(),
+                });
+            }
+        }
+        if out.len() != self.values.len() {
+            return Err(NnError::Length {
+                what: "clipped sum",
+                expected: self.values.len(),
+                given: out.len(),
+            });
+        }
+        let cm = MatRef::row_major(c, 1, n).expect("c has n values");
+        for (j, (o, v)) in out.iter_mut().zip(&self.values).enumerate() {
+            let g = &pe.grads[j];
+            if g.is_empty() {
+                continue;
+            }
+            // Σ_i c_i g_i as a (1 × n) (n × len) product.
+            let gm = MatRef::row_major(g, n, v.len()).expect("n per-example gradients");
+            matmul(o, cm, gm, scale, false);
+        }
+        for (i, d) in pe.deltas.iter_mut().enumerate() {
+            if d.is_empty() {
+                continue;
+            }
+            let (inp, outf) = (self.shapes[i][0], self.shapes[i + 1][0]);
+            let d = &mut d[..n * outf];
+            for (row, &ci) in d.chunks_exact_mut(outf).zip(c) {
+                row.iter_mut().for_each(|v| *v *= ci);
+            }
+            let (dm, am) = (
+                MatRef::row_major(&*d, n, outf).expect("n deltas"),
+                MatRef::row_major(&self.ws.a[i][..n * inp], n, inp).expect("n inputs"),
+            );
+            let j = self.owned[i].start;
+            // Equation 1 weighted: Σ_i c_i δ_i a_iᵀ; Equation 2: Σ_i c_i δ_i.
+            matmul(&mut out[j], dm.t(), am, scale, false);
+            if let Some(b) = out.get_mut(j + 1).filter(|_| self.owned[i].len() == 2) {
+                b.fill(T::zero());
+                for row in d.chunks_exact(outf) {
+                    b.iter_mut().zip(row).for_each(|(b, &v)| *b += scale * v);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a private step keeps between a batch's per-example norms and its clipped sum
+/// ([`Sequential::per_example_norms`], [`Sequential::clipped_sum`]): each example's
+/// gradient of every parameter that needs one built, and δ of each `Linear` layer applied
+/// once per example. Grown to the largest batch seen and reused, so steps allocate nothing
+/// once the batches stop growing.
+#[derive(Clone, Debug, Default)]
+pub struct PerExample<T> {
+    /// The examples of the batch held (0: none).
+    n: usize,
+    /// Whether a `Linear` layer applied once per example keeps δ (its norms from ‖δ_i‖
+    /// ‖a_i‖) instead of writing every W_i.
+    ghost: bool,
+    /// Per parameter: n per-example gradients, example i's at `i len ..`; empty for a
+    /// parameter whose layer keeps δ.
+    grads: Vec<Vec<T>>,
+    /// Per layer: δ (n × out) of a `Linear` layer applied once per example; else empty.
+    deltas: Vec<Vec<T>>,
+    /// ‖g_i‖², accumulated in f64.
+    sq: Vec<f64>,
+}
+
+impl<T: Float> PerExample<T> {
+    fn new(ghost: bool) -> Self {
+        PerExample {
+            n: 0,
+            ghost,
+            grads: Vec::new(),
+            deltas: Vec::new(),
+            sq: Vec::new(),
+        }
+    }
+
+    /// The values the buffers have room for, and where the largest lives: what stays the
+    /// same from step to step once the batches stop growing (they never shrink).
+    ///
+    /// ```
+    /// use backprop::network::Cost;
+    /// use backprop::nn::{Arch, Sequential};
+    /// let arch: Arch = "Linear(2, 3), Tanh(), Linear(3, 2), Softmax(dim=-1)".parse().unwrap();
+    /// let mut net = Sequential::<f64>::new(&arch, &[2], 1).unwrap();
+    /// let (mut pe, mut norms) = (net.per_example_buffers(), Vec::new());
+    /// let (x, y) = ([0.5; 8], [0.0, 1.0, 1.0, 0.0]);
+    /// net.per_example_norms(&x, &y, 4, Cost::LogLikelihood, &mut pe, &mut norms).unwrap();
+    /// let room = pe.capacity();
+    /// net.per_example_norms(&x[..4], &y[..2], 2, Cost::LogLikelihood, &mut pe, &mut norms).unwrap();
+    /// assert_eq!(pe.capacity(), room);
+    /// ```
+    pub fn capacity(&self) -> (usize, *const T) {
+        let all = self.grads.iter().chain(&self.deltas);
+        let largest = all.clone().max_by_key(|v| v.capacity());
+        (
+            all.map(Vec::capacity).sum::<usize>() + self.sq.capacity(),
+            largest.map_or(std::ptr::null(), |v| v.as_ptr()),
+        )
+    }
+
+    /// Keeps δ (n × out) of the `Linear` layer `i` and adds its part of each ‖g_i‖²:
+    /// ‖δ_i‖² ‖a_i‖² for W_i = δ_i a_iᵀ, and ‖δ_i‖² more for the bias.
+    fn keep_linear_delta(&mut self, i: usize, delta: &[T], a: &[T], bias: bool, n: usize) {
+        let d = &mut self.deltas[i];
+        resize(d, delta.len());
+        d.copy_from_slice(delta);
+        let (outf, inp) = (delta.len() / n, a.len() / n);
+        for ((sq, de), ae) in self
+            .sq
+            .iter_mut()
+            .zip(delta.chunks_exact(outf))
+            .zip(a.chunks_exact(inp))
+        {
+            let dd: f64 = de.iter().map(|&v| v.to_f64() * v.to_f64()).sum();
+            let aa: f64 = ae.iter().map(|&v| v.to_f64() * v.to_f64()).sum();
+            *sq += dd * (aa + f64::from(u8::from(bias)));
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use super::accountant::{check_noise, check_sample_rate};
 use super::{Accountant, Noise, PrivacyError, Spent};
 use crate::model::Model;
 use crate::network::{Gradients, Network, Workspace};
+use crate::nn::{ArchModel, PerExample};
 use crate::optim::{OptimError, Optimizer};
 use crate::Float;
 use rand::Rng;
@@ -216,6 +217,81 @@ impl<T: Float> PrivateModel<T> for Network<T> {
         lr: T,
     ) -> Result<(), OptimError> {
         optimizer.step(self, sum, lr)
+    }
+}
+
+/// A model of layers: each example's gradient from one batched pass
+/// ([`Sequential::per_example_norms`](crate::nn::Sequential::per_example_norms): a `Linear`
+/// layer applied once per example keeps δ_i, as the post's network does; convolutions,
+/// embeddings and recurrent layers build their per-example gradients), then the clipped
+/// sum as one product over them ([`Sequential::clipped_sum`](crate::nn::Sequential::clipped_sum)).
+/// A `Dropout` mask is drawn per value, so per example: each example's gradient is that of
+/// its own masked pass, as in Opacus.
+///
+/// ```
+/// use backprop::network::Cost;
+/// use backprop::nn::ArchModel;
+/// use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+/// use backprop::privacy::{DpConfig, DpSgd, Noise};
+/// let arch = "Conv2d(1, 2, 3), ReLU(), Flatten(), Linear(4, 2), Softmax(dim=-1)".parse().unwrap();
+/// let mut model = ArchModel::<f64>::new(&arch, &[1, 4, 3], Cost::LogLikelihood, None, 1).unwrap();
+/// let mut sgd = Optimizer::new(OptimizerConfig::new(OptimizerKind::Sgd), &model).unwrap();
+/// // sigma 1, C 0.01: every example is clipped.
+/// let mut dp = DpSgd::new(DpConfig::new(1.0, 0.01, 2, 10).unwrap(), &model, Noise::seeded(1));
+/// let x: Vec<f64> = (0..24).map(|i| (i as f64 * 0.37).sin()).collect();
+/// let stats = dp.step(&mut model, &mut sgd, &x, &[0.0, 1.0], 2, 0.1).unwrap();
+/// assert_eq!((stats.examples, stats.clipped), (2, 2));
+/// assert_eq!(dp.accountant().steps(), 1);
+/// ```
+impl<T: Float> PrivateModel<T> for ArchModel<T> {
+    type Scratch = PerExample<T>;
+    type Sum = Vec<Vec<T>>;
+
+    fn private_buffers(&self) -> (PerExample<T>, Vec<Vec<T>>) {
+        let mut sum = Vec::new();
+        self.net
+            .visit_params(&mut |p| sum.push(vec![T::zero(); p.values.len()]));
+        (self.net.per_example_buffers(), sum)
+    }
+
+    fn per_example_norms(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        n: usize,
+        pe: &mut PerExample<T>,
+        norms: &mut Vec<f64>,
+    ) -> Result<f64, PrivacyError> {
+        Ok(self.net.per_example_norms(x, y, n, self.cost, pe, norms)?)
+    }
+
+    fn weighted_sum(
+        &mut self,
+        _x: &[T],
+        _n: usize,
+        c: &[T],
+        scale: T,
+        pe: &mut PerExample<T>,
+        sum: &mut Vec<Vec<T>>,
+    ) -> Result<(), PrivacyError> {
+        Ok(self.net.clipped_sum(pe, c, scale, sum)?)
+    }
+
+    fn visit_sum_mut(sum: &mut Vec<Vec<T>>, f: &mut dyn FnMut(&mut [T])) {
+        sum.iter_mut().for_each(|t| f(t));
+    }
+
+    fn optimizer_step(
+        &mut self,
+        optimizer: &mut Optimizer<T>,
+        sum: &Vec<Vec<T>>,
+        lr: T,
+    ) -> Result<(), OptimError> {
+        // The model keeps its gradients itself: the noised sum goes there for the step.
+        for ((_, _, g), s) in self.net.grads_mut().zip(sum) {
+            g.copy_from_slice(s);
+        }
+        optimizer.step(self, &(), lr)
     }
 }
 

@@ -19,7 +19,12 @@
 //! ||a_i^(l-1)||, and ||B_i^l|| = ||delta_i^l|| (Equation 2); after the norms, one weighted
 //! pass of Equations 1 and 2 (each delta_i scaled by c_i) gives the clipped sum
 //! ([`crate::network::Network::per_example_norms`],
-//! [`crate::network::Network::weighted_gradients`]).
+//! [`crate::network::Network::weighted_gradients`]). A model of layers
+//! ([`crate::nn::ArchModel`]) does the same for each `Linear` layer that takes one vector
+//! per example, and builds the per-example gradients of its convolutions, embeddings,
+//! recurrent layers and per-position `Linear` layers in one batched pass; the clipped sum is
+//! then one product over them ([`crate::nn::Sequential::per_example_norms`],
+//! [`crate::nn::Sequential::clipped_sum`]).
 //!
 //! The [`Accountant`] turns the steps taken, (sigma, q) each, into the (epsilon, delta)
 //! guarantee: whatever one example is, adding or removing it changes the probability of
@@ -116,6 +121,9 @@ pub enum PrivacyError {
     /// The model refused the batch.
     #[error(transparent)]
     Network(#[from] NetworkError),
+    /// The model of layers refused the batch.
+    #[error(transparent)]
+    Nn(#[from] crate::nn::NnError),
     /// The optimizer refused the model or gradients.
     #[error(transparent)]
     Optim(#[from] OptimError),

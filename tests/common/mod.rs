@@ -42,3 +42,51 @@ pub fn refused(o: &Output, needles: &[&str]) {
         assert!(err.contains(n), "message {err:?} lacks {n:?}");
     }
 }
+
+/// A text of a few KB over 12 characters (returned: their number): words of a small vocabulary.
+pub fn small_text(path: &Path) -> usize {
+    let words = ["tick", "tock", "the", "clock", "ticks", "cat", "sat", "at"];
+    let mut state = 7u64;
+    let mut text = String::new();
+    while text.len() < 6000 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        text.push_str(words[(state >> 33) as usize % words.len()]);
+        text.push(if (state >> 20).is_multiple_of(7) {
+            '\n'
+        } else {
+            ' '
+        });
+    }
+    std::fs::write(path, &text).unwrap();
+    let mut chars: Vec<char> = text.chars().collect();
+    chars.sort();
+    chars.dedup();
+    chars.len()
+}
+
+/// epsilon as `backprop privacy --json` gives it for these settings.
+pub fn privacy_epsilon(noise: f64, q: f64, steps: u64, delta: f64) -> f64 {
+    let (noise, q, steps, delta) = (
+        noise.to_string(),
+        q.to_string(),
+        steps.to_string(),
+        delta.to_string(),
+    );
+    let o = backprop(&[
+        "privacy",
+        "--noise",
+        &noise,
+        "--sample-rate",
+        &q,
+        "--steps",
+        &steps,
+        "--delta",
+        &delta,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    v["epsilon"].as_f64().unwrap()
+}

@@ -487,9 +487,6 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
         }
     }
     let dp = dp_flags(&args)?;
-    if let (Some(_), Some(_)) = (&dp, &args.arch) {
-        bail!("--arch: private training supports fully connected networks; models of layers are not yet supported");
-    }
     if let Some(arch) = args.arch.clone() {
         if given("hidden") {
             bail!("--arch and --hidden: give one of them (--arch builds a model of layers, --hidden a fully connected network)");
@@ -629,7 +626,7 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
             return Err(refuse(id, &show(&mine), &show(&theirs)));
         }
     }
-    check_dp_on_resume(&args, dp, &meta, &path)?;
+    check_dp_on_resume(dp, &meta, &path)?;
     if given("scale") {
         let kind = |s: &str| s.split(':').next().unwrap_or("").to_string();
         let stored = kind(meta.get("scaling").map_or("", String::as_str));
@@ -673,7 +670,6 @@ pub fn run(args: Args, given: &[String]) -> anyhow::Result<()> {
 /// A resumed run keeps the checkpoint's private training: --dp-* flags are refused unless
 /// they repeat it.
 fn check_dp_on_resume(
-    args: &Args,
     dp: Option<DpFlags>,
     meta: &BTreeMap<String, String>,
     path: &Path,
@@ -685,9 +681,6 @@ fn check_dp_on_resume(
         DpNoise::Sigma(_) => "--dp-noise",
         DpNoise::Epsilon(_) => "--dp-epsilon",
     };
-    if args.arch.is_some() || meta.contains_key(nn::ARCH_KEY) {
-        bail!("--arch: private training supports fully connected networks; models of layers are not yet supported");
-    }
     let stored = PrivateTraining::from_metadata(meta)
         .map_err(|e| anyhow::anyhow!("--resume {}: {e}", path.display()))?;
     let Some((stored, _, _)) = stored else {
@@ -1581,6 +1574,12 @@ fn run_arch<T: Float>(
         config.lr,
     );
     let expanded = model.net.arch().to_string();
+    let mut trainer = trainer;
+    if let (Some(dp), None) = (dp_flags(args)?, &resumed_from) {
+        let c = trainer.config();
+        let settings = private_settings(dp, c.batch, train.len(), c.epochs)?;
+        trainer = trainer.with_privacy(settings, train.len())?;
+    }
     train_loop(Run {
         args,
         files: &files,
@@ -1612,6 +1611,7 @@ fn save_arch_model<T: Float>(
             .into_iter()
             .filter(|(k, _)| !NETWORK_ONLY.contains(&k.as_str())),
     );
+    meta.extend(trainer.privacy_metadata());
     trainer
         .final_network()
         .save(out, &meta)
