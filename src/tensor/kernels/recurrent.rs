@@ -268,6 +268,7 @@ fn single<T: Float>() -> bool {
 /// tanh; for `f32`, the odd 13/6 rational minimax approximation of Eigen
 /// (`generic_fast_tanh_float`), within 2e-7 of tanh everywhere (tested), clamped where
 /// tanh rounds to ±1 in `f32`. A NaN stays NaN (the clamp compares; it does not use `max`).
+#[inline(always)]
 fn tanh_gate<T: Float>(x: T) -> T {
     if !single::<T>() {
         return x.tanh();
@@ -305,6 +306,7 @@ fn tanh_gate<T: Float>(x: T) -> T {
 }
 
 /// The logistic sigmoid 1 / (1 + e^-z); for `f32`, 1/2 + tanh(z / 2) / 2 through [`tanh_gate`].
+#[inline(always)]
 fn sigmoid<T: Float>(z: T) -> T {
     if single::<T>() {
         let half = T::from_f64(0.5);
@@ -318,6 +320,50 @@ fn sigmoid<T: Float>(z: T) -> T {
 /// pre-activations on entry and the activated gates `[i f g o]` on exit; writes
 /// `c = f . c_prev + i . g`, `h = o . tanh(c)` and, when given, `tanh(c)` (N x H each).
 fn lstm_cells_forward<T: Float>(
+    hid: usize,
+    gates: &mut [T],
+    c_prev: &[T],
+    c: &mut [T],
+    h: &mut [T],
+    tanh_c: Option<&mut [T]>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        if let (Some(g), Some(cp), Some(c), Some(h)) = (
+            as_f32_mut(gates),
+            as_f32(c_prev),
+            as_f32_mut(c),
+            as_f32_mut(h),
+        ) {
+            let t = tanh_c.map(|t| as_f32_mut(t).expect("T is f32"));
+            // SAFETY: the CPU has AVX2 and FMA (checked above), all the function needs.
+            unsafe { lstm_cells_forward_avx2(hid, g, cp, c, h, t) };
+            return;
+        }
+    }
+    lstm_cells_forward_body(hid, gates, c_prev, c, h, tanh_c);
+}
+
+/// [`lstm_cells_forward`] compiled for AVX2 (8 lanes of `f32` where baseline x86-64 has 4):
+/// the same operations in the same order (no contraction into FMAs), so the same bits.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lstm_cells_forward_avx2(
+    hid: usize,
+    gates: &mut [f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    tanh_c: Option<&mut [f32]>,
+) {
+    lstm_cells_forward_body(hid, gates, c_prev, c, h, tanh_c);
+}
+
+#[inline(always)]
+fn lstm_cells_forward_body<T: Float>(
     hid: usize,
     gates: &mut [T],
     c_prev: &[T],
@@ -366,6 +412,53 @@ fn lstm_cells_forward<T: Float>(
 /// dpre_g = dc~ . i . (1 - g^2)              dpre_o  = dh . tanh(c) . o (1 - o)
 /// ```
 fn lstm_cells_backward<T: Float>(
+    hid: usize,
+    gates: &[T],
+    c_prev: &[T],
+    tanh_c: &[T],
+    (dh, dc): (&[T], &[T]),
+    dc_prev: &mut [T],
+    dpre: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        if let (Some(g), Some(cp), Some(tc), Some(dh), Some(dc), Some(dcp), Some(dp)) = (
+            as_f32(gates),
+            as_f32(c_prev),
+            as_f32(tanh_c),
+            as_f32(dh),
+            as_f32(dc),
+            as_f32_mut(dc_prev),
+            as_f32_mut(dpre),
+        ) {
+            // SAFETY: the CPU has AVX2 and FMA (checked above), all the function needs.
+            unsafe { lstm_cells_backward_avx2(hid, g, cp, tc, (dh, dc), dcp, dp) };
+            return;
+        }
+    }
+    lstm_cells_backward_body(hid, gates, c_prev, tanh_c, (dh, dc), dc_prev, dpre);
+}
+
+/// [`lstm_cells_backward`] compiled for AVX2, with the same bits (as the forward's).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lstm_cells_backward_avx2(
+    hid: usize,
+    gates: &[f32],
+    c_prev: &[f32],
+    tanh_c: &[f32],
+    (dh, dc): (&[f32], &[f32]),
+    dc_prev: &mut [f32],
+    dpre: &mut [f32],
+) {
+    lstm_cells_backward_body(hid, gates, c_prev, tanh_c, (dh, dc), dc_prev, dpre);
+}
+
+#[inline(always)]
+fn lstm_cells_backward_body<T: Float>(
     hid: usize,
     gates: &[T],
     c_prev: &[T],
@@ -1569,6 +1662,53 @@ mod tests {
         assert!(packed.is_empty());
         pack_w_hh(&w[..4 * 12 * 12], 4, 12, false, &mut packed);
         assert!(packed.is_empty());
+    }
+
+    /// The cells compiled for AVX2 give the baseline build's bits, forward and backward,
+    /// across the whole range of the gates (past tanh's clamp at ±7.9 too).
+    #[test]
+    fn avx2_cells_give_the_baseline_bits() {
+        if !avx2_fma() {
+            eprintln!("this CPU lacks AVX2 or FMA: the AVX2 cells are never used here");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (n, h) = (3, 37); // 37: the 8-lane loops' leftovers too
+        let big = |rng: &mut rand_chacha::ChaCha8Rng, len| -> Vec<f32> {
+            (0..len).map(|_| rng.gen_range(-12.0..12.0)).collect()
+        };
+        let (pre, c_prev) = (big(&mut rng, n * 4 * h), random(&mut rng, n * h));
+        let mut outs = Vec::new();
+        for avx2 in [true, false] {
+            let (mut gates, mut c, mut hh, mut tc) = (
+                pre.clone(),
+                vec![0.0; n * h],
+                vec![0.0; n * h],
+                vec![0.0; n * h],
+            );
+            if avx2 {
+                lstm_cells_forward(h, &mut gates, &c_prev, &mut c, &mut hh, Some(&mut tc));
+            } else {
+                lstm_cells_forward_body(h, &mut gates, &c_prev, &mut c, &mut hh, Some(&mut tc));
+            }
+            let (dh, dc) = (vec![0.5; n * h], vec![-0.25; n * h]);
+            let (mut dc_prev, mut dpre) = (vec![0.0; n * h], vec![0.0; n * 4 * h]);
+            let args = (&gates[..], &c_prev[..], &tc[..], (&dh[..], &dc[..]));
+            if avx2 {
+                lstm_cells_backward(h, args.0, args.1, args.2, args.3, &mut dc_prev, &mut dpre);
+            } else {
+                let (g, cp, t, d) = args;
+                lstm_cells_backward_body(h, g, cp, t, d, &mut dc_prev, &mut dpre);
+            }
+            outs.push([gates, c, hh, tc, dc_prev, dpre]);
+        }
+        let bits = |v: &[Vec<f32>; 6]| -> Vec<Vec<u32>> {
+            v.iter()
+                .map(|v| v.iter().map(|x| x.to_bits()).collect())
+                .collect()
+        };
+        assert_eq!(bits(&outs[0]), bits(&outs[1]));
+        assert!(outs[0][0].iter().any(|g| g.abs() > 0.9999)); // saturated gates too
     }
 
     /// The kernel's bounds rest on its length checks: a short destination is refused.
