@@ -17,7 +17,7 @@
 //! `db_ih = db_hh += sum over the batch of dpre`.
 
 use super::{checked_product, KernelError};
-use crate::linalg::{matmul, MatRef};
+use crate::linalg::{matmul, matmul_with, MatRef};
 use crate::Float;
 
 /// The sizes of a recurrent layer: `batch` sequences of `steps` time steps, `input`
@@ -268,6 +268,7 @@ fn single<T: Float>() -> bool {
 /// tanh; for `f32`, the odd 13/6 rational minimax approximation of Eigen
 /// (`generic_fast_tanh_float`), within 2e-7 of tanh everywhere (tested), clamped where
 /// tanh rounds to ±1 in `f32`. A NaN stays NaN (the clamp compares; it does not use `max`).
+#[inline(always)]
 fn tanh_gate<T: Float>(x: T) -> T {
     if !single::<T>() {
         return x.tanh();
@@ -305,6 +306,7 @@ fn tanh_gate<T: Float>(x: T) -> T {
 }
 
 /// The logistic sigmoid 1 / (1 + e^-z); for `f32`, 1/2 + tanh(z / 2) / 2 through [`tanh_gate`].
+#[inline(always)]
 fn sigmoid<T: Float>(z: T) -> T {
     if single::<T>() {
         let half = T::from_f64(0.5);
@@ -318,6 +320,50 @@ fn sigmoid<T: Float>(z: T) -> T {
 /// pre-activations on entry and the activated gates `[i f g o]` on exit; writes
 /// `c = f . c_prev + i . g`, `h = o . tanh(c)` and, when given, `tanh(c)` (N x H each).
 fn lstm_cells_forward<T: Float>(
+    hid: usize,
+    gates: &mut [T],
+    c_prev: &[T],
+    c: &mut [T],
+    h: &mut [T],
+    tanh_c: Option<&mut [T]>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        if let (Some(g), Some(cp), Some(c), Some(h)) = (
+            as_f32_mut(gates),
+            as_f32(c_prev),
+            as_f32_mut(c),
+            as_f32_mut(h),
+        ) {
+            let t = tanh_c.map(|t| as_f32_mut(t).expect("T is f32"));
+            // SAFETY: the CPU has AVX2 and FMA (checked above), all the function needs.
+            unsafe { lstm_cells_forward_avx2(hid, g, cp, c, h, t) };
+            return;
+        }
+    }
+    lstm_cells_forward_body(hid, gates, c_prev, c, h, tanh_c);
+}
+
+/// [`lstm_cells_forward`] compiled for AVX2 (8 lanes of `f32` where baseline x86-64 has 4):
+/// the same operations in the same order (no contraction into FMAs), so the same bits.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lstm_cells_forward_avx2(
+    hid: usize,
+    gates: &mut [f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    tanh_c: Option<&mut [f32]>,
+) {
+    lstm_cells_forward_body(hid, gates, c_prev, c, h, tanh_c);
+}
+
+#[inline(always)]
+fn lstm_cells_forward_body<T: Float>(
     hid: usize,
     gates: &mut [T],
     c_prev: &[T],
@@ -366,6 +412,53 @@ fn lstm_cells_forward<T: Float>(
 /// dpre_g = dc~ . i . (1 - g^2)              dpre_o  = dh . tanh(c) . o (1 - o)
 /// ```
 fn lstm_cells_backward<T: Float>(
+    hid: usize,
+    gates: &[T],
+    c_prev: &[T],
+    tanh_c: &[T],
+    (dh, dc): (&[T], &[T]),
+    dc_prev: &mut [T],
+    dpre: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        if let (Some(g), Some(cp), Some(tc), Some(dh), Some(dc), Some(dcp), Some(dp)) = (
+            as_f32(gates),
+            as_f32(c_prev),
+            as_f32(tanh_c),
+            as_f32(dh),
+            as_f32(dc),
+            as_f32_mut(dc_prev),
+            as_f32_mut(dpre),
+        ) {
+            // SAFETY: the CPU has AVX2 and FMA (checked above), all the function needs.
+            unsafe { lstm_cells_backward_avx2(hid, g, cp, tc, (dh, dc), dcp, dp) };
+            return;
+        }
+    }
+    lstm_cells_backward_body(hid, gates, c_prev, tanh_c, (dh, dc), dc_prev, dpre);
+}
+
+/// [`lstm_cells_backward`] compiled for AVX2, with the same bits (as the forward's).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lstm_cells_backward_avx2(
+    hid: usize,
+    gates: &[f32],
+    c_prev: &[f32],
+    tanh_c: &[f32],
+    (dh, dc): (&[f32], &[f32]),
+    dc_prev: &mut [f32],
+    dpre: &mut [f32],
+) {
+    lstm_cells_backward_body(hid, gates, c_prev, tanh_c, (dh, dc), dc_prev, dpre);
+}
+
+#[inline(always)]
+fn lstm_cells_backward_body<T: Float>(
     hid: usize,
     gates: &[T],
     c_prev: &[T],
@@ -595,7 +688,8 @@ pub struct SequenceWorkspace<T> {
     last: Option<(RecurrentShape, usize)>,
     /// Whether a backward followed that forward (`dpre` is then filled).
     backward_done: bool,
-    /// x, time-major: T blocks of N x F, so all steps' input products are one GEMM.
+    /// x, by [`Halves`]: each half's T blocks (time-major), so all steps' input products
+    /// are one GEMM. So are the other buffers of blocks below.
     xs: Vec<T>,
     /// h_0 = 0, h_1, ..., h_T: T + 1 blocks of N x H. For the RNN, blocks 1..T first hold
     /// the pre-activations.
@@ -615,6 +709,8 @@ pub struct SequenceWorkspace<T> {
     dc_prev: Vec<T>,
     /// The input gradient, time-major (T blocks of N x F).
     dxs: Vec<T>,
+    /// `W_hh` packed for the per-step products of the last pass (see [`pack_w_hh`]).
+    packed: Vec<f32>,
 }
 
 /// Sets `v`'s length to `len`, keeping its allocation and (up to `len`) its values: every
@@ -642,13 +738,17 @@ impl<T: Float> SequenceWorkspace<T> {
         fit(&mut self.cs, if lstm { (t + 1) * n * h } else { 0 });
         fit(&mut self.tanh_c, if lstm { t * n * h } else { 0 });
         fit(&mut self.gates, if lstm { t * n * 4 * h } else { 0 });
-        self.hs[..n * h].fill(T::zero());
-        if lstm {
-            self.cs[..n * h].fill(T::zero());
+        let halves = Halves::of(n);
+        for (first, m) in halves.parts() {
+            let zero = halves.row(t + 1, 0, first) * h..(halves.row(t + 1, 0, first) + m) * h;
+            self.hs[zero.clone()].fill(T::zero());
+            if lstm {
+                self.cs[zero].fill(T::zero());
+            }
         }
         for (b, seq) in x.chunks_exact(t * f).enumerate() {
             for (step, x_t) in seq.chunks_exact(f).enumerate() {
-                self.xs[(step * n + b) * f..][..f].copy_from_slice(x_t);
+                self.xs[halves.row(t, step, b) * f..][..f].copy_from_slice(x_t);
             }
         }
     }
@@ -657,9 +757,10 @@ impl<T: Float> SequenceWorkspace<T> {
     fn outputs(&self, s: &RecurrentShape, out: &mut [T]) {
         let (n, t, h) = (s.batch, s.steps, s.hidden);
         assert_eq!(out.len(), n * t * h, "sequence: output length");
+        let halves = Halves::of(n);
         for (b, seq) in out.chunks_exact_mut(t * h).enumerate() {
             for (step, o) in seq.chunks_exact_mut(h).enumerate() {
-                o.copy_from_slice(&self.hs[((step + 1) * n + b) * h..][..h]);
+                o.copy_from_slice(&self.hs[halves.row(t + 1, step + 1, b) * h..][..h]);
             }
         }
     }
@@ -694,16 +795,57 @@ impl<T: Float> SequenceWorkspace<T> {
     }
 }
 
-/// Sets `dh` = the gradient flowing back into h_t: `dout[:, t, :]` plus what step t + 1
-/// sent to its previous state (`dh_prev`, zero before the last step's backward).
-fn gather_dh<T: Float>(s: &RecurrentShape, t: usize, dout: &[T], dh_prev: &[T], dh: &mut [T]) {
+/// How the whole-sequence kernels split a batch: the first `ceil(N / 2)` sequences and the
+/// rest, each run through every step on its own under `rayon::join` (so on two threads when
+/// the pool has them, with nothing shared until the recurrence is over). The split does not
+/// depend on the thread count, so neither do the results. Every buffer of per-step blocks
+/// holds the first half's blocks (`ceil(N / 2)` rows each, time-major), then the second's.
+#[derive(Clone, Copy, Debug)]
+struct Halves {
+    n: usize,
+    n0: usize,
+}
+
+impl Halves {
+    fn of(n: usize) -> Self {
+        Halves {
+            n,
+            n0: n.div_ceil(2),
+        }
+    }
+
+    /// (first sequence, number of sequences) of each half; the second is empty when N = 1.
+    fn parts(self) -> [(usize, usize); 2] {
+        [(0, self.n0), (self.n0, self.n - self.n0)]
+    }
+
+    /// The row holding sequence `b`'s block `t` in a buffer of `blocks` blocks per half.
+    fn row(self, blocks: usize, t: usize, b: usize) -> usize {
+        if b < self.n0 {
+            t * self.n0 + b
+        } else {
+            blocks * self.n0 + t * (self.n - self.n0) + b - self.n0
+        }
+    }
+}
+
+/// Sets `dh` = the gradient flowing back into h_t of the sequences `first..` of one half:
+/// `dout[:, t, :]` plus what step t + 1 sent to its previous state (`dh_prev`, zero before
+/// the last step's backward).
+fn gather_dh<T: Float>(
+    s: &RecurrentShape,
+    (first, t): (usize, usize),
+    dout: &[T],
+    dh_prev: &[T],
+    dh: &mut [T],
+) {
     let (steps, h) = (s.steps, s.hidden);
     for (b, (dh, dh_prev)) in dh
         .chunks_exact_mut(h)
         .zip(dh_prev.chunks_exact(h))
         .enumerate()
     {
-        let d = &dout[(b * steps + t) * h..][..h];
+        let d = &dout[((first + b) * steps + t) * h..][..h];
         for ((v, &a), &p) in dh.iter_mut().zip(d).zip(dh_prev) {
             *v = a + p;
         }
@@ -714,16 +856,11 @@ fn view<T: Float>(d: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
     MatRef::row_major(d, rows, cols).expect("length checked")
 }
 
-/// Every step's input half of the pre-activations at once, before the recurrence (it does
-/// not depend on h): `pre = b_ih + b_hh + X W_ih^T`, X the T N x F time-major inputs.
-fn input_projection<T: Float>(
-    s: &RecurrentShape,
-    g: usize,
-    p: &Params<'_, T>,
-    xs: &[T],
-    pre: &mut [T],
-) {
-    let (rows, f, gh) = (s.steps * s.batch, s.input, g * s.hidden);
+/// The input half of the pre-activations of `rows` rows at once, before the recurrence (it
+/// does not depend on h): `pre = b_ih + b_hh + X W_ih^T`, X the rows x F inputs.
+fn input_projection<T: Float>(rows: usize, p: &Params<'_, T>, xs: &[T], pre: &mut [T]) {
+    let gh = p.b_ih.len();
+    let f = p.w_ih.len() / gh;
     for row in pre[..rows * gh].chunks_exact_mut(gh) {
         for ((v, &a), &b) in row.iter_mut().zip(p.b_ih).zip(p.b_hh) {
             *v = a + b;
@@ -731,11 +868,207 @@ fn input_projection<T: Float>(
     }
     matmul(
         pre,
-        view(xs, rows, f),
+        view(&xs[..rows * f], rows, f),
         view(p.w_ih, gh, f).t(),
         T::one(),
         true,
     );
+}
+
+/// The product of each step of the recurrence, `m` rows of one half: `dst += h W_hh^T`
+/// (forward: `h` is m x H, `dst` m x G H) or `dst = dpre W_hh` (backward: `dpre` m x G H,
+/// `dst` m x H). `w` is `W_hh` and its packing by [`pack_w_hh`] for this direction: the
+/// AVX2 kernel when there is one, else `gemm`. One thread each: the halves are the
+/// parallelism.
+fn step_product<T: Float>(
+    dst: &mut [T],
+    a: &[T],
+    m: usize,
+    (w_hh, packed): (&[T], &[f32]),
+    forward: bool,
+) {
+    let k = a.len() / m;
+    let other = w_hh.len() / k;
+    if !packed.is_empty() {
+        if let (Some(d), Some(a)) = (as_f32_mut(dst), as_f32(a)) {
+            packed_product(d, a, (m, k, other), packed, forward);
+            return;
+        }
+    }
+    let w = view(
+        w_hh,
+        if forward { other } else { k },
+        if forward { k } else { other },
+    );
+    matmul_with(
+        dst,
+        view(a, m, k),
+        if forward { w.t() } else { w },
+        T::one(),
+        forward,
+        gemm::Parallelism::None,
+    );
+}
+
+/// `W_hh` packed once per pass for [`step_product`]: the matrix B of the product (`W_hh^T`
+/// forward, `W_hh` backward, K x N) in panels of 16 columns, each K rows of 16 contiguous
+/// values, so the kernel streams a panel with two aligned-width loads per k. Empty when the
+/// AVX2 kernel does not apply (`T` is not `f32`, the CPU lacks AVX2 or FMA, or N is not a
+/// multiple of 16), and the products then go through `gemm` unpacked.
+fn pack_w_hh<T: Float>(w_hh: &[T], g: usize, h: usize, forward: bool, packed: &mut Vec<f32>) {
+    packed.clear();
+    let (k, n) = if forward { (h, g * h) } else { (g * h, h) };
+    if !(is_f32::<T>() && n % PANEL == 0 && avx2_fma()) {
+        return;
+    }
+    packed.reserve(k * n);
+    for p in 0..n / PANEL {
+        for kk in 0..k {
+            for c in p * PANEL..(p + 1) * PANEL {
+                // B[kk][c]: W_hh^T (forward) or W_hh (backward), W_hh being N x K forward.
+                let v = if forward {
+                    w_hh[c * k + kk]
+                } else {
+                    w_hh[kk * n + c]
+                };
+                packed.push(v.to_f64() as f32);
+            }
+        }
+    }
+}
+
+/// Columns per panel of the packed B: two AVX registers of `f32`.
+const PANEL: usize = 16;
+
+fn is_f32<T: Float>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+}
+
+/// Whether this CPU runs [`packed_product_avx2`] (cached by std after the first call).
+fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `v` at its own type `f32`, when `T` is `f32`.
+fn as_f32<T: Float>(v: &[T]) -> Option<&[f32]> {
+    // SAFETY: the TypeIds are equal, so `T` is `f32`: the same slice, at the same type.
+    is_f32::<T>().then(|| unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) })
+}
+
+/// `v` at its own type `f32`, when `T` is `f32`.
+fn as_f32_mut<T: Float>(v: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: as in `as_f32`; the one `&mut` borrow moves into the result.
+    is_f32::<T>().then(|| unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) })
+}
+
+/// `dst (m x n) (+)= a (m x k) B`, B packed by [`pack_w_hh`] (`packed.len() == k n`), on
+/// AVX2 and FMA: rows in blocks of 6 against one 16-column panel at a time (12 accumulator
+/// registers), each sum over k in order from the value in `dst` (`accumulate`) or zero.
+///
+/// # Panics
+/// If a length disagrees with m, k and n, n is not a multiple of 16, or the CPU lacks AVX2
+/// or FMA.
+#[cfg(target_arch = "x86_64")]
+fn packed_product(
+    dst: &mut [f32],
+    a: &[f32],
+    (m, k, n): (usize, usize, usize),
+    packed: &[f32],
+    accumulate: bool,
+) {
+    assert!(avx2_fma(), "packed product: the CPU lacks AVX2 or FMA");
+    assert!(n % PANEL == 0, "packed product: n not a multiple of 16");
+    assert_eq!(dst.len(), m * n, "packed product: dst length");
+    assert_eq!(a.len(), m * k, "packed product: a length");
+    assert_eq!(packed.len(), k * n, "packed product: packed length");
+    // SAFETY: the CPU has AVX2 and FMA (checked above), the features the function is
+    // compiled for; and the lengths it relies on are those asserted above.
+    unsafe { packed_product_avx2(dst, a, (m, k, n), packed, accumulate) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn packed_product(_: &mut [f32], _: &[f32], _: (usize, usize, usize), _: &[f32], _: bool) {
+    unreachable!("packed product: pack_w_hh packs nothing off x86-64")
+}
+
+/// The body of [`packed_product`].
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA, and `dst.len() >= m n`, `a.len() >= m k`,
+/// `packed.len() >= k n` with `n % 16 == 0`: every pointer below stays inside its slice
+/// (rows r < m, columns c < n, k index < k; a panel is k x 16 values at `p 16 k`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn packed_product_avx2(
+    dst: &mut [f32],
+    a: &[f32],
+    (m, k, n): (usize, usize, usize),
+    packed: &[f32],
+    accumulate: bool,
+) {
+    for p in 0..n / PANEL {
+        let panel = packed.as_ptr().add(p * PANEL * k);
+        let mut r = 0;
+        while r < m {
+            let d = dst.as_mut_ptr().add(r * n + p * PANEL);
+            let a = a.as_ptr().add(r * k);
+            let rows = (m - r).min(6);
+            match rows {
+                6 => block::<6>(d, n, a, k, panel, accumulate),
+                5 => block::<5>(d, n, a, k, panel, accumulate),
+                4 => block::<4>(d, n, a, k, panel, accumulate),
+                3 => block::<3>(d, n, a, k, panel, accumulate),
+                2 => block::<2>(d, n, a, k, panel, accumulate),
+                _ => block::<1>(d, n, a, k, panel, accumulate),
+            }
+            r += rows;
+        }
+    }
+}
+
+/// MR rows of `dst` (row stride `ldd`) by one 16-column panel, over `k` (`a`'s row stride).
+///
+/// # Safety
+/// As [`packed_product_avx2`], for the MR rows and the panel given.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn block<const MR: usize>(
+    dst: *mut f32,
+    ldd: usize,
+    a: *const f32,
+    k: usize,
+    panel: *const f32,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    if accumulate {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            acc[0] = _mm256_loadu_ps(dst.add(i * ldd));
+            acc[1] = _mm256_loadu_ps(dst.add(i * ldd + 8));
+        }
+    }
+    for kk in 0..k {
+        let b0 = _mm256_loadu_ps(panel.add(kk * PANEL));
+        let b1 = _mm256_loadu_ps(panel.add(kk * PANEL + 8));
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let x = _mm256_broadcast_ss(&*a.add(i * k + kk));
+            acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
+            acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+        }
+    }
+    for (i, acc) in acc.iter().enumerate() {
+        _mm256_storeu_ps(dst.add(i * ldd), acc[0]);
+        _mm256_storeu_ps(dst.add(i * ldd + 8), acc[1]);
+    }
 }
 
 fn check_grads<T>(s: &RecurrentShape, g: usize, grads: &ParamGrads<'_, T>) {
@@ -763,9 +1096,10 @@ fn check_grads<T>(s: &RecurrentShape, g: usize, grads: &ParamGrads<'_, T>) {
 }
 
 /// After the recurrence has filled every step's `dpre`: the products that do not depend on
-/// the order of the steps, each one GEMM over all T N rows. `dX = dPre W_ih` (scattered
-/// into `dx`, (N, T, F)), `dW_ih += dPre^T X`, `dW_hh += dPre_{2..T}^T H_{1..T-1}` (h_0 = 0
-/// adds nothing), `db_ih = db_hh += the column sums of dPre`.
+/// the order of the steps, each one GEMM over all T N rows (two for `dW_hh`, one per half).
+/// `dX = dPre W_ih` (scattered into `dx`, (N, T, F)), `dW_ih += dPre^T X`, `dW_hh +=
+/// dPre_{2..T}^T H_{1..T-1}` (h_0 = 0 adds nothing), `db_ih = db_hh += the column sums of
+/// dPre`.
 fn sequence_param_grads<T: Float>(
     s: &RecurrentShape,
     g: usize,
@@ -775,19 +1109,22 @@ fn sequence_param_grads<T: Float>(
     grads: &mut ParamGrads<'_, T>,
 ) {
     let (n, t, f, h, gh) = (s.batch, s.steps, s.input, s.hidden, g * s.hidden);
-    let rows = t * n;
+    let (rows, halves) = (t * n, Halves::of(n));
     let dpre = view(&ws.dpre, rows, gh);
     matmul(&mut ws.dxs, dpre, view(p.w_ih, gh, f), T::one(), false);
     for (b, seq) in dx.chunks_exact_mut(t * f).enumerate() {
         for (step, d) in seq.chunks_exact_mut(f).enumerate() {
-            d.copy_from_slice(&ws.dxs[(step * n + b) * f..][..f]);
+            d.copy_from_slice(&ws.dxs[halves.row(t, step, b) * f..][..f]);
         }
     }
     matmul(grads.w_ih, dpre.t(), view(&ws.xs, rows, f), T::one(), true);
-    if t > 1 {
-        let later = view(&ws.dpre[n * gh..], rows - n, gh);
-        let h_prev = view(&ws.hs[n * h..], rows - n, h);
-        matmul(grads.w_hh, later.t(), h_prev, T::one(), true);
+    for (first, m) in halves.parts() {
+        if t > 1 && m > 0 {
+            let later = &ws.dpre[halves.row(t, 1, first) * gh..][..(t - 1) * m * gh];
+            let h_prev = &ws.hs[halves.row(t + 1, 1, first) * h..][..(t - 1) * m * h];
+            let (later, h_prev) = (view(later, (t - 1) * m, gh), view(h_prev, (t - 1) * m, h));
+            matmul(grads.w_hh, later.t(), h_prev, T::one(), true);
+        }
     }
     for row in ws.dpre.chunks_exact(gh) {
         for ((a, b), &d) in grads.b_ih.iter_mut().zip(grads.b_hh.iter_mut()).zip(row) {
@@ -796,6 +1133,43 @@ fn sequence_param_grads<T: Float>(
         }
     }
     ws.backward_done = true;
+}
+
+/// One half's forward recurrence: `m` sequences, their buffers (`gates`: T blocks of m x 4H
+/// holding the input pre-activations; `hs`, `cs`: T + 1 blocks of m x H from a zero block;
+/// `tanh_c`: T blocks).
+struct LstmHalf<'a, T> {
+    m: usize,
+    gates: &'a mut [T],
+    hs: &'a mut [T],
+    cs: &'a mut [T],
+    tanh_c: &'a mut [T],
+}
+
+fn lstm_forward_half<T: Float>(s: &RecurrentShape, w_hh: (&[T], &[f32]), half: LstmHalf<'_, T>) {
+    let LstmHalf {
+        m,
+        gates,
+        hs,
+        cs,
+        tanh_c,
+    } = half;
+    if m == 0 {
+        return;
+    }
+    let h = s.hidden;
+    let (mh, mg) = (m * h, m * 4 * h);
+    for t in 0..s.steps {
+        // States t and t + 1 live in adjacent blocks: split between them.
+        let (h_prev, h_next) = hs[t * mh..(t + 2) * mh].split_at_mut(mh);
+        let (c_prev, c_next) = cs[t * mh..(t + 2) * mh].split_at_mut(mh);
+        let gates = &mut gates[t * mg..(t + 1) * mg];
+        if t > 0 {
+            step_product(gates, h_prev, m, w_hh, true);
+        }
+        let tanh_c = &mut tanh_c[t * mh..(t + 1) * mh];
+        lstm_cells_forward(h, gates, c_prev, c_next, h_next, Some(tanh_c));
+    }
 }
 
 /// An LSTM layer over whole sequences, `nn.LSTM(batch_first=True)` with zero initial
@@ -827,27 +1201,84 @@ pub fn lstm_sequence_forward<T: Float>(
 ) {
     check_params(s, 4, p);
     ws.start(s, 4, x);
-    let (n, h) = (s.batch, s.hidden);
-    let (nh, ng) = (n * h, n * 4 * h);
-    input_projection(s, 4, p, &ws.xs, &mut ws.gates);
-    for t in 0..s.steps {
-        // States t and t + 1 live in adjacent blocks: split between them.
-        let (h_prev, h_next) = ws.hs[t * nh..(t + 2) * nh].split_at_mut(nh);
-        let (c_prev, c_next) = ws.cs[t * nh..(t + 2) * nh].split_at_mut(nh);
-        let gates = &mut ws.gates[t * ng..(t + 1) * ng];
-        if t > 0 {
-            matmul(
-                gates,
-                view(h_prev, n, h),
-                view(p.w_hh, 4 * h, h).t(),
-                T::one(),
-                true,
-            );
-        }
-        let tanh_c = &mut ws.tanh_c[t * nh..(t + 1) * nh];
-        lstm_cells_forward(h, gates, c_prev, c_next, h_next, Some(tanh_c));
-    }
+    let (n, t, h) = (s.batch, s.steps, s.hidden);
+    input_projection(t * n, p, &ws.xs, &mut ws.gates);
+    let halves = Halves::of(n);
+    let [(_, m0), (_, m1)] = halves.parts();
+    let (g0, g1) = ws.gates.split_at_mut(t * m0 * 4 * h);
+    let (h0, h1) = ws.hs.split_at_mut((t + 1) * m0 * h);
+    let (c0, c1) = ws.cs.split_at_mut((t + 1) * m0 * h);
+    let (tc0, tc1) = ws.tanh_c.split_at_mut(t * m0 * h);
+    let half = |m, gates, hs, cs, tanh_c| LstmHalf {
+        m,
+        gates,
+        hs,
+        cs,
+        tanh_c,
+    };
+    let (a, b) = (half(m0, g0, h0, c0, tc0), half(m1, g1, h1, c1, tc1));
+    pack_w_hh(p.w_hh, 4, h, true, &mut ws.packed);
+    let w = (p.w_hh, &ws.packed[..]);
+    rayon::join(|| lstm_forward_half(s, w, a), || lstm_forward_half(s, w, b));
     ws.outputs(s, out);
+}
+
+/// One half's backward recurrence: its sequences `first..first + m`, the forward's saved
+/// `gates`, `cs`, `tanh_c` of the half, and its `dpre` blocks and N x H scratch rows.
+struct LstmHalfBack<'a, T> {
+    first: usize,
+    m: usize,
+    gates: &'a [T],
+    cs: &'a [T],
+    tanh_c: &'a [T],
+    dpre: &'a mut [T],
+    dh: &'a mut [T],
+    dc: &'a mut [T],
+    dh_prev: &'a mut [T],
+    dc_prev: &'a mut [T],
+}
+
+fn lstm_backward_half<T: Float>(
+    s: &RecurrentShape,
+    w_hh: (&[T], &[f32]),
+    dout: &[T],
+    half: LstmHalfBack<'_, T>,
+) {
+    let LstmHalfBack {
+        first,
+        m,
+        gates,
+        cs,
+        tanh_c,
+        dpre,
+        dh,
+        mut dc,
+        dh_prev,
+        mut dc_prev,
+    } = half;
+    if m == 0 {
+        return;
+    }
+    let h = s.hidden;
+    let (mh, mg) = (m * h, m * 4 * h);
+    for t in (0..s.steps).rev() {
+        gather_dh(s, (first, t), dout, dh_prev, dh);
+        std::mem::swap(&mut dc, &mut dc_prev); // dc = what step t + 1 sent back
+        let dpre = &mut dpre[t * mg..(t + 1) * mg];
+        lstm_cells_backward(
+            h,
+            &gates[t * mg..(t + 1) * mg],
+            &cs[t * mh..(t + 1) * mh],
+            &tanh_c[t * mh..(t + 1) * mh],
+            (dh, dc),
+            dc_prev,
+            dpre,
+        );
+        if t > 0 {
+            // h_0 is a constant: its gradient is not needed.
+            step_product(dh_prev, dpre, m, w_hh, false);
+        }
+    }
 }
 
 /// The backward of [`lstm_sequence_forward`] through time, from the gradient `dout` of every
@@ -869,33 +1300,70 @@ pub fn lstm_sequence_backward<T: Float>(
     check_params(s, 4, p);
     check_grads(s, 4, grads);
     ws.start_backward(s, 4, dout, dx);
-    let (n, h) = (s.batch, s.hidden);
-    let (nh, ng) = (n * h, n * 4 * h);
-    for t in (0..s.steps).rev() {
-        gather_dh(s, t, dout, &ws.dh_prev, &mut ws.dh);
-        std::mem::swap(&mut ws.dc, &mut ws.dc_prev); // dc = what step t + 1 sent back
-        let dpre = &mut ws.dpre[t * ng..(t + 1) * ng];
-        lstm_cells_backward(
-            h,
-            &ws.gates[t * ng..(t + 1) * ng],
-            &ws.cs[t * nh..(t + 1) * nh],
-            &ws.tanh_c[t * nh..(t + 1) * nh],
-            (&ws.dh, &ws.dc),
-            &mut ws.dc_prev,
-            dpre,
-        );
-        if t > 0 {
-            // h_0 is a constant: its gradient is not needed.
-            matmul(
-                &mut ws.dh_prev,
-                view(dpre, n, 4 * h),
-                view(p.w_hh, 4 * h, h),
-                T::one(),
-                false,
-            );
-        }
-    }
+    let (t, h) = (s.steps, s.hidden);
+    let [(_, m0), (first1, m1)] = Halves::of(s.batch).parts();
+    let (g0, g1) = ws.gates.split_at(t * m0 * 4 * h);
+    let (c0, c1) = ws.cs.split_at((t + 1) * m0 * h);
+    let (tc0, tc1) = ws.tanh_c.split_at(t * m0 * h);
+    let (dp0, dp1) = ws.dpre.split_at_mut(t * m0 * 4 * h);
+    let (dh0, dh1) = ws.dh.split_at_mut(m0 * h);
+    let (dc0, dc1) = ws.dc.split_at_mut(m0 * h);
+    let (dhp0, dhp1) = ws.dh_prev.split_at_mut(m0 * h);
+    let (dcp0, dcp1) = ws.dc_prev.split_at_mut(m0 * h);
+    let a = LstmHalfBack {
+        first: 0,
+        m: m0,
+        gates: g0,
+        cs: c0,
+        tanh_c: tc0,
+        dpre: dp0,
+        dh: dh0,
+        dc: dc0,
+        dh_prev: dhp0,
+        dc_prev: dcp0,
+    };
+    pack_w_hh(p.w_hh, 4, h, false, &mut ws.packed);
+    let w = (p.w_hh, &ws.packed[..]);
+    let b = LstmHalfBack {
+        first: first1,
+        m: m1,
+        gates: g1,
+        cs: c1,
+        tanh_c: tc1,
+        dpre: dp1,
+        dh: dh1,
+        dc: dc1,
+        dh_prev: dhp1,
+        dc_prev: dcp1,
+    };
+    rayon::join(
+        || lstm_backward_half(s, w, dout, a),
+        || lstm_backward_half(s, w, dout, b),
+    );
     sequence_param_grads(s, 4, p, ws, dx, grads);
+}
+
+/// One half of the RNN forward: `m` sequences, their inputs `xs` (T blocks of m x F) and
+/// states `hs` (T + 1 blocks of m x H from a zero block).
+fn rnn_forward_half<T: Float>(
+    s: &RecurrentShape,
+    p: &Params<'_, T>,
+    packed: &[f32],
+    (m, xs): (usize, &[T]),
+    hs: &mut [T],
+) {
+    if m == 0 {
+        return;
+    }
+    let mh = m * s.hidden;
+    input_projection(s.steps * m, p, xs, &mut hs[mh..]);
+    for t in 0..s.steps {
+        let (h_prev, h_next) = hs[t * mh..(t + 2) * mh].split_at_mut(mh);
+        if t > 0 {
+            step_product(h_next, h_prev, m, (p.w_hh, packed), true);
+        }
+        h_next.iter_mut().for_each(|v| *v = tanh_gate(*v));
+    }
 }
 
 /// A tanh-RNN layer over whole sequences, `nn.RNN(batch_first=True)` with a zero initial
@@ -924,23 +1392,58 @@ pub fn rnn_sequence_forward<T: Float>(
 ) {
     check_params(s, 1, p);
     ws.start(s, 1, x);
-    let (n, h) = (s.batch, s.hidden);
-    let nh = n * h;
-    input_projection(s, 1, p, &ws.xs, &mut ws.hs[nh..]);
-    for t in 0..s.steps {
-        let (h_prev, h_next) = ws.hs[t * nh..(t + 2) * nh].split_at_mut(nh);
-        if t > 0 {
-            matmul(
-                h_next,
-                view(h_prev, n, h),
-                view(p.w_hh, h, h).t(),
-                T::one(),
-                true,
-            );
-        }
-        h_next.iter_mut().for_each(|v| *v = tanh_gate(*v));
-    }
+    let (t, f, h) = (s.steps, s.input, s.hidden);
+    let [(_, m0), (_, m1)] = Halves::of(s.batch).parts();
+    let (x0, x1) = ws.xs.split_at(t * m0 * f);
+    let (h0, h1) = ws.hs.split_at_mut((t + 1) * m0 * h);
+    pack_w_hh(p.w_hh, 1, h, true, &mut ws.packed);
+    let w = &ws.packed[..];
+    rayon::join(
+        || rnn_forward_half(s, p, w, (m0, x0), h0),
+        || rnn_forward_half(s, p, w, (m1, x1), h1),
+    );
     ws.outputs(s, out);
+}
+
+/// One half of the RNN backward: its sequences `first..first + m`, their states `hs`, and
+/// their `dpre` blocks and scratch rows.
+struct RnnHalfBack<'a, T> {
+    first: usize,
+    m: usize,
+    hs: &'a [T],
+    dpre: &'a mut [T],
+    dh: &'a mut [T],
+    dh_prev: &'a mut [T],
+}
+
+fn rnn_backward_half<T: Float>(
+    s: &RecurrentShape,
+    w_hh: (&[T], &[f32]),
+    dout: &[T],
+    half: RnnHalfBack<'_, T>,
+) {
+    let RnnHalfBack {
+        first,
+        m,
+        hs,
+        dpre,
+        dh,
+        dh_prev,
+    } = half;
+    if m == 0 {
+        return;
+    }
+    let mh = m * s.hidden;
+    for t in (0..s.steps).rev() {
+        gather_dh(s, (first, t), dout, dh_prev, dh);
+        let dpre = &mut dpre[t * mh..(t + 1) * mh];
+        for ((d, &g), &h) in dpre.iter_mut().zip(&*dh).zip(&hs[(t + 1) * mh..]) {
+            *d = g * (T::one() - h * h);
+        }
+        if t > 0 {
+            step_product(dh_prev, dpre, m, w_hh, false);
+        }
+    }
 }
 
 /// The backward of [`rnn_sequence_forward`] through time: writes `dx` (N, T, F) and adds
@@ -960,25 +1463,48 @@ pub fn rnn_sequence_backward<T: Float>(
     check_params(s, 1, p);
     check_grads(s, 1, grads);
     ws.start_backward(s, 1, dout, dx);
-    let (n, h) = (s.batch, s.hidden);
-    let nh = n * h;
-    for t in (0..s.steps).rev() {
-        gather_dh(s, t, dout, &ws.dh_prev, &mut ws.dh);
-        let dpre = &mut ws.dpre[t * nh..(t + 1) * nh];
-        for ((d, &g), &h) in dpre.iter_mut().zip(&ws.dh).zip(&ws.hs[(t + 1) * nh..]) {
-            *d = g * (T::one() - h * h);
-        }
-        if t > 0 {
-            matmul(
-                &mut ws.dh_prev,
-                view(dpre, n, h),
-                view(p.w_hh, h, h),
-                T::one(),
-                false,
-            );
-        }
-    }
+    let (t, h) = (s.steps, s.hidden);
+    let [(_, m0), (first1, m1)] = Halves::of(s.batch).parts();
+    let (h0, h1) = ws.hs.split_at((t + 1) * m0 * h);
+    let (dp0, dp1) = ws.dpre.split_at_mut(t * m0 * h);
+    let (dh0, dh1) = ws.dh.split_at_mut(m0 * h);
+    let (dhp0, dhp1) = ws.dh_prev.split_at_mut(m0 * h);
+    let half = |first, m, hs, dpre, dh, dh_prev| RnnHalfBack {
+        first,
+        m,
+        hs,
+        dpre,
+        dh,
+        dh_prev,
+    };
+    let (a, b) = (
+        half(0, m0, h0, dp0, dh0, dhp0),
+        half(first1, m1, h1, dp1, dh1, dhp1),
+    );
+    pack_w_hh(p.w_hh, 1, h, false, &mut ws.packed);
+    let w = (p.w_hh, &ws.packed[..]);
+    rayon::join(
+        || rnn_backward_half(s, w, dout, a),
+        || rnn_backward_half(s, w, dout, b),
+    );
     sequence_param_grads(s, 1, p, ws, dx, grads);
+}
+
+/// Sequence `e`'s `count` rows from block `from` of a buffer of `blocks` blocks per half,
+/// `width` wide: every m-th row of its half (of m sequences).
+fn sequence_rows<T: Float>(
+    d: &[T],
+    halves: Halves,
+    e: usize,
+    [blocks, from, count, width]: [usize; 4],
+) -> MatRef<'_, T> {
+    let m = if e < halves.n0 {
+        halves.n0
+    } else {
+        halves.n - halves.n0
+    };
+    let d = &d[halves.row(blocks, from, e) * width..];
+    MatRef::strided(d, count, width, m * width, 1).expect("inside the buffer")
 }
 
 /// Each sequence's own parameter gradients from the last backward through `ws` (of the
@@ -1035,26 +1561,27 @@ pub fn recurrent_param_grads_per_example<T: Float>(
     assert_eq!(w_hh.len(), n * gh * h, "per-example gradients: w_hh length");
     assert_eq!(b_ih.len(), n * gh, "per-example gradients: b_ih length");
     assert_eq!(b_hh.len(), n * gh, "per-example gradients: b_hh length");
-    // Sequence e's rows are every N-th row of the time-major buffers, from row e.
-    fn rows<T: Float>(d: &[T], n: usize, from: usize, count: usize, width: usize) -> MatRef<'_, T> {
-        MatRef::strided(&d[from * width..], count, width, n * width, 1).expect("inside the buffer")
-    }
+    // Sequence e's rows are every m-th row of its half's time-major blocks (m sequences).
+    let halves = Halves::of(n);
     for e in 0..n {
-        let dpre = rows(&ws.dpre, n, e, t, gh);
+        let rows = |d, blocks, from, count, width| {
+            sequence_rows(d, halves, e, [blocks, from, count, width])
+        };
+        let dpre = rows(&ws.dpre, t, 0, t, gh);
         matmul(
             &mut w_ih[e * gh * f..(e + 1) * gh * f],
             dpre.t(),
-            rows(&ws.xs, n, e, t, f),
+            rows(&ws.xs, t, 0, t, f),
             T::one(),
             false,
         );
         let w_hh = &mut w_hh[e * gh * h..(e + 1) * gh * h];
         if t > 1 {
-            let later = rows(&ws.dpre, n, n + e, t - 1, gh);
+            let later = rows(&ws.dpre, t, 1, t - 1, gh);
             matmul(
                 w_hh,
                 later.t(),
-                rows(&ws.hs, n, n + e, t - 1, h),
+                rows(&ws.hs, t + 1, 1, t - 1, h),
                 T::one(),
                 false,
             );
@@ -1064,9 +1591,184 @@ pub fn recurrent_param_grads_per_example<T: Float>(
         let b = &mut b_ih[e * gh..(e + 1) * gh];
         b.fill(T::zero());
         for step in 0..t {
-            let row = &ws.dpre[(step * n + e) * gh..][..gh];
+            let row = &ws.dpre[halves.row(t, step, e) * gh..][..gh];
             b.iter_mut().zip(row).for_each(|(b, &d)| *b += d);
         }
         b_hh[e * gh..(e + 1) * gh].copy_from_slice(b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random(rng: &mut rand_chacha::ChaCha8Rng, len: usize) -> Vec<f32> {
+        (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect()
+    }
+
+    /// The AVX2 kernel on packed `W_hh` and the `gemm` path agree with a plain f64 sum in
+    /// both directions, for every count of leftover rows (blocks of 6).
+    #[test]
+    fn packed_product_agrees_with_gemm_and_plain_sums() {
+        if !avx2_fma() {
+            eprintln!("this CPU lacks AVX2 or FMA: the packed kernel is never used here");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let (g, h) = (4, 32);
+        let w = random(&mut rng, g * h * h);
+        let mut packed = Vec::new();
+        for forward in [true, false] {
+            pack_w_hh(&w, g, h, forward, &mut packed);
+            let (k, n) = if forward { (h, g * h) } else { (g * h, h) };
+            assert_eq!(packed.len(), k * n);
+            for m in 1..=13 {
+                let a = random(&mut rng, m * k);
+                let start = random(&mut rng, m * n);
+                let (mut fast, mut slow) = (start.clone(), start.clone());
+                step_product(&mut fast, &a, m, (&w, &packed), forward);
+                step_product(&mut slow, &a, m, (&w, &[]), forward);
+                for r in 0..m {
+                    for c in 0..n {
+                        let b = |kk: usize| {
+                            if forward {
+                                w[c * k + kk]
+                            } else {
+                                w[kk * n + c]
+                            }
+                        };
+                        let init = if forward {
+                            start[r * n + c] as f64
+                        } else {
+                            0.0
+                        };
+                        let want = init
+                            + (0..k)
+                                .map(|kk| a[r * k + kk] as f64 * b(kk) as f64)
+                                .sum::<f64>();
+                        for got in [fast[r * n + c], slow[r * n + c]] {
+                            assert!(
+                                (got as f64 - want).abs() < 1e-5,
+                                "m {m} ({r}, {c}) forward {forward}: {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // f64, and widths the panels do not divide, take the gemm path.
+        pack_w_hh(&[0.5f64; 4 * 16 * 16], 4, 16, true, &mut packed);
+        assert!(packed.is_empty());
+        pack_w_hh(&w[..4 * 12 * 12], 4, 12, false, &mut packed);
+        assert!(packed.is_empty());
+    }
+
+    /// The cells compiled for AVX2 give the baseline build's bits, forward and backward,
+    /// across the whole range of the gates (past tanh's clamp at ±7.9 too).
+    #[test]
+    fn avx2_cells_give_the_baseline_bits() {
+        if !avx2_fma() {
+            eprintln!("this CPU lacks AVX2 or FMA: the AVX2 cells are never used here");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (n, h) = (3, 37); // 37: the 8-lane loops' leftovers too
+        let big = |rng: &mut rand_chacha::ChaCha8Rng, len| -> Vec<f32> {
+            (0..len).map(|_| rng.gen_range(-12.0..12.0)).collect()
+        };
+        let (pre, c_prev) = (big(&mut rng, n * 4 * h), random(&mut rng, n * h));
+        let mut outs = Vec::new();
+        for avx2 in [true, false] {
+            let (mut gates, mut c, mut hh, mut tc) = (
+                pre.clone(),
+                vec![0.0; n * h],
+                vec![0.0; n * h],
+                vec![0.0; n * h],
+            );
+            if avx2 {
+                lstm_cells_forward(h, &mut gates, &c_prev, &mut c, &mut hh, Some(&mut tc));
+            } else {
+                lstm_cells_forward_body(h, &mut gates, &c_prev, &mut c, &mut hh, Some(&mut tc));
+            }
+            let (dh, dc) = (vec![0.5; n * h], vec![-0.25; n * h]);
+            let (mut dc_prev, mut dpre) = (vec![0.0; n * h], vec![0.0; n * 4 * h]);
+            let args = (&gates[..], &c_prev[..], &tc[..], (&dh[..], &dc[..]));
+            if avx2 {
+                lstm_cells_backward(h, args.0, args.1, args.2, args.3, &mut dc_prev, &mut dpre);
+            } else {
+                let (g, cp, t, d) = args;
+                lstm_cells_backward_body(h, g, cp, t, d, &mut dc_prev, &mut dpre);
+            }
+            outs.push([gates, c, hh, tc, dc_prev, dpre]);
+        }
+        let bits = |v: &[Vec<f32>; 6]| -> Vec<Vec<u32>> {
+            v.iter()
+                .map(|v| v.iter().map(|x| x.to_bits()).collect())
+                .collect()
+        };
+        assert_eq!(bits(&outs[0]), bits(&outs[1]));
+        assert!(outs[0][0].iter().any(|g| g.abs() > 0.9999)); // saturated gates too
+    }
+
+    /// The kernel's bounds rest on its length checks: a short destination is refused.
+    #[test]
+    #[should_panic(expected = "dst length")]
+    fn packed_product_refuses_a_short_destination() {
+        if !avx2_fma() {
+            panic!("dst length (no AVX2: nothing to check)");
+        }
+        let packed = vec![0.0f32; 16 * 4];
+        packed_product(
+            &mut [0.0; 16 * 2 - 1],
+            &[0.0; 2 * 4],
+            (2, 4, 16),
+            &packed,
+            false,
+        );
+    }
+
+    /// The halves run on two threads or one with the same results, to the bit.
+    #[test]
+    fn sequences_give_the_same_bits_on_one_thread_and_two() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let s = RecurrentShape::new(5, 4, 3, 16).unwrap();
+        let (w_ih, w_hh) = (random(&mut rng, 64 * 3), random(&mut rng, 64 * 16));
+        let (b_ih, b_hh) = (random(&mut rng, 64), random(&mut rng, 64));
+        let p = Params {
+            w_ih: &w_ih,
+            w_hh: &w_hh,
+            b_ih: &b_ih,
+            b_hh: &b_hh,
+        };
+        let (x, dout) = (random(&mut rng, 5 * 4 * 3), random(&mut rng, 5 * 4 * 16));
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut ws = SequenceWorkspace::new();
+                let mut out = vec![0.0f32; 5 * 4 * 16];
+                lstm_sequence_forward(&s, &p, &x, &mut out, &mut ws);
+                let mut dx = vec![0.0; x.len()];
+                let mut gw = [
+                    vec![0.0; 64 * 3],
+                    vec![0.0; 64 * 16],
+                    vec![0.0; 64],
+                    vec![0.0; 64],
+                ];
+                let [w_ih, w_hh, b_ih, b_hh] = &mut gw;
+                let mut g = ParamGrads {
+                    w_ih,
+                    w_hh,
+                    b_ih,
+                    b_hh,
+                };
+                lstm_sequence_backward(&s, &p, &dout, &mut ws, &mut dx, &mut g);
+                (out, dx, gw)
+            })
+        };
+        assert_eq!(run(1), run(2));
     }
 }
