@@ -653,3 +653,52 @@ fn the_model_seam_saves_loads_and_steps_a_sequential() {
         }
     }
 }
+
+#[test]
+fn elementwise_layers_and_pools_split_over_threads_give_every_example_its_own_result() {
+    // 64 examples of 4x28x28: every elementwise layer and the pool are split into chunks
+    // over the pool's threads; one example alone is not.
+    let arch: Arch = "Sigmoid(), MaxPool2d(2), ReLU(), Tanh(), Flatten(), Linear(784, 10)"
+        .parse()
+        .unwrap();
+    let (n, per) = (64, 4 * 28 * 28);
+    let mut r = rng(11);
+    let x: Vec<f32> = (0..n * per).map(|_| r.gen::<f32>() * 4.0 - 2.0).collect();
+    let w: Vec<f32> = (0..n * 10).map(|_| r.gen::<f32>() - 0.5).collect();
+    let pass = |threads: usize, x: &[f32], w: &[f32], n: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut net = Sequential::<f32>::new(&arch, &[4, 28, 28], 3).unwrap();
+            let y = net.forward(x, n, true).unwrap().to_vec();
+            net.zero_grads();
+            let dx = net.backward(w).unwrap().to_vec();
+            (y, dx)
+        })
+    };
+    let one = pass(1, &x, &w, n);
+    for threads in [2, 3] {
+        assert!(
+            pass(threads, &x, &w, n) == one,
+            "{threads} threads differ from one"
+        );
+    }
+    let mut nonzero = 0;
+    for e in 0..n {
+        let (y, dx) = pass(1, &x[e * per..(e + 1) * per], &w[e * 10..(e + 1) * 10], 1);
+        for (a, b) in y.iter().zip(&one.0[e * 10..(e + 1) * 10]) {
+            assert!((a - b).abs() <= 1e-5, "example {e}: output {a} vs {b}");
+        }
+        for (a, b) in dx.iter().zip(&one.1[e * per..(e + 1) * per]) {
+            assert!(
+                (a - b).abs() <= 1e-6,
+                "example {e}: input gradient {a} vs {b}"
+            );
+            nonzero += usize::from(*a != 0.0);
+        }
+    }
+    // A quarter of the inputs are their window's maximum; of those, ReLU passes about half.
+    assert!(nonzero > n * per / 16, "{nonzero} nonzero input gradients");
+}

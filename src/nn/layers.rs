@@ -20,6 +20,38 @@ use crate::tensor::kernels::{
 use crate::Float;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+/// Values per task of an elementwise layer split over the rayon pool. A value depends on
+/// its own inputs only, so any split gives the same bits; below two chunks (a dense
+/// layer's activations, most recurrent steps) the handing over would cost more than it saves.
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+/// `f` over matching chunks of `x` and `y`, on the pool's threads when there are several chunks.
+fn elementwise<T: Float>(x: &[T], y: &mut [T], f: impl Fn(&[T], &mut [T]) + Sync) {
+    if x.len() < 2 * ELEMENTWISE_CHUNK {
+        return f(x, y);
+    }
+    x.par_chunks(ELEMENTWISE_CHUNK)
+        .zip(y.par_chunks_mut(ELEMENTWISE_CHUNK))
+        .for_each(|(x, y)| f(x, y));
+}
+
+/// As [`elementwise`] with two inputs, for a backward `f(y, dy, dx)`.
+fn elementwise2<T: Float>(
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+    f: impl Fn(&[T], &[T], &mut [T]) + Sync,
+) {
+    if a.len() < 2 * ELEMENTWISE_CHUNK {
+        return f(a, b, out);
+    }
+    a.par_chunks(ELEMENTWISE_CHUNK)
+        .zip(b.par_chunks(ELEMENTWISE_CHUNK))
+        .zip(out.par_chunks_mut(ELEMENTWISE_CHUNK))
+        .for_each(|((a, b), out)| f(a, b, out));
+}
 
 /// What one layer keeps from its forward for its backward (beyond its input and output,
 /// which the model keeps for every layer). Buffers grow to the largest batch and stay.
@@ -183,9 +215,9 @@ pub(crate) fn forward<T: Float>(
             *shape = Some(s);
         }
         (Layer::Flatten, _) => y.copy_from_slice(x),
-        (Layer::Relu, _) => Activation::Relu.f(x, y),
-        (Layer::Sigmoid, _) => Activation::Sigmoid.f(x, y),
-        (Layer::Tanh, _) => Activation::Tanh.f(x, y),
+        (Layer::Relu, _) => elementwise(x, y, |x, y| Activation::Relu.f(x, y)),
+        (Layer::Sigmoid, _) => elementwise(x, y, |x, y| Activation::Sigmoid.f(x, y)),
+        (Layer::Tanh, _) => elementwise(x, y, |x, y| Activation::Tanh.f(x, y)),
         (Layer::LeakyRelu { slope }, _) => {
             let slope = T::from_f64(slope);
             for (y, &x) in y.iter_mut().zip(x) {
@@ -367,17 +399,17 @@ pub(crate) fn backward<T: Float>(
         // F' from the output: relu [y > 0], sigmoid y (1 - y), tanh 1 - y².
         (Layer::Relu, _) => {
             if let Some(dx) = dx {
-                Activation::Relu.backward(y, dy, dx);
+                elementwise2(y, dy, dx, |y, g, d| Activation::Relu.backward(y, g, d));
             }
         }
         (Layer::Sigmoid, _) => {
             if let Some(dx) = dx {
-                Activation::Sigmoid.backward(y, dy, dx);
+                elementwise2(y, dy, dx, |y, g, d| Activation::Sigmoid.backward(y, g, d));
             }
         }
         (Layer::Tanh, _) => {
             if let Some(dx) = dx {
-                Activation::Tanh.backward(y, dy, dx);
+                elementwise2(y, dy, dx, |y, g, d| Activation::Tanh.backward(y, g, d));
             }
         }
         (Layer::LeakyRelu { slope }, _) => {

@@ -276,15 +276,16 @@ pub fn max_pool2d_backward<T: Float>(s: &Pool2dShape, dy: &[T], argmax: &[usize]
         "max_pool2d backward: argmax length"
     );
     let (plane, out_plane) = (s.h * s.w, s.oh * s.ow);
-    for ((dx, dy), argmax) in dx
-        .chunks_exact_mut(plane)
-        .zip(dy.chunks_exact(out_plane))
-        .zip(argmax.chunks_exact(out_plane))
-    {
-        for (&g, &at) in dy.iter().zip(argmax) {
-            dx[at] += g;
-        }
-    }
+    // As in the forward: planes are independent, so any thread count gives the same sums.
+    dx.par_chunks_exact_mut(plane)
+        .zip(dy.par_chunks_exact(out_plane))
+        .zip(argmax.par_chunks_exact(out_plane))
+        .with_min_len(16)
+        .for_each(|((dx, dy), argmax)| {
+            for (&g, &at) in dy.iter().zip(argmax) {
+                dx[at] += g;
+            }
+        });
 }
 
 /// `y` = the mean of each window, padding counted as zeros in the `kH kW` divisor
