@@ -683,6 +683,13 @@ pub trait Trainable<T: Float>: Model<T> + Sized {
         Ok(None)
     }
 
+    /// Restarts the model's own random stream (dropout's masks) at the start of an epoch,
+    /// so that a run resumed at that epoch draws what the uninterrupted run drew. A model
+    /// that draws nothing ignores it (the default).
+    fn reseed(&mut self, seed: u64) {
+        let _ = seed;
+    }
+
     /// J of `n` examples without gradients (no dropout), and the outputs a^L: n × k rows
     /// of [`Trainable::classes`] values.
     ///
@@ -787,6 +794,10 @@ impl<T: Float> Trainable<T> for ArchModel<T> {
     }
 
     fn new_grads(&self) {}
+
+    fn reseed(&mut self, seed: u64) {
+        self.net.reseed_dropout(seed);
+    }
 
     fn duplicate(&self) -> Self {
         let mut copy = ArchModel::new(
@@ -1293,6 +1304,8 @@ impl<T: Float, M: Trainable<T>> Trainer<T, M> {
         // Seeded by run and epoch: a resumed run shuffles as the uninterrupted one would.
         self.order.clear();
         let stream = (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Dropout's masks too (the checkpoint does not keep their stream).
+        self.net.reseed(self.config.seed ^ stream ^ 0x6472_6f70); // "drop"
         let mut total = 0.0;
         if self.privacy.is_some() {
             // DP-SGD draws its own (Poisson) batches; `order` stays empty, so the loop

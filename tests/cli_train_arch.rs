@@ -5,7 +5,7 @@ mod common;
 
 use backprop::nn::{load, AnyArchModel};
 use common::{backprop, path_str, refused, small_text, stderr, stdout};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The README's digits CNN: two 3x3 convolutions, each followed by 2x2 max-pooling.
 const DIGITS_CNN: &str = "Conv2d(1, 16, 3, padding=1), ReLU(), MaxPool2d(2), \
@@ -332,11 +332,43 @@ fn network_only_flags_are_refused_with_arch() {
 
 #[test]
 fn an_arch_run_resumed_from_its_checkpoint_ends_where_the_uninterrupted_run_does() {
+    let (dir, ckpt) = resumed_equals_uninterrupted(
+        "Embedding(12, 8), LSTM(8, 16), Linear(16, 12), Softmax(dim=-1)",
+    );
+    // A resumed run keeps the checkpoint's model: another arch or sequence length is refused.
+    let o = backprop(&[
+        "train",
+        "--resume",
+        path_str(&ckpt),
+        "--arch",
+        "char-lstm",
+        "--threads",
+        "1",
+    ]);
+    refused(&o, &["--arch char-lstm", "leave --arch out"]);
+    let o = backprop(&["train", "--resume", path_str(&ckpt), "--seq-len", "8"]);
+    refused(&o, &["--seq-len 8", "16"]);
+    let o = backprop(&["train", "--resume", path_str(&ckpt), "--hidden", "30"]);
+    refused(&o, &["--hidden", "model of layers"]);
+    drop(dir);
+}
+
+#[test]
+fn a_run_with_dropout_resumed_from_its_checkpoint_ends_where_the_uninterrupted_run_does() {
+    // Dropout's masks are drawn afresh from the seed and the epoch at every epoch, so a
+    // resumed run draws the masks the uninterrupted one drew.
+    resumed_equals_uninterrupted(
+        "Embedding(12, 8), LSTM(8, 16), Dropout(0.5), Linear(16, 12), Softmax(dim=-1)",
+    );
+}
+
+/// Trains `arch` on a small text for 3 epochs, and for 2 then resumed to 3: the same
+/// parameters. Returns the temporary folder and the checkpoint.
+fn resumed_equals_uninterrupted(arch: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("clock.txt");
     small_text(&text);
     let data = format!("text:{}", path_str(&text));
-    let arch = "Embedding(12, 8), LSTM(8, 16), Linear(16, 12), Softmax(dim=-1)";
     let (whole, part, resumed, ckpt) = (
         dir.path().join("whole.safetensors"),
         dir.path().join("part.safetensors"),
@@ -402,21 +434,7 @@ fn an_arch_run_resumed_from_its_checkpoint_ends_where_the_uninterrupted_run_does
             .collect::<Vec<_>>()
     };
     assert_eq!(params(&resumed), params(&whole));
-    // A resumed run keeps the checkpoint's model: another arch or sequence length is refused.
-    let o = backprop(&[
-        "train",
-        "--resume",
-        path_str(&ckpt),
-        "--arch",
-        "char-lstm",
-        "--threads",
-        "1",
-    ]);
-    refused(&o, &["--arch char-lstm", "leave --arch out"]);
-    let o = backprop(&["train", "--resume", path_str(&ckpt), "--seq-len", "8"]);
-    refused(&o, &["--seq-len 8", "16"]);
-    let o = backprop(&["train", "--resume", path_str(&ckpt), "--hidden", "30"]);
-    refused(&o, &["--hidden", "model of layers"]);
+    (dir, ckpt)
 }
 
 #[test]
