@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """backprop against PyTorch, side by side on this machine: `backprop bench` and
-`bench/pytorch_mlp.py` run alternately (A B A B ...) for each config and thread count,
-so drift in the machine's speed hits both; the table shows the medians over the rounds
-and the ratios backprop / PyTorch.
+`bench/pytorch_mlp.py` (the networks) or `bench/pytorch_arch.py` (the models of layers) run
+alternately (A B A B ...) for each config and thread count, so drift in the machine's speed
+hits both; the table shows the medians over the rounds and the ratios backprop / PyTorch.
 
     cargo build --release
-    python3 bench/compare.py --config all --threads 1,2 --rounds 3
+    python3 bench/compare.py --config all --threads 1,2 --rounds 3    # nielsen, small, wide
+    python3 bench/compare.py --config arch --threads 1,2 --rounds 3   # lenet5, convnet, char-lstm
+
+PyTorch keeps its OpenMP defaults (threads that spin at barriers): setting
+OMP_WAIT_POLICY=PASSIVE slows it by 1.4-2.3x on these models on a quiet machine, so the
+table says whether it was set.
 """
 
 import argparse
@@ -18,8 +23,10 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = ["nielsen", "small", "wide"]
+ARCH_CONFIGS = ["lenet5", "convnet", "char-lstm"]
 # The targets: backprop / PyTorch training samples per second.
-TARGETS = {"nielsen": 10.0, "small": 2.0, "wide": 1.0}
+TARGETS = {"nielsen": 10.0, "small": 2.0, "wide": 1.0,
+           "lenet5": 2.0, "convnet": 1.0, "char-lstm": 1.5}
 KEYS = ["config", "threads", "train_samples_per_sec", "infer_samples_per_sec", "peak_rss_bytes"]
 
 
@@ -74,7 +81,9 @@ def compare(args, config, threads):
     """Alternates the two implementations for `args.rounds` rounds; medians of each."""
     seconds = ["--seconds", str(args.seconds)]
     ours = [args.backprop, "bench", "--config", config, "--threads", str(threads), "--json", *seconds]
-    theirs = [*args.pytorch, "--config", config, "--threads", str(threads), "--json", *seconds]
+    script = "pytorch_arch.py" if config in ARCH_CONFIGS else "pytorch_mlp.py"
+    pytorch = args.pytorch or [sys.executable, os.path.join(HERE, script)]
+    theirs = [*pytorch, "--config", config, "--threads", str(threads), "--json", *seconds]
     runs = {"backprop": [], "pytorch": []}
     for r in range(args.rounds):
         # Swap who goes first every round, so neither always runs on a warmer machine.
@@ -120,7 +129,8 @@ def fmt_mib(x):
 
 def table(rows, model, cores):
     out = [f"machine: {model}, {cores} logical cores; "
-           f"PyTorch {rows[0]['torch_version'] if rows else '?'}; "
+           f"PyTorch {rows[0]['torch_version'] if rows else '?'} "
+           f"(OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset: its default')}); "
            f"medians of {rows[0]['rounds'] if rows else 0} alternating rounds",
            "",
            "| config | threads | train backprop | train PyTorch | ratio | target "
@@ -174,8 +184,11 @@ def main():
                    help="the backprop binary (default target/release/backprop)")
     p.add_argument("--pytorch", default=None,
                    help="command for the PyTorch side, split on spaces "
-                        "(default: this Python running bench/pytorch_mlp.py)")
-    p.add_argument("--config", default="all", help="nielsen, small, wide, all, or a comma list")
+                        "(default: this Python running bench/pytorch_mlp.py or, for the "
+                        "models of layers, bench/pytorch_arch.py)")
+    p.add_argument("--config", default="all",
+                   help="nielsen, small, wide, lenet5, convnet, char-lstm, all (the three "
+                        "networks), arch (the three models of layers), or a comma list")
     p.add_argument("--threads", default="1,2", help="comma list of thread counts (default 1,2)")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     p.add_argument("--seconds", type=float, default=0.5,
@@ -184,10 +197,11 @@ def main():
     args = p.parse_args()
 
     try:
-        names = CONFIGS if args.config == "all" else args.config.split(",")
-        bad = [n for n in names if n not in CONFIGS]
+        names = {"all": CONFIGS, "arch": ARCH_CONFIGS}.get(args.config) or args.config.split(",")
+        bad = [n for n in names if n not in CONFIGS + ARCH_CONFIGS]
         if bad:
-            raise Failure(f"--config: unknown {', '.join(bad)} (expected nielsen, small, wide or all)")
+            raise Failure(f"--config: unknown {', '.join(bad)} (expected "
+                          f"{', '.join(CONFIGS + ARCH_CONFIGS)}, all or arch)")
         try:
             threads = [int(t) for t in args.threads.split(",")]
         except ValueError:
@@ -201,8 +215,7 @@ def main():
         if not os.path.isfile(args.backprop) or not os.access(args.backprop, os.X_OK):
             raise Failure(f"--backprop: {args.backprop}: no such executable "
                           "(build it with cargo build --release)")
-        args.pytorch = (args.pytorch.split() if args.pytorch
-                        else [sys.executable, os.path.join(HERE, "pytorch_mlp.py")])
+        args.pytorch = args.pytorch.split() if args.pytorch else None
         model, cores = machine()
         rows = []
         for name in names:
