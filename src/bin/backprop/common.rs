@@ -92,6 +92,17 @@ pub fn plural(n: usize, thing: &str) -> String {
     }
 }
 
+/// `x` to 4 significant digits for a person to read (`6.954e-5`, `0.03477`, `1e-5`):
+/// the exact value is in `--json` and the model file.
+pub fn short_number(x: f64) -> String {
+    let rounded: f64 = format!("{x:.3e}").parse().unwrap_or(x);
+    if rounded != 0.0 && rounded.abs() < 1e-3 {
+        format!("{rounded:e}")
+    } else {
+        format!("{rounded}")
+    }
+}
+
 /// Sets the number of threads of the global pool that matrix products use.
 pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(t) = threads {
@@ -150,5 +161,20 @@ impl std::str::FromStr for Sizes {
             })
             .collect::<Result<_, _>>()
             .map(Sizes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_number;
+
+    #[test]
+    fn short_numbers_keep_four_significant_digits() {
+        assert_eq!(short_number(1.0 / 14380.0), "6.954e-5");
+        assert_eq!(short_number(1e-5), "1e-5");
+        assert_eq!(short_number(0.03477051460361613), "0.03477");
+        assert_eq!(short_number(0.004), "0.004");
+        assert_eq!(short_number(1.0), "1");
+        assert_eq!(short_number(0.0), "0");
     }
 }

@@ -19,7 +19,7 @@ use backprop::privacy::{self, PrivateTraining};
 use backprop::train::{EpochReport, TrainConfig, TrainError, Trainable, Trainer};
 use backprop::Float;
 
-use crate::common::{self, one_of, plural, Sizes, Stopped};
+use crate::common::{self, one_of, plural, short_number, Sizes, Stopped};
 use crate::errln;
 
 /// Train a fully connected network, or any model of layers with --arch (by default on the
@@ -1040,8 +1040,8 @@ fn train_loop<T: Float, M: Trainable<T> + BlockGrad<T> + 'static>(
                 "private training: noise multiplier {}, clipping norm {}, delta {}{default}, sample rate {} (batches of {} expected of {n}), {} steps per epoch{}",
                 dp.noise,
                 dp.clip,
-                dp.delta,
-                c.sample_rate,
+                short_number(dp.delta),
+                short_number(c.sample_rate),
                 c.expected_batch_size,
                 privacy::steps_per_epoch(n, c.expected_batch_size),
                 if acc.steps() > 0 { format!(", {} taken", acc.steps()) } else { String::new() },
@@ -1159,7 +1159,7 @@ fn train_loop<T: Float, M: Trainable<T> + BlockGrad<T> + 'static>(
         if let (Some(e), Some((dp, _, acc))) = (trainer.epsilon(), trainer.privacy()) {
             errln!(
                 "privacy spent: epsilon {e:.4} at delta {} after {}",
-                dp.delta,
+                short_number(dp.delta),
                 plural(acc.steps() as usize, "step")
             );
         }
