@@ -158,6 +158,18 @@ fn resuming_a_model_file_says_it_is_not_a_checkpoint() {
 
 #[test]
 fn ctrl_c_exits_130_with_one_line_and_resume_alone_writes_the_model() {
+    interrupted_run_resumes("-INT");
+}
+
+#[test]
+fn sigterm_saves_the_run_as_ctrl_c_does() {
+    // What `kill`, `timeout` and batch schedulers send.
+    interrupted_run_resumes("-TERM");
+}
+
+/// Sends `signal` to a run after its first epoch: exit 130, one line naming the
+/// checkpoint, and `--resume` alone finishes the run into the remembered files.
+fn interrupted_run_resumes(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (model, log) = (dir.path().join("m.safetensors"), dir.path().join("log.csv"));
     let child = Command::new(env!("CARGO_BIN_EXE_backprop"))
@@ -181,7 +193,7 @@ fn ctrl_c_exits_130_with_one_line_and_resume_alone_writes_the_model() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());

@@ -115,7 +115,7 @@ pub struct Args {
     /// Write the trained model here (safetensors). Without it the model is not saved.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Write a checkpoint here after every epoch (and on Ctrl-C) [default on Ctrl-C only:
+    /// Write a checkpoint here after every epoch (and on Ctrl-C or SIGTERM) [default on Ctrl-C or SIGTERM only:
     /// the --out path with its extension replaced by .checkpoint.safetensors
     /// (m.safetensors: m.checkpoint.safetensors), or backprop-checkpoint.safetensors
     /// without --out].
@@ -1008,7 +1008,8 @@ fn train_loop<T: Float, M: Trainable<T> + BlockGrad<T> + 'static>(
     let interrupted = Arc::new(AtomicBool::new(false));
     if rank_0 {
         let flag = interrupted.clone();
-        // A second Ctrl-C ends the process at once; the first lets the epoch finish.
+        // Ctrl-C, SIGTERM (kill, timeout, a batch scheduler's preemption) or SIGHUP: the
+        // first lets the epoch finish and saves it, a second ends the process at once.
         let _ = ctrlc::set_handler(move || {
             if flag.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
