@@ -1170,20 +1170,27 @@ unsafe fn packed_product_avx2(
     packed: &[f32],
     accumulate: bool,
 ) {
+    // As few blocks as rows of 6 need, of near-equal heights: a block of one or two rows
+    // has too few independent sums to hide the FMA latency (25 rows: five blocks of 5
+    // rather than four of 6 and one of 1). Each value's sum over k runs in the same order
+    // whatever the blocks, so the bits do not depend on them.
+    let blocks = m.div_ceil(6);
     for p in 0..n / PANEL {
         let panel = packed.as_ptr().add(p * PANEL * k);
         let mut r = 0;
-        while r < m {
+        for left in (1..=blocks).rev() {
             let d = dst.as_mut_ptr().add(r * n + p * PANEL);
             let a = a.as_ptr().add(r * k);
-            let rows = (m - r).min(6);
+            let rows = (m - r).div_ceil(left);
             match rows {
                 6 => block::<6>(d, n, a, k, panel, accumulate),
                 5 => block::<5>(d, n, a, k, panel, accumulate),
                 4 => block::<4>(d, n, a, k, panel, accumulate),
                 3 => block::<3>(d, n, a, k, panel, accumulate),
                 2 => block::<2>(d, n, a, k, panel, accumulate),
-                _ => block::<1>(d, n, a, k, panel, accumulate),
+                1 => block::<1>(d, n, a, k, panel, accumulate),
+                // m - r <= 6 left and m - r >= left hold at every block.
+                _ => unreachable!("packed product: a block of {rows} rows"),
             }
             r += rows;
         }
