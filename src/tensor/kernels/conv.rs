@@ -367,10 +367,16 @@ pub fn col2im<T: Float>(s: &Conv2dShape, cols: &[T], ld: usize, dx: &mut [T]) {
     }
 }
 
-/// Whether the products run on [`thin`]'s kernels (f32 on a CPU with AVX2 and FMA) rather than
-/// the `gemm` crate's.
-fn thin_path<T: Float>() -> bool {
-    thin::is_f32::<T>() && thin::available()
+/// Weights (`C_out C_in kH kW`) up to which the products run on [`thin`]'s kernels: LeNet-5's
+/// two convolutions (150 and 2,400) and examples/mnist's first; beyond it (the convnet's
+/// second convolution, 18,432) the `gemm` crate's blocking pays for its packing, and the
+/// thin kernels, which stream the cols once per 6 rows of output, made the step slower.
+const THIN_WEIGHTS: usize = 4096;
+
+/// Whether the products of `s` run on [`thin`]'s kernels (f32 on a CPU with AVX2 and FMA,
+/// small weights) rather than the `gemm` crate's.
+fn thin_path<T: Float>(s: &Conv2dShape) -> bool {
+    s.weight_len() <= THIN_WEIGHTS && thin::is_f32::<T>() && thin::available()
 }
 
 /// `v` as `f32`, on the [`thin_path`] only.
@@ -459,7 +465,7 @@ pub fn conv2d_forward<T: Float>(
     grow(&mut ws.cols, s.n * kp);
     ws.shape = Some(*s);
     let w = MatRef::row_major(weight, s.c_out, k).expect("weight length checked");
-    let fast = thin_path::<T>();
+    let fast = thin_path::<T>(s);
     ws.cols[..s.n * kp]
         .par_chunks_mut(kp)
         .zip(y.par_chunks_mut(s.example_out()))
@@ -560,7 +566,7 @@ pub fn conv2d_backward<T: Float>(
     } = ws;
     let cols = &cols[..s.n * kp];
     let w = MatRef::row_major(weight, s.c_out, k).expect("weight length checked");
-    let fast = thin_path::<T>();
+    let fast = thin_path::<T>(s);
     let run = |r: usize, part: &mut [T], dcols: &mut [T], mut dx: Option<&mut [T]>| {
         let (dw, db) = part.split_at_mut(w_len);
         for (j, e) in (r * per..((r + 1) * per).min(s.n)).enumerate() {
@@ -666,7 +672,7 @@ pub fn conv2d_weight_grad_per_example<T: Float>(
         .zip(dy.par_chunks(out_len))
         .zip(cols.par_chunks(kp))
         .for_each(|((dw, dy), cols)| {
-            if thin_path::<T>() {
+            if thin_path::<T>(s) {
                 let dw = as_f32_mut(dw).expect("f32 on the thin path");
                 thin::nt(
                     (s.c_out, p, k),
