@@ -20,6 +20,10 @@
 //! 2.3 / 4.8 / 2.7 / 5.3 GFLOP/s on LeNet-5's two convolutions and examples/mnist's two,
 //! against 3.5 / 7.3 / 6.4 / 7.9 per example (slower in every run); per example, the
 //! examples also split across the rayon pool's threads with no reduction in the forward.
+//!
+//! For small weights in f32 (LeNet-5's convolutions) the products run on the kernels of
+//! [`super::thin`], which read the operands in place: the `gemm` crate's packing of both
+//! operands cost more than the arithmetic of these thin products.
 
 use super::thin::{self, as_f32, as_f32_mut, Strides};
 use super::{checked_product, window_count, KernelError};
