@@ -110,6 +110,70 @@ fn conv2d_on_lenet5_and_mnist_shapes_matches_direct_loops() {
     }
 }
 
+/// In f32 the products run on the packing-free AVX-512 kernels where the CPU has AVX-512F
+/// (the `gemm` crate elsewhere): the same sums as the f64 direct loops, to f32 rounding, on
+/// the models' shapes and on odd ones that leave tails in every block (the per-example
+/// weight gradients too, which must sum to the batch's).
+#[test]
+fn conv2d_in_f32_matches_direct_loops() {
+    use backprop::tensor::kernels::conv2d_weight_grad_per_example;
+    for (input, weight, pad) in [
+        ([3, 1, 28, 28], [6, 1, 5, 5], 2),
+        ([3, 6, 14, 14], [16, 6, 5, 5], 0),
+        ([2, 32, 12, 12], [64, 32, 3, 3], 0),
+        ([2, 3, 9, 11], [7, 3, 2, 3], 1),
+        ([5, 2, 5, 5], [13, 2, 1, 1], 0),
+    ] {
+        let s = Conv2dShape::new(input, weight, [1, 1], [pad, pad]).unwrap();
+        let (xl, wl, yl): (usize, usize, usize) = (
+            input.iter().product(),
+            weight.iter().product(),
+            s.output_dims().iter().product(),
+        );
+        let (x, w, b, dy) = (
+            values(xl, 1),
+            values(wl, 2),
+            values(weight[0], 3),
+            values(yl, 4),
+        );
+        let (y_want, dx_want, dw_want, db_want) = direct(input, weight, pad, &x, &w, &b, &dy);
+        let f = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+        let (xf, wf, bf, dyf) = (f(&x), f(&w), f(&b), f(&dy));
+        let close32 = |what: &str, got: &[f32], want: &[f64]| {
+            assert_eq!(got.len(), want.len(), "{what}");
+            for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
+                    "{what}[{i}] of {input:?} {weight:?}: {g} vs {w}"
+                );
+            }
+        };
+        let mut ws = Conv2dWorkspace::new();
+        let mut y = vec![f32::NAN; yl];
+        conv2d_forward(&s, &xf, &wf, Some(&bf), &mut y, &mut ws);
+        close32("y", &y, &y_want);
+        let (mut dx, mut dw, mut db) = (vec![0.0; xl], vec![0.0; wl], vec![0.0; weight[0]]);
+        conv2d_backward(
+            &s,
+            &wf,
+            &dyf,
+            &mut ws,
+            Some(&mut dx),
+            &mut dw,
+            Some(&mut db),
+        );
+        close32("dx", &dx, &dx_want);
+        close32("dw", &dw, &dw_want);
+        close32("db", &db, &db_want);
+        let mut pw = vec![f32::NAN; input[0] * wl];
+        conv2d_weight_grad_per_example(&s, &dyf, &ws, &mut pw, None);
+        let summed: Vec<f32> = (0..wl)
+            .map(|i| (0..input[0]).map(|e| pw[e * wl + i]).sum())
+            .collect();
+        close32("per-example dw summed", &summed, &dw_want);
+    }
+}
+
 /// The unpadded path (2x2 and 3x3 windows known at compile time, others not) keeps the
 /// rule of the padded one: the first maximum wins ties, a later NaN replaces anything.
 #[test]

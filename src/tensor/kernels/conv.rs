@@ -20,7 +20,12 @@
 //! 2.3 / 4.8 / 2.7 / 5.3 GFLOP/s on LeNet-5's two convolutions and examples/mnist's two,
 //! against 3.5 / 7.3 / 6.4 / 7.9 per example (slower in every run); per example, the
 //! examples also split across the rayon pool's threads with no reduction in the forward.
+//!
+//! For small weights in f32 (LeNet-5's convolutions) the products run on the kernels of
+//! [`super::thin`], which read the operands in place: the `gemm` crate's packing of both
+//! operands cost more than the arithmetic of these thin products.
 
+use super::thin::{self, as_f32, as_f32_mut, Strides};
 use super::{checked_product, window_count, KernelError};
 use crate::linalg::{matmul_with, MatRef};
 use crate::Float;
@@ -366,6 +371,23 @@ pub fn col2im<T: Float>(s: &Conv2dShape, cols: &[T], ld: usize, dx: &mut [T]) {
     }
 }
 
+/// Weights (`C_out C_in kH kW`) up to which the products run on [`thin`]'s kernels: LeNet-5's
+/// two convolutions (150 and 2,400) and examples/mnist's first; beyond it (the convnet's
+/// second convolution, 18,432) the `gemm` crate's blocking pays for its packing, and the
+/// thin kernels, which stream the cols once per 6 rows of output, made the step slower.
+const THIN_WEIGHTS: usize = 4096;
+
+/// Whether the products of `s` run on [`thin`]'s kernels (f32 on a CPU with AVX2 and FMA,
+/// small weights) rather than the `gemm` crate's.
+fn thin_path<T: Float>(s: &Conv2dShape) -> bool {
+    s.weight_len() <= THIN_WEIGHTS && thin::is_f32::<T>() && thin::available()
+}
+
+/// `v` as `f32`, on the [`thin_path`] only.
+fn f32_of<T: Float>(v: &[T]) -> &[f32] {
+    as_f32(v).expect("the thin path runs on f32")
+}
+
 /// Buffers of a convolution that outlive one call: the batch's unfolded input (written by
 /// [`conv2d_forward`], read by the backward kernels) and the backward's scratch. They grow
 /// to the largest shape seen and are then reused, so a warm training step allocates nothing.
@@ -447,13 +469,13 @@ pub fn conv2d_forward<T: Float>(
     grow(&mut ws.cols, s.n * kp);
     ws.shape = Some(*s);
     let w = MatRef::row_major(weight, s.c_out, k).expect("weight length checked");
+    let fast = thin_path::<T>(s);
     ws.cols[..s.n * kp]
         .par_chunks_mut(kp)
         .zip(y.par_chunks_mut(s.example_out()))
         .zip(x.par_chunks(s.example_in()))
         .for_each(|((cols, y), x)| {
             im2col(s, x, cols, p);
-            let cols = MatRef::row_major(cols, k, p).expect("cols sized above");
             // Y = b + W cols: the bias written first and the product added onto it, one
             // pass over Y fewer than adding the bias afterwards.
             if let Some(b) = bias {
@@ -461,7 +483,16 @@ pub fn conv2d_forward<T: Float>(
                     row.fill(b);
                 }
             }
-            matmul_with(y, w, cols, T::one(), bias.is_some(), Parallelism::None);
+            if fast {
+                // The same product without the gemm crate's packing (see `thin`).
+                let y = as_f32_mut(y).expect("fast implies f32");
+                let (wf, cf) = (f32_of(weight), f32_of(cols));
+                let sa = Strides { rows: k, cols: 1 };
+                thin::nn((s.c_out, k, p), y, p, wf, sa, cf, p, bias.is_some());
+            } else {
+                let cols = MatRef::row_major(cols, k, p).expect("cols sized above");
+                matmul_with(y, w, cols, T::one(), bias.is_some(), Parallelism::None);
+            }
         });
 }
 
@@ -539,6 +570,7 @@ pub fn conv2d_backward<T: Float>(
     } = ws;
     let cols = &cols[..s.n * kp];
     let w = MatRef::row_major(weight, s.c_out, k).expect("weight length checked");
+    let fast = thin_path::<T>(s);
     let run = |r: usize, part: &mut [T], dcols: &mut [T], mut dx: Option<&mut [T]>| {
         let (dw, db) = part.split_at_mut(w_len);
         for (j, e) in (r * per..((r + 1) * per).min(s.n)).enumerate() {
@@ -546,14 +578,35 @@ pub fn conv2d_backward<T: Float>(
             let dy_m = MatRef::row_major(dy_e, s.c_out, p).expect("length checked");
             let cols_e = MatRef::row_major(&cols[e * kp..(e + 1) * kp], k, p).expect("sized");
             // dW += dY_n cols_n^T (the first example of a run overwrites)
-            matmul_with(dw, dy_m, cols_e.t(), T::one(), j > 0, Parallelism::None);
+            if fast {
+                let dw = as_f32_mut(&mut *dw).expect("fast implies f32");
+                let (dyf, cf) = (f32_of(dy_e), f32_of(&cols[e * kp..(e + 1) * kp]));
+                thin::nt((s.c_out, p, k), dw, k, dyf, p, cf, p, j > 0);
+            } else {
+                matmul_with(dw, dy_m, cols_e.t(), T::one(), j > 0, Parallelism::None);
+            }
             for (b, row) in db.iter_mut().zip(dy_e.chunks_exact(p)) {
                 let sum: T = row.iter().copied().sum();
                 *b = if j > 0 { *b + sum } else { sum };
             }
             if let Some(dx) = dx.as_deref_mut() {
                 // dX_n += fold(W^T dY_n)
-                matmul_with(dcols, w.t(), dy_m, T::one(), false, Parallelism::None);
+                if fast {
+                    let dc = as_f32_mut(&mut *dcols).expect("fast implies f32");
+                    let sa = Strides { rows: 1, cols: k };
+                    thin::nn(
+                        (k, s.c_out, p),
+                        dc,
+                        p,
+                        f32_of(weight),
+                        sa,
+                        f32_of(dy_e),
+                        p,
+                        false,
+                    );
+                } else {
+                    matmul_with(dcols, w.t(), dy_m, T::one(), false, Parallelism::None);
+                }
                 col2im(s, dcols, p, &mut dx[j * in_len..(j + 1) * in_len]);
             }
         }
@@ -623,6 +676,20 @@ pub fn conv2d_weight_grad_per_example<T: Float>(
         .zip(dy.par_chunks(out_len))
         .zip(cols.par_chunks(kp))
         .for_each(|((dw, dy), cols)| {
+            if thin_path::<T>(s) {
+                let dw = as_f32_mut(dw).expect("f32 on the thin path");
+                thin::nt(
+                    (s.c_out, p, k),
+                    dw,
+                    k,
+                    f32_of(dy),
+                    p,
+                    f32_of(cols),
+                    p,
+                    false,
+                );
+                return;
+            }
             let dy = MatRef::row_major(dy, s.c_out, p).expect("length checked");
             let cols = MatRef::row_major(cols, k, p).expect("sized");
             matmul_with(dw, dy, cols.t(), T::one(), false, Parallelism::None);

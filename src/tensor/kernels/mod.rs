@@ -17,6 +17,7 @@
 mod conv;
 mod pool;
 mod recurrent;
+mod thin;
 
 pub use conv::{
     col2im, conv2d_backward, conv2d_forward, conv2d_weight_grad_per_example, im2col, Conv2dShape,
