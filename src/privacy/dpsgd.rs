@@ -309,18 +309,12 @@ pub struct DpSgd<T: Float, M: PrivateModel<T>> {
     sum: M::Sum,
     norms: Vec<f64>,
     factors: Vec<T>,
-    /// The step's noise when it is drawn beside the clipped sum, tensor after tensor.
-    noise_buf: Vec<T>,
-    /// The lengths of the tensors of the sum.
-    lens: Vec<usize>,
 }
 
 impl<T: Float, M: PrivateModel<T>> DpSgd<T, M> {
     /// Private steps of `model` with these settings and noise.
     pub fn new(config: DpConfig, model: &M, noise: Noise) -> Self {
-        let (scratch, mut sum) = model.private_buffers();
-        let mut lens = Vec::new();
-        M::visit_sum_mut(&mut sum, &mut |t| lens.push(t.len()));
+        let (scratch, sum) = model.private_buffers();
         DpSgd {
             config,
             noise,
@@ -329,8 +323,6 @@ impl<T: Float, M: PrivateModel<T>> DpSgd<T, M> {
             sum,
             norms: Vec::new(),
             factors: Vec::new(),
-            noise_buf: Vec::new(),
-            lens,
         }
     }
 
@@ -393,95 +385,26 @@ impl<T: Float, M: PrivateModel<T>> DpSgd<T, M> {
             clipped: 0,
             mean_norm: 0.0,
         };
+        if n > 0 {
+            stats.loss = model.per_example_norms(x, y, n, &mut self.scratch, &mut self.norms)?;
+            self.factors.clear();
+            for &g in &self.norms {
+                // Opacus's flat clipping: c_i = min(1, C / (||g_i|| + 1e-6)).
+                let f = (c / (g + CLIP_EPS)).min(1.0);
+                stats.clipped += usize::from(f < 1.0);
+                self.factors.push(T::from_f64(f));
+            }
+            stats.mean_norm = self.norms.iter().sum::<f64>() / n as f64;
+            let (scratch, sum) = (&mut self.scratch, &mut self.sum);
+            model.weighted_sum(x, n, &self.factors, scale, scratch, sum)?;
+        } else {
+            M::visit_sum_mut(&mut self.sum, &mut |t| t.fill(T::zero()));
+        }
         // (sum + N(0, (sigma C)^2)) / B = sum / B + N(0, (sigma C / B)^2).
         let std = sigma * c / b as f64;
-        let DpSgd {
-            noise,
-            scratch,
-            sum,
-            norms,
-            factors,
-            noise_buf,
-            lens,
-            ..
-        } = self;
-        if n > 0 && std != 0.0 && rayon::current_num_threads() > 1 {
-            // The noise does not depend on the batch: another worker draws it while this
-            // thread clips and sums, then one pass adds it. Drawn onto -0.0 (x + -0 = x for
-            // every x), each value is the one the sequential order adds, so the bits do not
-            // depend on the thread count.
-            let before = noise.clone();
-            let total = lens.iter().sum();
-            noise_buf.resize(total, T::zero());
-            let mut clipped = Ok(());
-            rayon::in_place_scope(|scope| {
-                let (noise, buf, lens) = (&mut *noise, &mut *noise_buf, &*lens);
-                scope.spawn(move |_| {
-                    buf.fill(-T::zero());
-                    noise.add(std, |f| {
-                        let mut at = 0;
-                        for &len in lens {
-                            f(&mut buf[at..at + len]);
-                            at += len;
-                        }
-                    });
-                });
-                clipped = clip_and_sum(
-                    model, x, y, n, c, scale, scratch, sum, norms, factors, &mut stats,
-                );
-            });
-            if let Err(e) = clipped {
-                // As if the step had not started: the next step draws this noise.
-                *noise = before;
-                return Err(e);
-            }
-            let mut at = 0;
-            M::visit_sum_mut(sum, &mut |t| {
-                for (v, z) in t.iter_mut().zip(&noise_buf[at..]) {
-                    *v += *z;
-                }
-                at += t.len();
-            });
-        } else {
-            if n > 0 {
-                clip_and_sum(
-                    model, x, y, n, c, scale, scratch, sum, norms, factors, &mut stats,
-                )?;
-            } else {
-                M::visit_sum_mut(sum, &mut |t| t.fill(T::zero()));
-            }
-            noise.add(std, |f| M::visit_sum_mut(sum, f));
-        }
+        self.noise.add(std, |f| M::visit_sum_mut(&mut self.sum, f));
         model.optimizer_step(optimizer, &self.sum, lr)?;
         self.accountant.step(sigma, q)?;
         Ok(stats)
     }
-}
-
-/// Norms, clip factors and the clipped sum of a batch of `n` >= 1 examples, into `stats`
-/// and `sum`.
-#[allow(clippy::too_many_arguments)]
-fn clip_and_sum<T: Float, M: PrivateModel<T>>(
-    model: &mut M,
-    x: &[T],
-    y: &[T],
-    n: usize,
-    c: f64,
-    scale: T,
-    scratch: &mut M::Scratch,
-    sum: &mut M::Sum,
-    norms: &mut Vec<f64>,
-    factors: &mut Vec<T>,
-    stats: &mut StepStats,
-) -> Result<(), PrivacyError> {
-    stats.loss = model.per_example_norms(x, y, n, scratch, norms)?;
-    factors.clear();
-    for &g in norms.iter() {
-        // Opacus's flat clipping: c_i = min(1, C / (||g_i|| + 1e-6)).
-        let f = (c / (g + CLIP_EPS)).min(1.0);
-        stats.clipped += usize::from(f < 1.0);
-        factors.push(T::from_f64(f));
-    }
-    stats.mean_norm = norms.iter().sum::<f64>() / n as f64;
-    model.weighted_sum(x, n, factors, scale, scratch, sum)
 }
