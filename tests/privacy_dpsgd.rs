@@ -271,6 +271,24 @@ fn noise_is_the_same_on_one_thread_or_two() {
     assert_eq!(run(2), one);
     let (_, std, _) = moments(&one);
     assert!((std - 1.0).abs() < 0.02);
+    // f32 values take the vectorised Box-Muller generator, under the same blocks.
+    let run32 = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut v = vec![0.0f32; 100_003];
+            Noise::seeded(5).add(1.0, |f| f(&mut v));
+            v
+        })
+    };
+    let one: Vec<u32> = run32(1).iter().map(|v| v.to_bits()).collect();
+    let two: Vec<u32> = run32(2).iter().map(|v| v.to_bits()).collect();
+    assert_eq!(one, two);
+    let wide: Vec<f64> = run32(2).iter().map(|&v| v as f64).collect();
+    let (_, std, _) = moments(&wide);
+    assert!((std - 1.0).abs() < 0.02);
 }
 
 #[test]
@@ -321,4 +339,45 @@ fn f32_networks_step_privately_too() {
         .step(&mut model, &mut adam, &x[..7], &y, 2, 0.01)
         .is_err());
     assert_eq!((model, dp.accountant().steps()), (after, 1));
+}
+
+#[test]
+fn private_steps_give_the_same_model_on_one_thread_or_two() {
+    // With two threads the noise is drawn beside the clipped sum and added after it; the
+    // model must come out bit for bit as on one thread, where it is added in place.
+    use backprop::model::Model;
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut net = Network::<f32>::new(
+                &[20, 70_000 / 20, 3],
+                &[Sigmoid, Sigmoid],
+                Cost::Quadratic,
+                Init::Uniform,
+                3,
+            )
+            .unwrap();
+            let mut sgd = Optimizer::new(OptimizerConfig::new(OptimizerKind::Sgd), &net).unwrap();
+            let config = DpConfig::new(1.1, 0.5, 4, 100).unwrap();
+            let mut dp = DpSgd::new(config, &net, Noise::seeded(9));
+            let x: Vec<f32> = (0..5 * 20).map(|i| (i as f32 * 0.31).sin()).collect();
+            let y: Vec<f32> = (0..5 * 3).map(|i| (i % 2) as f32).collect();
+            for n in [5, 0, 3] {
+                dp.step(&mut net, &mut sgd, &x[..n * 20], &y[..n * 3], n, 0.5)
+                    .unwrap();
+            }
+            // A batch that does not fit fails and leaves the noise where it was.
+            assert!(dp
+                .step(&mut net, &mut sgd, &x[..7], &y[..3], 1, 0.5)
+                .is_err());
+            dp.step(&mut net, &mut sgd, &x, &y, 5, 0.5).unwrap();
+            let mut bits = Vec::new();
+            net.visit_params(&mut |p| bits.extend(p.values.iter().map(|v| v.to_bits())));
+            bits
+        })
+    };
+    assert_eq!(run(1), run(2));
 }

@@ -63,6 +63,7 @@
 
 mod accountant;
 mod dpsgd;
+mod gauss;
 mod noise;
 mod run;
 

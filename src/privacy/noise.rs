@@ -10,9 +10,13 @@
 //! A step draws one Gaussian number per parameter, whatever the batch size: on the
 //! nielsen network (23,860 parameters, batches of 10) that costs more than the step's
 //! gradient does. So seeded noise is drawn by xoshiro256++ (a statistical generator, as
-//! Opacus's default, PyTorch's generator, is), about four times faster than ChaCha;
-//! noise from the operating system is drawn by ChaCha20, a cryptographic generator.
+//! Opacus's default, PyTorch's generator, is), about four times faster than ChaCha; for
+//! f32 values by eight such generators side by side and a vectorised Box-Muller transform
+//! (`gauss`), about 0.5 ns a number on one core with AVX2 or AVX-512, rather than 4 ns for
+//! rand_distr's `StandardNormal`. Noise from the operating system is drawn by ChaCha20, a
+//! cryptographic generator, and `StandardNormal`.
 
+use super::gauss;
 use crate::Float;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
@@ -84,7 +88,11 @@ impl Noise {
             Source::Seeded(rng) => {
                 rng.fill_bytes(&mut key);
                 visit(&mut |t| {
-                    fill::<T, Xoshiro>(key, std, t, tensor);
+                    if let Some(t) = as_f32(t) {
+                        fill_f32(key, std as f32, t, tensor);
+                    } else {
+                        fill::<T, Xoshiro>(key, std, t, tensor);
+                    }
                     tensor += 1;
                 });
             }
@@ -96,6 +104,35 @@ impl Noise {
                 });
             }
         }
+    }
+}
+
+/// `values` as f32s, if `T` is f32.
+fn as_f32<T: Float>(values: &mut [T]) -> Option<&mut [f32]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32 (the same type id), so the slice is one of f32s: same
+        // pointer, length, alignment and lifetime.
+        Some(unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), values.len()) })
+    } else {
+        None
+    }
+}
+
+/// [`fill`] for f32 values: block b by the eight generators of stream (tensor << 32) | b
+/// and [`gauss::add_normal`]'s Box-Muller, in f32.
+fn fill_f32(key: [u8; 32], std: f32, values: &mut [f32], tensor: u64) {
+    let mut k = [0u64; 4];
+    for (k, b) in k.iter_mut().zip(key.chunks_exact(8)) {
+        *k = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    }
+    let block = |(b, chunk): (usize, &mut [f32])| {
+        let mut lanes = gauss::Lanes::new(&k, (tensor << 32) | b as u64);
+        gauss::add_normal(&mut lanes, std, chunk);
+    };
+    if values.len() >= PARALLEL_FROM && rayon::current_num_threads() > 1 {
+        values.par_chunks_mut(BLOCK).enumerate().for_each(block);
+    } else {
+        values.chunks_mut(BLOCK).enumerate().for_each(block);
     }
 }
 
@@ -131,13 +168,6 @@ struct Xoshiro {
     key: [u64; 4],
 }
 
-/// SplitMix64's output function: spreads a 64-bit word over all 64 bits.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 impl SeedableRng for Xoshiro {
     type Seed = [u8; 32];
     fn from_seed(seed: [u8; 32]) -> Self {
@@ -153,17 +183,7 @@ impl SeedableRng for Xoshiro {
 
 impl Stream for Xoshiro {
     fn set_stream_id(&mut self, id: u64) {
-        // The state of stream `id`: each word a SplitMix64 hash of a key word, the stream
-        // and the word's place, so streams and keys start far apart (and never all zero).
-        let mut nonzero = 0;
-        for (i, (s, &k)) in self.s.iter_mut().zip(&self.key).enumerate() {
-            *s =
-                mix(k ^ mix(id.wrapping_add(0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i as u64 + 1))));
-            nonzero |= *s;
-        }
-        if nonzero == 0 {
-            self.s[0] = 1;
-        }
+        self.s = gauss::lane_state(&self.key, id, 0);
     }
 }
 
