@@ -64,3 +64,35 @@ impl Float for f64 {
         x as f64
     }
 }
+
+/// Whether `T` is `f32`: the kernels with `f32` SIMD paths ask before taking them.
+pub(crate) fn is_f32<T: Float>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+}
+
+/// `v` at its own type `f32`, when `T` is `f32`.
+pub(crate) fn as_f32<T: Float>(v: &[T]) -> Option<&[f32]> {
+    // SAFETY: the TypeIds are equal, so `T` is `f32`: the same slice, at the same type.
+    is_f32::<T>().then(|| unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) })
+}
+
+/// `v` at its own type `f32`, when `T` is `f32`.
+pub(crate) fn as_f32_mut<T: Float>(v: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: as in `as_f32`; the one `&mut` borrow moves into the result.
+    is_f32::<T>().then(|| unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_views_only_for_f32() {
+        let (mut a, mut b) = (vec![1.5f32, -2.0], vec![1.5f64, -2.0]);
+        assert_eq!(as_f32(&a), Some(&[1.5f32, -2.0][..]));
+        as_f32_mut(&mut a).unwrap()[1] = 3.0;
+        assert_eq!(a, [1.5, 3.0]);
+        assert!(as_f32(&b).is_none() && as_f32_mut(&mut b).is_none());
+        assert!(is_f32::<f32>() && !is_f32::<f64>());
+    }
+}

@@ -17,6 +17,7 @@
 //! cryptographic generator, and `StandardNormal`.
 
 use super::gauss;
+use crate::float::as_f32_mut;
 use crate::Float;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
@@ -88,7 +89,7 @@ impl Noise {
             Source::Seeded(rng) => {
                 rng.fill_bytes(&mut key);
                 visit(&mut |t| {
-                    if let Some(t) = as_f32(t) {
+                    if let Some(t) = as_f32_mut(t) {
                         fill_f32(key, std as f32, t, tensor);
                     } else {
                         fill::<T, Xoshiro>(key, std, t, tensor);
@@ -104,17 +105,6 @@ impl Noise {
                 });
             }
         }
-    }
-}
-
-/// `values` as f32s, if `T` is f32.
-fn as_f32<T: Float>(values: &mut [T]) -> Option<&mut [f32]> {
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-        // SAFETY: T is f32 (the same type id), so the slice is one of f32s: same
-        // pointer, length, alignment and lifetime.
-        Some(unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), values.len()) })
-    } else {
-        None
     }
 }
 

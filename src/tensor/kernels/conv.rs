@@ -25,8 +25,9 @@
 //! [`super::thin`], which read the operands in place: the `gemm` crate's packing of both
 //! operands cost more than the arithmetic of these thin products.
 
-use super::thin::{self, as_f32, as_f32_mut, Strides};
-use super::{checked_product, window_count, KernelError};
+use super::thin::{self, Strides};
+use super::{avx2_fma, checked_product, window_count, KernelError};
+use crate::float::{as_f32, as_f32_mut, is_f32};
 use crate::linalg::{matmul_with, MatRef};
 use crate::Float;
 use gemm::Parallelism;
@@ -380,7 +381,7 @@ const THIN_WEIGHTS: usize = 4096;
 /// Whether the products of `s` run on [`thin`]'s kernels (f32 on a CPU with AVX2 and FMA,
 /// small weights) rather than the `gemm` crate's.
 fn thin_path<T: Float>(s: &Conv2dShape) -> bool {
-    s.weight_len() <= THIN_WEIGHTS && thin::is_f32::<T>() && thin::available()
+    s.weight_len() <= THIN_WEIGHTS && is_f32::<T>() && avx2_fma()
 }
 
 /// `v` as `f32`, on the [`thin_path`] only.

@@ -33,6 +33,18 @@ pub use recurrent::{
     SequenceWorkspace, StepGrads,
 };
 
+/// Whether this CPU runs the AVX2 + FMA kernels (cached by std after the first call).
+fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// A kernel's shape that cannot work: a zero or overflowing size, a window larger than its
 /// padded input, or parameters of the wrong size.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

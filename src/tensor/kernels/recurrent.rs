@@ -16,7 +16,8 @@
 //! `dx = dpre W_ih`, `dh = dpre W_hh`, `dW_ih += dpre^T x`, `dW_hh += dpre^T h`,
 //! `db_ih = db_hh += sum over the batch of dpre`.
 
-use super::{checked_product, KernelError};
+use super::{avx2_fma, checked_product, KernelError};
+use crate::float::{as_f32, as_f32_mut, is_f32};
 use crate::linalg::{matmul, matmul_with, MatRef};
 use crate::Float;
 
@@ -1096,34 +1097,6 @@ fn pack_w_hh<T: Float>(w_hh: &[T], g: usize, h: usize, forward: bool, packed: &m
 
 /// Columns per panel of the packed B: two AVX registers of `f32`.
 const PANEL: usize = 16;
-
-fn is_f32<T: Float>() -> bool {
-    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-}
-
-/// Whether this CPU runs [`packed_product_avx2`] (cached by std after the first call).
-fn avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// `v` at its own type `f32`, when `T` is `f32`.
-fn as_f32<T: Float>(v: &[T]) -> Option<&[f32]> {
-    // SAFETY: the TypeIds are equal, so `T` is `f32`: the same slice, at the same type.
-    is_f32::<T>().then(|| unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) })
-}
-
-/// `v` at its own type `f32`, when `T` is `f32`.
-fn as_f32_mut<T: Float>(v: &mut [T]) -> Option<&mut [f32]> {
-    // SAFETY: as in `as_f32`; the one `&mut` borrow moves into the result.
-    is_f32::<T>().then(|| unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) })
-}
 
 /// `dst (m x n) (+)= a (m x k) B`, B packed by [`pack_w_hh`] (`packed.len() == k n`), on
 /// AVX2 and FMA: rows in blocks of 6 against one 16-column panel at a time (12 accumulator

@@ -18,38 +18,9 @@
 //! They run only when the CPU has AVX2 and FMA and `T` is `f32`; [`super::conv`] falls back to
 //! the `gemm` crate otherwise, and the tests below compare both against direct loops.
 
-use crate::Float;
+use super::avx2_fma;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
-
-/// Whether this CPU runs the kernels of this module (cached by std after the first call).
-pub(super) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// `v` at its own type `f32`, when `T` is `f32`.
-pub(super) fn as_f32<T: Float>(v: &[T]) -> Option<&[f32]> {
-    // SAFETY: the TypeIds are equal, so `T` is `f32`: the same slice, at the same type.
-    is_f32::<T>().then(|| unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) })
-}
-
-/// `v` at its own type `f32`, when `T` is `f32`.
-pub(super) fn as_f32_mut<T: Float>(v: &mut [T]) -> Option<&mut [f32]> {
-    // SAFETY: as in `as_f32`; the one `&mut` borrow moves into the result.
-    is_f32::<T>().then(|| unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) })
-}
-
-/// Whether `T` is `f32`.
-pub(super) fn is_f32<T: Float>() -> bool {
-    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-}
 
 /// One operand's layout: entry `(i, j)` at `i * rows + j * cols`.
 #[derive(Clone, Copy, Debug)]
@@ -78,7 +49,7 @@ pub(super) fn nn(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(available(), "thin::nn needs AVX2 and FMA");
+    assert!(avx2_fma(), "thin::nn needs AVX2 and FMA");
     assert!(
         ldc >= n && c.len() >= (m - 1) * ldc + n,
         "thin::nn: c too short"
@@ -118,7 +89,7 @@ pub(super) fn nt(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(available(), "thin::nt needs AVX2 and FMA");
+    assert!(avx2_fma(), "thin::nt needs AVX2 and FMA");
     assert!(
         ldc >= n && c.len() >= (m - 1) * ldc + n,
         "thin::nt: c too short"
@@ -488,7 +459,7 @@ mod tests {
     /// Every block size and tail: m, n and k across the block and vector widths.
     #[test]
     fn nn_and_nt_match_direct_sums() {
-        if !available() {
+        if !avx2_fma() {
             return; // the conv tests exercise the fallback
         }
         for &(m, k, n) in &[
@@ -543,7 +514,7 @@ mod tests {
     /// Columns of C outside the n asked for are left alone (the masked lanes).
     #[test]
     fn nn_writes_only_its_columns() {
-        if !available() {
+        if !avx2_fma() {
             return;
         }
         let (m, k, n, ldc) = (3, 2, 5, 40);
