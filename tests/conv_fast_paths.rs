@@ -70,6 +70,37 @@ fn close(what: &str, got: &[f64], want: &[f64]) {
     }
 }
 
+/// A convolution of these sizes on fixed values: its shape, the lengths of x, w and y, the
+/// inputs x, w, b and dy, and what the direct loops give for y, dx, dw and db.
+struct Case {
+    s: Conv2dShape,
+    lens: (usize, usize, usize),
+    inputs: (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>),
+    want: (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>),
+}
+
+fn case(input: [usize; 4], weight: [usize; 4], pad: usize) -> Case {
+    let s = Conv2dShape::new(input, weight, [1, 1], [pad, pad]).unwrap();
+    let (xl, wl, yl): (usize, usize, usize) = (
+        input.iter().product(),
+        weight.iter().product(),
+        s.output_dims().iter().product(),
+    );
+    let (x, w, b, dy) = (
+        values(xl, 1),
+        values(wl, 2),
+        values(weight[0], 3),
+        values(yl, 4),
+    );
+    let (y_want, dx_want, dw_want, db_want) = direct(input, weight, pad, &x, &w, &b, &dy);
+    Case {
+        s,
+        lens: (xl, wl, yl),
+        inputs: (x, w, b, dy),
+        want: (y_want, dx_want, dw_want, db_want),
+    }
+}
+
 #[test]
 fn conv2d_on_lenet5_and_mnist_shapes_matches_direct_loops() {
     for (input, weight, pad) in [
@@ -78,19 +109,12 @@ fn conv2d_on_lenet5_and_mnist_shapes_matches_direct_loops() {
         ([3, 1, 28, 28], [32, 1, 3, 3], 0),
         ([2, 32, 26, 26], [64, 32, 3, 3], 0),
     ] {
-        let s = Conv2dShape::new(input, weight, [1, 1], [pad, pad]).unwrap();
-        let (xl, wl, yl): (usize, usize, usize) = (
-            input.iter().product(),
-            weight.iter().product(),
-            s.output_dims().iter().product(),
-        );
-        let (x, w, b, dy) = (
-            values(xl, 1),
-            values(wl, 2),
-            values(weight[0], 3),
-            values(yl, 4),
-        );
-        let (y_want, dx_want, dw_want, db_want) = direct(input, weight, pad, &x, &w, &b, &dy);
+        let Case {
+            s,
+            lens: (xl, wl, yl),
+            inputs: (x, w, b, dy),
+            want: (y_want, dx_want, dw_want, db_want),
+        } = case(input, weight, pad);
         let mut ws = Conv2dWorkspace::new();
         let mut y = vec![f64::NAN; yl];
         conv2d_forward(&s, &x, &w, Some(&b), &mut y, &mut ws);
@@ -110,8 +134,8 @@ fn conv2d_on_lenet5_and_mnist_shapes_matches_direct_loops() {
     }
 }
 
-/// In f32 the products run on the packing-free AVX-512 kernels where the CPU has AVX-512F
-/// (the `gemm` crate elsewhere): the same sums as the f64 direct loops, to f32 rounding, on
+/// In f32 the small convolutions' products run on the packing-free AVX2 + FMA kernels where
+/// the CPU has both (the `gemm` crate elsewhere): the same sums as the f64 direct loops, to f32 rounding, on
 /// the models' shapes and on odd ones that leave tails in every block (the per-example
 /// weight gradients too, which must sum to the batch's).
 #[test]
@@ -124,19 +148,12 @@ fn conv2d_in_f32_matches_direct_loops() {
         ([2, 3, 9, 11], [7, 3, 2, 3], 1),
         ([5, 2, 5, 5], [13, 2, 1, 1], 0),
     ] {
-        let s = Conv2dShape::new(input, weight, [1, 1], [pad, pad]).unwrap();
-        let (xl, wl, yl): (usize, usize, usize) = (
-            input.iter().product(),
-            weight.iter().product(),
-            s.output_dims().iter().product(),
-        );
-        let (x, w, b, dy) = (
-            values(xl, 1),
-            values(wl, 2),
-            values(weight[0], 3),
-            values(yl, 4),
-        );
-        let (y_want, dx_want, dw_want, db_want) = direct(input, weight, pad, &x, &w, &b, &dy);
+        let Case {
+            s,
+            lens: (xl, wl, yl),
+            inputs: (x, w, b, dy),
+            want: (y_want, dx_want, dw_want, db_want),
+        } = case(input, weight, pad);
         let f = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
         let (xf, wf, bf, dyf) = (f(&x), f(&w), f(&b), f(&dy));
         let close32 = |what: &str, got: &[f32], want: &[f64]| {
