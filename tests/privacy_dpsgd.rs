@@ -256,11 +256,7 @@ fn noise_is_the_same_on_one_thread_or_two() {
     // A layer of 500 x 200 = 100,000 weights is drawn in blocks of 2^14, on both threads
     // (tensors from 4 blocks up are split).
     let run = |threads| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let mut v = vec![0.0f64; 100_000];
             let mut noise = Noise::seeded(5);
             noise.add(1.0, |f| f(&mut v));
@@ -273,11 +269,7 @@ fn noise_is_the_same_on_one_thread_or_two() {
     assert!((std - 1.0).abs() < 0.02);
     // f32 values take the vectorised Box-Muller generator, under the same blocks.
     let run32 = |threads| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let mut v = vec![0.0f32; 100_003];
             Noise::seeded(5).add(1.0, |f| f(&mut v));
             v
@@ -343,15 +335,11 @@ fn f32_networks_step_privately_too() {
 
 #[test]
 fn private_steps_give_the_same_model_on_one_thread_or_two() {
-    // With two threads the noise is drawn beside the clipped sum and added after it; the
-    // model must come out bit for bit as on one thread, where it is added in place.
+    // The noise of a big tensor is drawn in blocks split over the threads: the model must
+    // come out bit for bit as on one thread.
     use backprop::model::Model;
     let run = |threads| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let mut net = Network::<f32>::new(
                 &[20, 70_000 / 20, 3],
                 &[Sigmoid, Sigmoid],
@@ -380,4 +368,13 @@ fn private_steps_give_the_same_model_on_one_thread_or_two() {
         })
     };
     assert_eq!(run(1), run(2));
+}
+
+/// `f` run on a pool of `threads` threads.
+fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
 }
