@@ -361,6 +361,39 @@ impl Files {
         files
     }
 
+    /// The model file's record of the data (its scaling, classes, name, test split, and
+    /// where its files are, so that `eval` finds them from another directory), and the
+    /// checkpoint's: the same plus every file of the run, so that --resume alone goes on.
+    fn data_metadata(
+        &self,
+        scaling: &Scaling,
+        classes: usize,
+        test_split: f64,
+    ) -> (Metadata, Metadata) {
+        let mut metadata = vec![
+            ("scaling".to_string(), scaling.to_string()),
+            ("classes".to_string(), classes.to_string()),
+            ("data".to_string(), self.data.clone()),
+            ("data.test_split".to_string(), test_split.to_string()),
+        ];
+        let canonical = |p: &Path| {
+            std::fs::canonicalize(p)
+                .ok()
+                .map(|p| p.display().to_string())
+        };
+        // The shipped text is no file of the user's, whatever the directory holds.
+        let data = self.data.strip_prefix("text:").unwrap_or(&self.data);
+        if let Some(c) = canonical(Path::new(data)).filter(|_| self.data != "text:shakespeare") {
+            metadata.push(("data.canonical".into(), c));
+        }
+        if let Some(c) = self.test.as_deref().and_then(canonical) {
+            metadata.push(("data.test".into(), c));
+        }
+        let mut checkpoint = metadata.clone();
+        checkpoint.extend(self.to_metadata());
+        (metadata, checkpoint)
+    }
+
     /// The record for a checkpoint.
     fn to_metadata(&self) -> Vec<(String, String)> {
         let abs = |p: &Option<PathBuf>| {
@@ -875,30 +908,11 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
         trainer = trainer.with_privacy(settings, train.len())?;
     }
 
-    let mut metadata = vec![
-        ("scaling".to_string(), scaling.to_string()),
-        ("classes".to_string(), sizes[sizes.len() - 1].to_string()),
-        ("data".to_string(), files.data.clone()),
-        ("data.test_split".to_string(), files.test_split.to_string()),
-    ];
-    // Where the data files are, so that `eval` knows them from another directory.
-    let canonical = |p: &Path| {
-        std::fs::canonicalize(p)
-            .ok()
-            .map(|p| p.display().to_string())
-    };
-    if let Some(c) = canonical(Path::new(&files.data)) {
-        metadata.push(("data.canonical".into(), c));
-    }
-    if let Some(c) = files.test.as_deref().and_then(canonical) {
-        metadata.push(("data.test".into(), c));
-    }
-    // A checkpoint also remembers the files, so that --resume alone goes on.
-    let mut checkpoint_meta = metadata.clone();
-    checkpoint_meta.extend(files.to_metadata());
+    let (metadata, checkpoint_meta) =
+        files.data_metadata(&scaling, sizes[sizes.len() - 1], files.test_split);
     let config = trainer.config().clone();
-    let header = format!(
-        "training {} ({} hidden, {} output, {} cost, {} init) on {} ({} train, {}{} test examples), {}, batch {}, {} lr {}",
+    let model = format!(
+        "training {} ({} hidden, {} output, {} cost, {} init)",
         sizes
             .iter()
             .map(|s| s.to_string())
@@ -908,16 +922,6 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
         config.output_activation,
         config.cost,
         config.init,
-        files.data,
-        train.len(),
-        validation
-            .as_ref()
-            .map_or(String::new(), |v| format!("{} validation, ", v.len())),
-        test.len(),
-        plural(config.epochs, "epoch"),
-        config.batch,
-        config.optimizer.kind,
-        config.lr,
     );
     train_loop(Run {
         args,
@@ -928,7 +932,10 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
         test,
         metadata,
         checkpoint_meta,
-        header,
+        header: Header {
+            model,
+            examples: "examples".into(),
+        },
         resumed_from,
         resumed_meta,
         summary: ("layers", serde_json::json!(sizes)),
@@ -937,7 +944,44 @@ fn run_typed<T: Float>(args: &Args, files: Files, start: Start) -> anyhow::Resul
     })
 }
 
+/// The line a run starts with: what is trained (which differs by kind of model), then
+/// on what and how (the same for both).
+struct Header {
+    /// "training 784-30-10 (sigmoid hidden, ...)" or "training lenet5 (...)".
+    model: String,
+    /// What one example of the data is: "examples", "sequences of 64 characters".
+    examples: String,
+}
+
+impl Header {
+    fn line(
+        &self,
+        files: &Files,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        test: &Dataset,
+        config: &TrainConfig,
+    ) -> String {
+        format!(
+            "{} on {} ({} train, {}{} test {}), {}, batch {}, {} lr {}",
+            self.model,
+            files.data,
+            train.len(),
+            validation.map_or(String::new(), |v| format!("{} validation, ", v.len())),
+            test.len(),
+            self.examples,
+            plural(config.epochs, "epoch"),
+            config.batch,
+            config.optimizer.kind,
+            config.lr,
+        )
+    }
+}
+
 /// How a run saves its model, or a checkpoint, for either kind of model.
+/// A model file's metadata: keys and values, in the order written.
+type Metadata = Vec<(String, String)>;
+
 type SaveFn<T, M> = fn(&Trainer<T, M>, &Path, &[(String, String)]) -> anyhow::Result<()>;
 
 /// One training run, whatever the model: the data, the trainer, and what differs between
@@ -953,7 +997,7 @@ struct Run<'a, T: Float, M: Trainable<T>> {
     /// The model file's metadata besides the training settings.
     metadata: Vec<(String, String)>,
     checkpoint_meta: Vec<(String, String)>,
-    header: String,
+    header: Header,
     resumed_from: Option<PathBuf>,
     /// The checkpoint's metadata when resuming (it keeps `--block`).
     resumed_meta: Option<BTreeMap<String, String>>,
@@ -1019,7 +1063,10 @@ fn train_loop<T: Float, M: Trainable<T> + BlockGrad<T> + 'static>(
     let stderr_tty = std::io::stderr().is_terminal();
     let config = trainer.config().clone();
     if !args.json {
-        errln!("{header}");
+        errln!(
+            "{}",
+            header.line(files, &train, validation.as_ref(), &test, &config)
+        );
         if let Some(path) = &resumed_from {
             errln!(
                 "resuming at epoch {} of {} from {}",
@@ -1525,30 +1572,7 @@ fn run_arch<T: Float>(
     } else {
         files.test_split
     };
-    let mut metadata = vec![
-        ("scaling".to_string(), scaling.to_string()),
-        ("classes".to_string(), outputs.to_string()),
-        ("data".to_string(), files.data.clone()),
-        ("data.test_split".to_string(), test_split.to_string()),
-    ];
-    if let Some(c) = std::fs::canonicalize(Path::new(
-        files.data.strip_prefix("text:").unwrap_or(&files.data),
-    ))
-    .ok()
-    .filter(|_| files.data != "text:shakespeare")
-    {
-        metadata.push(("data.canonical".into(), c.display().to_string()));
-    }
-    if let Some(c) = files
-        .test
-        .as_deref()
-        .and_then(|p| std::fs::canonicalize(p).ok())
-    {
-        metadata.push(("data.test".into(), c.display().to_string()));
-    }
-    // A checkpoint also remembers the files, so that --resume alone goes on.
-    let mut checkpoint_meta = metadata.clone();
-    checkpoint_meta.extend(files.to_metadata());
+    let (metadata, checkpoint_meta) = files.data_metadata(&scaling, outputs, test_split);
     let what = if text {
         format!("sequences of {} characters", input_shape[0])
     } else {
@@ -1559,21 +1583,14 @@ fn run_arch<T: Float>(
     } else {
         "the arch".to_string()
     };
-    let header = format!(
-        "training {name} ({} parameters, input {shape_text}, {} cost) on {} ({} train, {}{} test {what}), {}, batch {}, {} lr {}",
-        model.net.num_params(),
-        model.cost,
-        files.data,
-        train.len(),
-        validation
-            .as_ref()
-            .map_or(String::new(), |v| format!("{} validation, ", v.len())),
-        test.len(),
-        plural(config.epochs, "epoch"),
-        config.batch,
-        config.optimizer.kind,
-        config.lr,
-    );
+    let header = Header {
+        model: format!(
+            "training {name} ({} parameters, input {shape_text}, {} cost)",
+            model.net.num_params(),
+            model.cost,
+        ),
+        examples: what,
+    };
     let expanded = model.net.arch().to_string();
     let mut trainer = trainer;
     if let (Some(dp), None) = (dp_flags(args)?, &resumed_from) {
