@@ -129,7 +129,7 @@ impl<T: Float> Network<T> {
         let j = on_pool(self.splits(n), || self.deltas_unchecked(x, y, n, ws));
         norms.clear();
         norms.resize(n, 0.0);
-        let square = |v: &[T]| v.iter().map(|&v| v.to_f64() * v.to_f64()).sum::<f64>();
+        let square = sum_squares::<T>;
         for (i, layer) in self.layers.iter().enumerate() {
             let (width, fan_in) = (layer.weights.rows(), layer.weights.cols());
             let below = if i == 0 { x } else { ws.a(i - 1) };
@@ -212,5 +212,38 @@ impl<T: Float> Network<T> {
             }
         });
         Ok(())
+    }
+}
+
+/// sum_k v_k^2 in f64, in eight running sums: a single running sum waits for each add
+/// (about 4 cycles), and a batch's inputs alone are n x 784 values (the small network's
+/// norms took ~80 us of its ~400 us step that way; eight sums vectorise).
+fn sum_squares<T: Float>(v: &[T]) -> f64 {
+    let mut sums = [0.0f64; 8];
+    let mut chunks = v.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (s, &x) in sums.iter_mut().zip(chunk) {
+            *s += x.to_f64() * x.to_f64();
+        }
+    }
+    let rest: f64 = chunks
+        .remainder()
+        .iter()
+        .map(|&x| x.to_f64() * x.to_f64())
+        .sum();
+    sums.iter().sum::<f64>() + rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sum_squares;
+
+    #[test]
+    fn sum_squares_counts_every_value_once() {
+        // 1^2 + ... + 19^2 = 19 * 20 * 39 / 6 = 2470: two chunks of eight and a rest of 3.
+        let v: Vec<f32> = (1..=19).map(|i| i as f32).collect();
+        assert_eq!(sum_squares(&v), 2470.0);
+        assert_eq!(sum_squares::<f64>(&[]), 0.0);
+        assert_eq!(sum_squares(&[0.5f64; 3]), 0.75);
     }
 }
