@@ -226,18 +226,38 @@ impl<T: Float> Network<T> {
         step: T,
         ws: &mut Workspace<T>,
     ) -> Result<(), NetworkError> {
-        self.weight_deltas(x, n, c, ws)?;
-        let splits = self.splits(n);
-        on_pool(splits, || {
-            for (i, layer) in self.layers.iter_mut().enumerate() {
-                let below = if i == 0 { x } else { ws.a(i - 1) };
-                let (w, b) = (layer.weights.as_mut_slice(), &mut layer.biases[..]);
-                // Equations 1 and 2, accumulated: W^l += step sum_i c_i delta_i^l
-                // a_i^(l-1)^T, b^l += step sum_i c_i delta_i^l.
-                equations_1_and_2(ws.delta(i), below, n, w, b, step, true);
+        self.weighted_step_then(x, n, c, step, ws, |_| ())
+    }
+
+    /// [`Network::weighted_step`] (nothing for `n` = 0), then `then` with the network, both
+    /// in one hand-over to the thread pool when the products split: private training adds
+    /// its noise to the weights there, and the noise of a big tensor is split over the
+    /// threads too.
+    pub(crate) fn weighted_step_then<R: Send>(
+        &mut self,
+        x: &[T],
+        n: usize,
+        c: &[T],
+        step: T,
+        ws: &mut Workspace<T>,
+        then: impl FnOnce(&mut Self) -> R + Send,
+    ) -> Result<R, NetworkError> {
+        if n > 0 {
+            self.weight_deltas(x, n, c, ws)?;
+        }
+        let splits = n > 0 && self.splits(n);
+        Ok(on_pool(splits, || {
+            if n > 0 {
+                for (i, layer) in self.layers.iter_mut().enumerate() {
+                    let below = if i == 0 { x } else { ws.a(i - 1) };
+                    let (w, b) = (layer.weights.as_mut_slice(), &mut layer.biases[..]);
+                    // Equations 1 and 2, accumulated: W^l += step sum_i c_i delta_i^l
+                    // a_i^(l-1)^T, b^l += step sum_i c_i delta_i^l.
+                    equations_1_and_2(ws.delta(i), below, n, w, b, step, true);
+                }
             }
-        });
-        Ok(())
+            then(self)
+        }))
     }
 
     /// Checks a weighted sum's inputs against the pass in `ws`, then scales row i of every

@@ -251,18 +251,16 @@ impl<T: Float> PrivateModel<T> for Network<T> {
         noise: &mut Noise,
         noise_std: f64,
     ) -> Option<Result<(), PrivacyError>> {
-        if n > 0 {
-            if let Err(e) = self.weighted_step(x, n, c, step, ws) {
-                return Some(Err(e.into()));
-            }
-        }
-        noise.add(noise_std, |f| {
-            for layer in &mut self.layers {
-                f(layer.weights.as_mut_slice());
-                f(&mut layer.biases);
-            }
-        });
-        Some(Ok(()))
+        let add_noise = |net: &mut Network<T>| {
+            noise.add(noise_std, |f| {
+                for layer in &mut net.layers {
+                    f(layer.weights.as_mut_slice());
+                    f(&mut layer.biases);
+                }
+            })
+        };
+        let stepped = self.weighted_step_then(x, n, c, step, ws, add_noise);
+        Some(stepped.map_err(PrivacyError::from))
     }
 }
 
