@@ -7,7 +7,8 @@
 //!   private step also makes);
 //! - `fused`: `sgd_train_step`, Equation 1 accumulated straight into W (what `backprop
 //!   bench` times);
-//! - `private`: `DpSgd::step`, sigma 1, C 1, seeded noise;
+//! - `private`: `DpSgd::step`, sigma 1, C 1, seeded noise (with the SGD optimizer the
+//!   clipped sum and the noise go straight into the weights, as in `fused`);
 //! - `private_os_noise`: the same, keyed by the operating system and drawn by ChaCha20.
 
 use backprop::network::{Activation, Cost, Gradients, Init, Network, Workspace};

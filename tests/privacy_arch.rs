@@ -137,7 +137,13 @@ fn a_private_step_clips_every_example_as_the_per_example_gradients_say() {
             "{}",
             case.arch
         );
-        let got: Vec<f64> = dp.last_gradient().iter().flatten().copied().collect();
+        let got: Vec<f64> = dp
+            .last_gradient()
+            .unwrap()
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
         assert!(
             max_rel(&got, &want) < 1e-12,
             "{}: {}",

@@ -130,21 +130,39 @@ fn every_example_clipped_matches_clipping_by_hand() {
             *w += v / big_b as f64;
         }
     }
-    let config = DpConfig::new(0.0, c, big_b, 100).unwrap();
-    let mut dp = DpSgd::new(config, &model, Noise::seeded(1));
-    let mut sgd = Optimizer::new(OptimizerConfig::new(OptimizerKind::Sgd), &model).unwrap();
-    let before = params(&model);
-    let stats = dp.step(&mut model, &mut sgd, &x, &y, n, 0.5).unwrap();
-    assert_eq!((stats.examples, stats.clipped), (n, n));
-    assert_close(&flat(dp.last_gradient()), &want, 1e-12, "clipped sum / B");
-    // SGD took exactly that gradient.
-    let moved: Vec<f64> = params(&model)
-        .iter()
-        .zip(&before)
-        .map(|(a, b)| (b - a) / 0.5)
-        .collect();
-    assert_close(&moved, &want, 1e-9, "the step");
-    assert_eq!(dp.accountant().history(), [(0.0, 0.05, 1)]);
+    // Plain SGD steps in place; SGD by momentum 0 keeps the gradient it was given.
+    let start = model.clone();
+    for opt_config in [OptimizerConfig::new(OptimizerKind::Sgd), momentum_0()] {
+        model = start.clone();
+        let config = DpConfig::new(0.0, c, big_b, 100).unwrap();
+        let mut dp = DpSgd::new(config, &model, Noise::seeded(1));
+        let mut opt = Optimizer::new(opt_config, &model).unwrap();
+        let before = params(&model);
+        let stats = dp.step(&mut model, &mut opt, &x, &y, n, 0.5).unwrap();
+        assert_eq!((stats.examples, stats.clipped), (n, n));
+        match dp.last_gradient() {
+            Some(g) => assert_close(&flat(g), &want, 1e-12, "clipped sum / B"),
+            None => assert!(opt.is_plain_sgd()),
+        }
+        // The optimizer took exactly that gradient.
+        let moved: Vec<f64> = params(&model)
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| (b - a) / 0.5)
+            .collect();
+        assert_close(&moved, &want, 1e-9, "the step");
+        assert_eq!(dp.accountant().history(), [(0.0, 0.05, 1)]);
+        assert_eq!(opt.steps(), 1);
+    }
+}
+
+/// SGD by momentum 0, v <- 0 v + g, w <- w - eta v: plain SGD's update, but not plain SGD
+/// to a private step, which keeps the gradient for it.
+fn momentum_0() -> OptimizerConfig {
+    OptimizerConfig {
+        momentum: 0.0,
+        ..OptimizerConfig::new(OptimizerKind::Momentum)
+    }
 }
 
 #[test]
@@ -184,7 +202,10 @@ fn with_huge_c_and_no_noise_a_private_step_is_an_ordinary_step() {
             opt_o.step(&mut plain, &g, 0.1).unwrap();
             assert_eq!(stats.clipped, 0);
             assert!((stats.loss - j).abs() < 1e-14);
-            assert_close(&flat(dp.last_gradient()), &flat(&g), 1e-13, "gradient");
+            match dp.last_gradient() {
+                Some(got) => assert_close(&flat(got), &flat(&g), 1e-13, "gradient"),
+                None => assert_eq!(kind, OptimizerKind::Sgd, "only plain SGD steps in place"),
+            }
             assert_close(&params(&private), &params(&plain), 1e-13, kind.name());
         }
     }
@@ -193,14 +214,14 @@ fn with_huge_c_and_no_noise_a_private_step_is_an_ordinary_step() {
 /// The noise of `steps` private steps on empty batches: the gradient is pure noise.
 fn noise_draws(noise: Noise, sigma: f64, c: f64, b: usize, steps: usize) -> Vec<f64> {
     let mut model = net(&[100, 50, 10], 11);
-    let mut sgd = Optimizer::new(OptimizerConfig::new(OptimizerKind::Sgd), &model).unwrap();
+    let mut sgd = Optimizer::new(momentum_0(), &model).unwrap();
     let config = DpConfig::new(sigma, c, b, 1000).unwrap();
     let mut dp = DpSgd::new(config, &model, noise);
     let mut draws = Vec::new();
     for _ in 0..steps {
         let stats = dp.step(&mut model, &mut sgd, &[], &[], 0, 0.1).unwrap();
         assert_eq!((stats.examples, stats.loss), (0, 0.0));
-        draws.extend(flat(dp.last_gradient()));
+        draws.extend(flat(dp.last_gradient().unwrap()));
     }
     draws
 }
@@ -377,4 +398,70 @@ fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
         .build()
         .unwrap()
         .install(f)
+}
+
+#[test]
+fn plain_sgd_in_place_is_the_step_through_the_optimizer() {
+    // The same private steps (noise, clipping, an empty batch) by plain SGD, which adds
+    // the sum and the noise straight into the weights, and by SGD of momentum 0, which
+    // goes through the stored gradient and the optimizer: the same models up to rounding.
+    let (x, y) = batch(6, 5, 3, 21);
+    let steps = |opt_config: OptimizerConfig| {
+        let mut model = net(&[5, 9, 7, 3], 22);
+        let mut opt = Optimizer::new(opt_config, &model).unwrap();
+        let config = DpConfig::new(1.3, 2.5, 4, 50).unwrap();
+        let mut dp = DpSgd::new(config, &model, Noise::seeded(23));
+        let mut clipped = 0;
+        for n in [6, 0, 4, 6] {
+            let stats = dp
+                .step(&mut model, &mut opt, &x[..n * 5], &y[..n * 3], n, 0.3)
+                .unwrap();
+            clipped += stats.clipped;
+        }
+        assert!(clipped > 0 && clipped < 16, "{clipped} clipped");
+        assert_eq!((opt.steps(), dp.accountant().steps()), (4, 4));
+        params(&model)
+    };
+    let (in_place, through) = (
+        steps(OptimizerConfig::new(OptimizerKind::Sgd)),
+        steps(momentum_0()),
+    );
+    assert_close(&in_place, &through, 1e-13, "in place against the optimizer");
+    // The same in f32, where the noise is drawn by the vectorised generator.
+    let steps32 = |opt_config: OptimizerConfig| {
+        let acts = [Sigmoid, Softmax];
+        let mut model =
+            Network::<f32>::new(&[5, 40, 3], &acts, Cost::LogLikelihood, Init::Scaled, 2).unwrap();
+        let mut opt = Optimizer::new(opt_config, &model).unwrap();
+        let mut dp = DpSgd::new(
+            DpConfig::new(1.0, 0.5, 4, 50).unwrap(),
+            &model,
+            Noise::seeded(24),
+        );
+        let (x, y): (Vec<f32>, Vec<f32>) = (
+            x.iter().map(|&v| v as f32).collect(),
+            y.iter().map(|&v| v as f32).collect(),
+        );
+        for n in [6, 0, 3] {
+            dp.step(&mut model, &mut opt, &x[..n * 5], &y[..n * 3], n, 0.5)
+                .unwrap();
+        }
+        model
+            .layers
+            .iter()
+            .flat_map(|l| l.weights.as_slice().iter().chain(&l.biases))
+            .map(|&v| v as f64)
+            .collect::<Vec<f64>>()
+    };
+    let (in_place, through) = (
+        steps32(OptimizerConfig::new(OptimizerKind::Sgd)),
+        steps32(momentum_0()),
+    );
+    assert_close(
+        &in_place,
+        &through,
+        1e-5,
+        "f32 in place against the optimizer",
+    );
+    assert_ne!(in_place, steps32(OptimizerConfig::new(OptimizerKind::Adam)));
 }

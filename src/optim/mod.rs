@@ -386,7 +386,7 @@ impl<T: Float> Optimizer<T> {
 
     /// Whether `model` has this optimizer's parameters: the same names, in the same order,
     /// with the same number of values. Allocates only to describe a difference.
-    fn check_model<M: Model<T> + ?Sized>(&self, model: &M) -> Result<(), OptimError> {
+    pub(crate) fn check_model<M: Model<T> + ?Sized>(&self, model: &M) -> Result<(), OptimError> {
         let mut i = 0;
         let mut diff: Option<String> = None;
         model.visit_params(&mut |p| {

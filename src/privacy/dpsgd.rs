@@ -158,6 +158,28 @@ pub trait PrivateModel<T: Float>: Model<T> {
     /// Calls `f` with each tensor of `sum`, in the order of [`Model::visit_params`].
     fn visit_sum_mut(sum: &mut Self::Sum, f: &mut dyn FnMut(&mut [T]));
 
+    /// A plain SGD step with the sum never stored, if the model can take one: theta <-
+    /// theta + step sum_i c_i g_i from the pass [`PrivateModel::per_example_norms`] just
+    /// made (nothing for `n` = 0), then N(0, `noise_std`^2) from `noise` added to every
+    /// parameter, tensor by tensor in the order of [`PrivateModel::visit_sum_mut`].
+    /// `None`, having done nothing, if it cannot (the default).
+    ///
+    /// # Errors
+    /// As [`PrivateModel::weighted_sum`], before any noise is drawn.
+    #[allow(clippy::too_many_arguments)]
+    fn sgd_step_in_place(
+        &mut self,
+        _x: &[T],
+        _n: usize,
+        _c: &[T],
+        _step: T,
+        _scratch: &mut Self::Scratch,
+        _noise: &mut Noise,
+        _noise_std: f64,
+    ) -> Option<Result<(), PrivacyError>> {
+        None
+    }
+
     /// One step of `optimizer` with `sum` as the gradient.
     ///
     /// # Errors
@@ -217,6 +239,28 @@ impl<T: Float> PrivateModel<T> for Network<T> {
         lr: T,
     ) -> Result<(), OptimError> {
         optimizer.step(self, sum, lr)
+    }
+
+    fn sgd_step_in_place(
+        &mut self,
+        x: &[T],
+        n: usize,
+        c: &[T],
+        step: T,
+        ws: &mut Workspace<T>,
+        noise: &mut Noise,
+        noise_std: f64,
+    ) -> Option<Result<(), PrivacyError>> {
+        let add_noise = |net: &mut Network<T>| {
+            noise.add(noise_std, |f| {
+                for layer in &mut net.layers {
+                    f(layer.weights.as_mut_slice());
+                    f(&mut layer.biases);
+                }
+            })
+        };
+        let stepped = self.weighted_step_then(x, n, c, step, ws, add_noise);
+        Some(stepped.map_err(PrivacyError::from))
     }
 }
 
@@ -301,12 +345,20 @@ impl<T: Float> PrivateModel<T> for ArchModel<T> {
 /// to every coordinate, divides by the expected batch size B, hands the result to the
 /// optimizer, and records the step (sigma, q) in its [`Accountant`]. It allocates only
 /// when a batch is larger than any before.
+///
+/// With plain SGD ([`Optimizer::is_plain_sgd`]) on a model that can
+/// ([`PrivateModel::sgd_step_in_place`]: the post's network), the sum and the noise go
+/// straight into the weights, times -eta, as the ordinary fused step
+/// ([`Network::sgd_train_step`]) does: the same step up to rounding, without storing the
+/// sum or a second pass of the optimizer over every parameter.
 pub struct DpSgd<T: Float, M: PrivateModel<T>> {
     config: DpConfig,
     noise: Noise,
     accountant: Accountant,
     scratch: M::Scratch,
     sum: M::Sum,
+    /// Whether `sum` holds the last step's gradient (a step in place stores none).
+    sum_kept: bool,
     norms: Vec<f64>,
     factors: Vec<T>,
 }
@@ -321,6 +373,7 @@ impl<T: Float, M: PrivateModel<T>> DpSgd<T, M> {
             accountant: Accountant::new(),
             scratch,
             sum,
+            sum_kept: false,
             norms: Vec::new(),
             factors: Vec::new(),
         }
@@ -350,8 +403,10 @@ impl<T: Float, M: PrivateModel<T>> DpSgd<T, M> {
     }
 
     /// The last step's clipped, noised, divided gradient: what the optimizer was given.
-    pub fn last_gradient(&self) -> &M::Sum {
-        &self.sum
+    /// `None` before the first step, and after a plain SGD step taken in place (see
+    /// [`DpSgd`]), which stores no gradient: step with another optimizer to see it.
+    pub fn last_gradient(&self) -> Option<&M::Sum> {
+        self.sum_kept.then_some(&self.sum)
     }
 
     /// One private step on a Poisson batch of `n` examples (`x` n x inputs, `y` n x
@@ -385,9 +440,9 @@ impl<T: Float, M: PrivateModel<T>> DpSgd<T, M> {
             clipped: 0,
             mean_norm: 0.0,
         };
+        self.factors.clear();
         if n > 0 {
             stats.loss = model.per_example_norms(x, y, n, &mut self.scratch, &mut self.norms)?;
-            self.factors.clear();
             for &g in &self.norms {
                 // Opacus's flat clipping: c_i = min(1, C / (||g_i|| + 1e-6)).
                 let f = (c / (g + CLIP_EPS)).min(1.0);
@@ -395,15 +450,36 @@ impl<T: Float, M: PrivateModel<T>> DpSgd<T, M> {
                 self.factors.push(T::from_f64(f));
             }
             stats.mean_norm = self.norms.iter().sum::<f64>() / n as f64;
-            let (scratch, sum) = (&mut self.scratch, &mut self.sum);
-            model.weighted_sum(x, n, &self.factors, scale, scratch, sum)?;
-        } else {
-            M::visit_sum_mut(&mut self.sum, &mut |t| t.fill(T::zero()));
         }
         // (sum + N(0, (sigma C)^2)) / B = sum / B + N(0, (sigma C / B)^2).
         let std = sigma * c / b as f64;
-        self.noise.add(std, |f| M::visit_sum_mut(&mut self.sum, f));
-        model.optimizer_step(optimizer, &self.sum, lr)?;
+        let in_place = if optimizer.is_plain_sgd() {
+            optimizer.check_model(model)?;
+            // w <- w - eta (sum / B + noise): -eta / B on the sum, -eta on the noise.
+            let (scratch, noise) = (&mut self.scratch, &mut self.noise);
+            let eta_std = -lr.to_f64() * std;
+            model.sgd_step_in_place(x, n, &self.factors, -lr * scale, scratch, noise, eta_std)
+        } else {
+            None
+        };
+        let kept = in_place.is_none();
+        match in_place {
+            Some(done) => {
+                done?;
+                optimizer.count_fused_step();
+            }
+            None => {
+                if n > 0 {
+                    let (scratch, sum) = (&mut self.scratch, &mut self.sum);
+                    model.weighted_sum(x, n, &self.factors, scale, scratch, sum)?;
+                } else {
+                    M::visit_sum_mut(&mut self.sum, &mut |t| t.fill(T::zero()));
+                }
+                self.noise.add(std, |f| M::visit_sum_mut(&mut self.sum, f));
+                model.optimizer_step(optimizer, &self.sum, lr)?;
+            }
+        }
+        self.sum_kept = kept;
         self.accountant.step(sigma, q)?;
         Ok(stats)
     }

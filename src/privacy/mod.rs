@@ -12,7 +12,9 @@
 //!    most C: multiplied by c_i = min(1, C / (||g_i|| + 10^-6)) (flat clipping);
 //! 3. **Gaussian noise** of standard deviation sigma C is added to the sum of the clipped
 //!    gradients ([`Noise`]), and the result divided by B;
-//! 4. any optimizer of [`crate::optim`] takes the step from there.
+//! 4. any optimizer of [`crate::optim`] takes the step from there. Plain SGD on the post's
+//!    network is fused, as its ordinary step is: the clipped sum and the noise, times
+//!    -eta, go straight into the weights ([`crate::network::Network::weighted_step`]).
 //!
 //! For the post's fully connected network no per-example gradient is built: Equation 1
 //! makes W_i^l = delta_i^l a_i^(l-1)^T an outer product, so ||W_i^l|| = ||delta_i^l||

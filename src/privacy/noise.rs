@@ -68,7 +68,9 @@ impl Noise {
 
     /// Adds independent N(0, std^2) draws to every value of every tensor that `visit`
     /// hands out (in a fixed order: the k-th tensor's noise depends only on the step's key
-    /// and k). Does nothing for std = 0.
+    /// and k). Does nothing for std = 0. A negative std gives the same law, and exactly
+    /// the negated draws of -std (a private SGD step adds -eta times its noise to the
+    /// weights so).
     ///
     /// ```
     /// use backprop::privacy::Noise;

@@ -208,7 +208,8 @@ fn dp_settings(args: &Args, arch: bool) -> anyhow::Result<Option<DpSettings>> {
 /// One fully connected network, ordinary and private: the ordinary step is
 /// [`bench_mlp`]'s (`Network::sgd_train_step`); the private step is what private training
 /// runs for each batch: a Poisson batch of expected size B out of the data's examples,
-/// its rows gathered, then `DpSgd::step` with the SGD optimizer.
+/// its rows gathered, then `DpSgd::step` with the SGD optimizer (which, like the ordinary
+/// step, adds the clipped sum and the noise straight into the weights).
 fn bench_mlp_dp(
     config: &BenchConfig,
     threads: usize,
