@@ -74,7 +74,9 @@ pub struct Workspace<T> {
     /// a^0 (the input), a^1, ..., a^L.
     a: Vec<Vec<T>>,
     states: Vec<State<T>>,
-    /// dJ/da of the layer being passed through, and the one below it.
+    /// dJ/da of the layer being passed through, and the one below it. They only grow
+    /// (the live part is a prefix): sizes go up and down through the layers, and a
+    /// `Vec::resize` back up zero-filled up to a conv layer's output each time.
     delta: [Vec<T>; 2],
     /// C_n of each example of the last loss.
     losses: Vec<f64>,
@@ -447,20 +449,21 @@ impl<T: Float> Sequential<T> {
                 given: dout.len(),
             });
         }
-        resize(&mut self.ws.delta[0], expected);
-        self.ws.delta[0].copy_from_slice(dout);
-        self.backward_from(top, None, true);
-        Ok(&self.ws.delta[0])
+        grow(&mut self.ws.delta[0], expected);
+        self.ws.delta[0][..expected].copy_from_slice(dout);
+        let len = self.backward_from(top, None, true);
+        Ok(&self.ws.delta[0][..len])
     }
 
     /// Goes down from layer `top - 1` to layer 0 with dJ/da^top in `delta[0]`; leaves the
-    /// input's gradient in `delta[0]` (when `input_grad`, and the first layer has one).
+    /// input's gradient in `delta[0]` (when `input_grad`, and the first layer has one) and
+    /// returns its length (0 without one).
     fn backward_from(
         &mut self,
         top: usize,
         mut per_example: Option<&mut PerExample<T>>,
         input_grad: bool,
-    ) {
+    ) -> usize {
         let Sequential {
             arch,
             shapes,
@@ -471,6 +474,7 @@ impl<T: Float> Sequential<T> {
             ..
         } = self;
         let n = ws.n;
+        let mut out_len = ws.a[top].len();
         for i in (0..top).rev() {
             let layer = &arch.layers()[i];
             let at = At {
@@ -481,8 +485,9 @@ impl<T: Float> Sequential<T> {
             };
             let want_dx = !matches!(layer, Layer::Embedding { .. }) && (i > 0 || input_grad);
             let [dy, dx] = &mut ws.delta;
-            let in_len = ws.a[i].len();
-            resize(dx, if want_dx { in_len } else { 0 });
+            let in_len = if want_dx { ws.a[i].len() } else { 0 };
+            grow(dx, in_len);
+            let (dy, dx) = (&dy[..out_len], &mut dx[..in_len]);
             // A Linear layer applied once per example: its W_i = δ_i a_iᵀ is never built.
             let ghost = per_example.as_ref().is_some_and(|p| p.ghost)
                 && matches!(layer, Layer::Linear { .. })
@@ -506,12 +511,14 @@ impl<T: Float> Sequential<T> {
                 &ws.a[i],
                 &ws.a[i + 1],
                 dy,
-                want_dx.then_some(&mut dx[..]),
+                want_dx.then_some(dx),
                 sinks,
                 &mut ws.states[i],
             );
             ws.delta.swap(0, 1);
+            out_len = in_len;
         }
+        out_len
     }
 
     /// How many values of targets a batch of `n` needs: class indices (log-likelihood) or
@@ -565,7 +572,7 @@ impl<T: Float> Sequential<T> {
         let positions = ws.a[top].len() / (n * k);
         let (a, z) = (&ws.a[top], &ws.a[top - 1]);
         let delta = &mut ws.delta[0];
-        resize(delta, a.len());
+        grow(delta, a.len());
         ws.losses.clear();
         // Each position's cost is averaged over the example's positions (PyTorch's mean
         // over N·T for sequences); δ carries the same 1/P.
