@@ -83,7 +83,8 @@ pub struct Workspace<T> {
 }
 
 impl<T: Float> Workspace<T> {
-    /// The output a^l of layer l - 1 in the last forward (l = 0: the input), n examples.
+    /// The output a^l of layer l - 1 in the last forward (l = 0: the input), n examples;
+    /// empty for a ReLU followed by `MaxPool2d(2)`, which the pool applies in one pass.
     pub fn a(&self, l: usize) -> &[T] {
         &self.a[l]
     }
@@ -139,6 +140,21 @@ pub struct Sequential<T> {
     ws: Workspace<T>,
     /// The dropout masks' stream.
     rng: ChaCha8Rng,
+}
+
+/// Whether layer `i` is a ReLU that the next layer, a `MaxPool2d(2)`, applies itself: one
+/// pass over the data each way instead of three (see
+/// [`relu_max_pool2d_forward`](crate::tensor::kernels::relu_max_pool2d_forward)), with the
+/// same numbers. That ReLU's output is then not kept.
+fn pooled_relu(layers: &[Layer], i: usize) -> bool {
+    matches!(layers.get(i), Some(Layer::Relu))
+        && matches!(
+            layers.get(i + 1),
+            Some(Layer::MaxPool2d {
+                kernel: (2, 2),
+                stride: (2, 2)
+            })
+        )
 }
 
 /// Where the backward starts: dJ/da^L, or (softmax + log-likelihood, sigmoid +
@@ -398,19 +414,26 @@ impl<T: Float> Sequential<T> {
         resize(&mut ws.a[0], x.len());
         ws.a[0].copy_from_slice(x);
         for (i, layer) in arch.layers().iter().enumerate() {
+            if pooled_relu(arch.layers(), i) {
+                // The pool below applies it; its output is not kept.
+                resize(&mut ws.a[i + 1], 0);
+                continue;
+            }
             let out_len = n * shapes[i + 1].iter().product::<usize>();
             let (below, above) = ws.a.split_at_mut(i + 1);
             resize(&mut above[0], out_len);
+            let relu_first = i > 0 && pooled_relu(arch.layers(), i - 1);
             let at = At {
                 layer,
                 input: &shapes[i],
                 output: &shapes[i + 1],
                 n,
+                relu_first,
             };
             layers::forward(
                 &at,
                 &values[owned[i].clone()],
-                &below[i],
+                &below[if relu_first { i - 1 } else { i }],
                 &mut above[0],
                 &mut ws.states[i],
                 train,
@@ -475,17 +498,23 @@ impl<T: Float> Sequential<T> {
         } = self;
         let n = ws.n;
         let mut out_len = ws.a[top].len();
-        for i in (0..top).rev() {
+        let mut i = top;
+        while i > 0 {
+            i -= 1;
             let layer = &arch.layers()[i];
+            // A pool that applied the ReLU before it goes back through both.
+            let relu_first = i > 0 && pooled_relu(arch.layers(), i - 1);
+            let input = if relu_first { i - 1 } else { i };
             let at = At {
                 layer,
                 input: &shapes[i],
                 output: &shapes[i + 1],
                 n,
+                relu_first,
             };
-            let want_dx = !matches!(layer, Layer::Embedding { .. }) && (i > 0 || input_grad);
+            let want_dx = !matches!(layer, Layer::Embedding { .. }) && (input > 0 || input_grad);
             let [dy, dx] = &mut ws.delta;
-            let in_len = if want_dx { ws.a[i].len() } else { 0 };
+            let in_len = if want_dx { ws.a[input].len() } else { 0 };
             grow(dx, in_len);
             let (dy, dx) = (&dy[..out_len], &mut dx[..in_len]);
             // A Linear layer applied once per example: its W_i = δ_i a_iᵀ is never built.
@@ -508,7 +537,7 @@ impl<T: Float> Sequential<T> {
             layers::backward(
                 &at,
                 &values[owned[i].clone()],
-                &ws.a[i],
+                &ws.a[input],
                 &ws.a[i + 1],
                 dy,
                 want_dx.then_some(dx),
@@ -517,6 +546,7 @@ impl<T: Float> Sequential<T> {
             );
             ws.delta.swap(0, 1);
             out_len = in_len;
+            i = input;
         }
         out_len
     }
