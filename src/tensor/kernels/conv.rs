@@ -161,6 +161,7 @@ impl Conv2dShape {
 
 /// The range of output positions `o` whose input position `o s + k - pad` lies in `[0, len)`,
 /// clamped to `[0, out)`: the valid part of one row of an unfolded field.
+#[inline]
 fn valid_range(out: usize, len: usize, s: usize, k: usize, pad: usize) -> (usize, usize) {
     // o s + k >= pad  <=>  o >= ceil((pad - k) / s)
     let lo = if pad > k { (pad - k).div_ceil(s) } else { 0 };
