@@ -14,8 +14,9 @@ use crate::tensor::kernels::{
     avg_pool2d_backward, avg_pool2d_forward, conv2d_backward, conv2d_forward,
     conv2d_weight_grad_per_example, lstm_sequence_backward, lstm_sequence_forward,
     max_pool2d_backward, max_pool2d_forward, recurrent_param_grads_per_example,
-    rnn_sequence_backward, rnn_sequence_forward, Conv2dShape, Conv2dWorkspace, KernelError,
-    ParamGrads, Params, Pool2dShape, RecurrentShape, SequenceWorkspace,
+    relu_max_pool2d_backward, relu_max_pool2d_forward, rnn_sequence_backward, rnn_sequence_forward,
+    Conv2dShape, Conv2dWorkspace, KernelError, ParamGrads, Params, Pool2dShape, RecurrentShape,
+    SequenceWorkspace,
 };
 use crate::Float;
 use rand::Rng;
@@ -104,6 +105,9 @@ pub(crate) struct At<'a> {
     pub input: &'a [usize],
     pub output: &'a [usize],
     pub n: usize,
+    /// A `MaxPool2d(2)` that also applies the ReLU before it: its `x` and `dx` are the
+    /// ReLU's input and input gradient, and the model skips the ReLU layer.
+    pub relu_first: bool,
 }
 
 impl At<'_> {
@@ -206,7 +210,11 @@ pub(crate) fn forward<T: Float>(
         (Layer::MaxPool2d { kernel, stride }, State::Pool(shape, argmax)) => {
             let s = at.pool_shape(kernel, stride)?;
             argmax.resize(y.len(), 0);
-            max_pool2d_forward(&s, x, y, argmax);
+            if at.relu_first {
+                relu_max_pool2d_forward(&s, x, y, argmax);
+            } else {
+                max_pool2d_forward(&s, x, y, argmax);
+            }
             *shape = Some(s);
         }
         (Layer::AvgPool2d { kernel, stride }, State::Pool(shape, _)) => {
@@ -381,8 +389,13 @@ pub(crate) fn backward<T: Float>(
         (Layer::MaxPool2d { .. }, State::Pool(shape, argmax)) => {
             if let Some(dx) = dx {
                 // The whole gradient goes to the window's (first) maximum.
-                dx.fill(T::zero());
-                max_pool2d_backward(&shape.expect("a forward first"), dy, argmax, dx);
+                let s = shape.expect("a forward first");
+                if at.relu_first {
+                    relu_max_pool2d_backward(&s, y, dy, argmax, dx);
+                } else {
+                    dx.fill(T::zero());
+                    max_pool2d_backward(&s, dy, argmax, dx);
+                }
             }
         }
         (Layer::AvgPool2d { .. }, State::Pool(shape, _)) => {

@@ -74,14 +74,17 @@ pub struct Workspace<T> {
     /// a^0 (the input), a^1, ..., a^L.
     a: Vec<Vec<T>>,
     states: Vec<State<T>>,
-    /// dJ/da of the layer being passed through, and the one below it.
+    /// dJ/da of the layer being passed through, and the one below it. They only grow
+    /// (the live part is a prefix): sizes go up and down through the layers, and a
+    /// `Vec::resize` back up zero-filled up to a conv layer's output each time.
     delta: [Vec<T>; 2],
     /// C_n of each example of the last loss.
     losses: Vec<f64>,
 }
 
 impl<T: Float> Workspace<T> {
-    /// The output a^l of layer l - 1 in the last forward (l = 0: the input), n examples.
+    /// The output a^l of layer l - 1 in the last forward (l = 0: the input), n examples;
+    /// empty for a ReLU followed by `MaxPool2d(2)`, which the pool applies in one pass.
     pub fn a(&self, l: usize) -> &[T] {
         &self.a[l]
     }
@@ -137,6 +140,21 @@ pub struct Sequential<T> {
     ws: Workspace<T>,
     /// The dropout masks' stream.
     rng: ChaCha8Rng,
+}
+
+/// Whether layer `i` is a ReLU that the next layer, a `MaxPool2d(2)`, applies itself: one
+/// pass over the data each way instead of three (see
+/// [`relu_max_pool2d_forward`](crate::tensor::kernels::relu_max_pool2d_forward)), with the
+/// same numbers. That ReLU's output is then not kept.
+fn pooled_relu(layers: &[Layer], i: usize) -> bool {
+    matches!(layers.get(i), Some(Layer::Relu))
+        && matches!(
+            layers.get(i + 1),
+            Some(Layer::MaxPool2d {
+                kernel: (2, 2),
+                stride: (2, 2)
+            })
+        )
 }
 
 /// Where the backward starts: dJ/da^L, or (softmax + log-likelihood, sigmoid +
@@ -396,19 +414,26 @@ impl<T: Float> Sequential<T> {
         resize(&mut ws.a[0], x.len());
         ws.a[0].copy_from_slice(x);
         for (i, layer) in arch.layers().iter().enumerate() {
+            if pooled_relu(arch.layers(), i) {
+                // The pool below applies it; its output is not kept.
+                resize(&mut ws.a[i + 1], 0);
+                continue;
+            }
             let out_len = n * shapes[i + 1].iter().product::<usize>();
             let (below, above) = ws.a.split_at_mut(i + 1);
             resize(&mut above[0], out_len);
+            let relu_first = i > 0 && pooled_relu(arch.layers(), i - 1);
             let at = At {
                 layer,
                 input: &shapes[i],
                 output: &shapes[i + 1],
                 n,
+                relu_first,
             };
             layers::forward(
                 &at,
                 &values[owned[i].clone()],
-                &below[i],
+                &below[if relu_first { i - 1 } else { i }],
                 &mut above[0],
                 &mut ws.states[i],
                 train,
@@ -447,20 +472,21 @@ impl<T: Float> Sequential<T> {
                 given: dout.len(),
             });
         }
-        resize(&mut self.ws.delta[0], expected);
-        self.ws.delta[0].copy_from_slice(dout);
-        self.backward_from(top, None, true);
-        Ok(&self.ws.delta[0])
+        grow(&mut self.ws.delta[0], expected);
+        self.ws.delta[0][..expected].copy_from_slice(dout);
+        let len = self.backward_from(top, None, true);
+        Ok(&self.ws.delta[0][..len])
     }
 
     /// Goes down from layer `top - 1` to layer 0 with dJ/da^top in `delta[0]`; leaves the
-    /// input's gradient in `delta[0]` (when `input_grad`, and the first layer has one).
+    /// input's gradient in `delta[0]` (when `input_grad`, and the first layer has one) and
+    /// returns its length (0 without one).
     fn backward_from(
         &mut self,
         top: usize,
         mut per_example: Option<&mut PerExample<T>>,
         input_grad: bool,
-    ) {
+    ) -> usize {
         let Sequential {
             arch,
             shapes,
@@ -471,18 +497,26 @@ impl<T: Float> Sequential<T> {
             ..
         } = self;
         let n = ws.n;
-        for i in (0..top).rev() {
+        let mut out_len = ws.a[top].len();
+        let mut i = top;
+        while i > 0 {
+            i -= 1;
             let layer = &arch.layers()[i];
+            // A pool that applied the ReLU before it goes back through both.
+            let relu_first = i > 0 && pooled_relu(arch.layers(), i - 1);
+            let input = if relu_first { i - 1 } else { i };
             let at = At {
                 layer,
                 input: &shapes[i],
                 output: &shapes[i + 1],
                 n,
+                relu_first,
             };
-            let want_dx = !matches!(layer, Layer::Embedding { .. }) && (i > 0 || input_grad);
+            let want_dx = !matches!(layer, Layer::Embedding { .. }) && (input > 0 || input_grad);
             let [dy, dx] = &mut ws.delta;
-            let in_len = ws.a[i].len();
-            resize(dx, if want_dx { in_len } else { 0 });
+            let in_len = if want_dx { ws.a[input].len() } else { 0 };
+            grow(dx, in_len);
+            let (dy, dx) = (&dy[..out_len], &mut dx[..in_len]);
             // A Linear layer applied once per example: its W_i = δ_i a_iᵀ is never built.
             let ghost = per_example.as_ref().is_some_and(|p| p.ghost)
                 && matches!(layer, Layer::Linear { .. })
@@ -503,15 +537,18 @@ impl<T: Float> Sequential<T> {
             layers::backward(
                 &at,
                 &values[owned[i].clone()],
-                &ws.a[i],
+                &ws.a[input],
                 &ws.a[i + 1],
                 dy,
-                want_dx.then_some(&mut dx[..]),
+                want_dx.then_some(dx),
                 sinks,
                 &mut ws.states[i],
             );
             ws.delta.swap(0, 1);
+            out_len = in_len;
+            i = input;
         }
+        out_len
     }
 
     /// How many values of targets a batch of `n` needs: class indices (log-likelihood) or
@@ -565,7 +602,7 @@ impl<T: Float> Sequential<T> {
         let positions = ws.a[top].len() / (n * k);
         let (a, z) = (&ws.a[top], &ws.a[top - 1]);
         let delta = &mut ws.delta[0];
-        resize(delta, a.len());
+        grow(delta, a.len());
         ws.losses.clear();
         // Each position's cost is averaged over the example's positions (PyTorch's mean
         // over N·T for sequences); δ carries the same 1/P.

@@ -161,6 +161,7 @@ impl Conv2dShape {
 
 /// The range of output positions `o` whose input position `o s + k - pad` lies in `[0, len)`,
 /// clamped to `[0, out)`: the valid part of one row of an unfolded field.
+#[inline]
 fn valid_range(out: usize, len: usize, s: usize, k: usize, pad: usize) -> (usize, usize) {
     // o s + k >= pad  <=>  o >= ceil((pad - k) / s)
     let lo = if pad > k { (pad - k).div_ceil(s) } else { 0 };
@@ -587,7 +588,7 @@ pub fn conv2d_backward<T: Float>(
                 matmul_with(dw, dy_m, cols_e.t(), T::one(), j > 0, Parallelism::None);
             }
             for (b, row) in db.iter_mut().zip(dy_e.chunks_exact(p)) {
-                let sum: T = row.iter().copied().sum();
+                let sum = plane_sum(row);
                 *b = if j > 0 { *b + sum } else { sum };
             }
             if let Some(dx) = dx.as_deref_mut() {
@@ -630,6 +631,22 @@ pub fn conv2d_backward<T: Float>(
             dbias.iter_mut().zip(db).for_each(|(g, &v)| *g += v);
         }
     }
+}
+
+/// The sum of one output plane of `dy` (a bias's gradient from one example), in eight
+/// running sums that the compiler keeps in one vector register: a single running sum is
+/// one dependent add per value, which made the bias gradients of LeNet-5's first
+/// convolution (784 values a plane) cost as much as its col2im. The batch and the
+/// per-example gradients both add with this, so their sums agree.
+fn plane_sum<T: Float>(v: &[T]) -> T {
+    let mut lanes = [T::zero(); 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder().iter().fold(T::zero(), |s, &x| s + x);
+    for c in chunks {
+        lanes.iter_mut().zip(c).for_each(|(s, &x)| *s += x);
+    }
+    let [a, b, c, d, e, f, g, h] = lanes;
+    ((a + e) + (b + f)) + ((c + g) + (d + h)) + rest
 }
 
 /// Per-example gradients of the weights (and biases) from the cols the forward left in
@@ -702,7 +719,7 @@ pub fn conv2d_weight_grad_per_example<T: Float>(
             "conv2d per-example: bias gradient length"
         );
         for (b, row) in db.iter_mut().zip(dy.chunks_exact(p)) {
-            *b = row.iter().copied().sum();
+            *b = plane_sum(row);
         }
     }
 }

@@ -24,7 +24,8 @@ pub use conv::{
     Conv2dWorkspace,
 };
 pub use pool::{
-    avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward, Pool2dShape,
+    avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
+    relu_max_pool2d_backward, relu_max_pool2d_forward, Pool2dShape,
 };
 pub use recurrent::{
     lstm_sequence_backward, lstm_sequence_forward, lstm_step_backward, lstm_step_forward,

@@ -94,6 +94,11 @@ impl Pool2dShape {
         [self.dims[0], self.dims[1], self.oh, self.ow]
     }
 
+    /// Whether these are `MaxPool2d(2)`'s windows: 2x2 at stride 2, no padding.
+    pub fn is_2x2(&self) -> bool {
+        (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (2, 2, 2, 2, 0, 0)
+    }
+
     fn input_len(&self) -> usize {
         self.planes * self.h * self.w
     }
@@ -147,7 +152,7 @@ pub fn max_pool2d_forward<T: Float>(s: &Pool2dShape, x: &[T], y: &mut [T], argma
         // Every window lies inside its plane: no clipping, and the window's size known to
         // the compiler in the common cases.
         planes.for_each(|((x, y), argmax)| match (s.kh, s.kw, s.sh, s.sw) {
-            (2, 2, 2, 2) => max_plane_2x2(s, x, y, argmax),
+            (2, 2, 2, 2) => max_plane_2x2(s, x, y, argmax, |v| v),
             (2, 2, ..) => max_plane_unpadded::<T, 2, 2>(s, s.kh, s.kw, x, y, argmax),
             (3, 3, ..) => max_plane_unpadded::<T, 3, 3>(s, s.kh, s.kw, x, y, argmax),
             (kh, kw, ..) => max_plane_unpadded::<T, 0, 0>(s, kh, kw, x, y, argmax),
@@ -191,8 +196,16 @@ fn take_if_greater<T: Float>(v: T, at: usize, best: &mut T, best_at: &mut usize)
 
 /// One plane of [`max_pool2d_forward`] for 2x2 windows at stride 2 without padding
 /// (`MaxPool2d(2)`): the four values of window `(oy, ox)` read from two input rows side by
-/// side, in the scan order and with the rule of [`max_plane_unpadded`].
-fn max_plane_2x2<T: Float>(s: &Pool2dShape, x: &[T], y: &mut [T], argmax: &mut [usize]) {
+/// side, in the scan order and with the rule of [`max_plane_unpadded`]. Each value is
+/// `map`ped first (identity, or ReLU for [`relu_max_pool2d_forward`]).
+#[inline(always)]
+fn max_plane_2x2<T: Float>(
+    s: &Pool2dShape,
+    x: &[T],
+    y: &mut [T],
+    argmax: &mut [usize],
+    map: impl Fn(T) -> T,
+) {
     let w = s.w;
     for (oy, (y_row, a_row)) in y
         .chunks_exact_mut(s.ow)
@@ -204,10 +217,10 @@ fn max_plane_2x2<T: Float>(s: &Pool2dShape, x: &[T], y: &mut [T], argmax: &mut [
         let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
         for (ox, ((y, at), (t, b))) in y_row.iter_mut().zip(a_row).zip(windows).enumerate() {
             let base = 2 * oy * w + 2 * ox;
-            let (mut best, mut best_at) = (t[0], base);
-            take_if_greater(t[1], base + 1, &mut best, &mut best_at);
-            take_if_greater(b[0], base + w, &mut best, &mut best_at);
-            take_if_greater(b[1], base + w + 1, &mut best, &mut best_at);
+            let (mut best, mut best_at) = (map(t[0]), base);
+            take_if_greater(map(t[1]), base + 1, &mut best, &mut best_at);
+            take_if_greater(map(b[0]), base + w, &mut best, &mut best_at);
+            take_if_greater(map(b[1]), base + w + 1, &mut best, &mut best_at);
             *y = best;
             *at = best_at;
         }
@@ -284,6 +297,118 @@ pub fn max_pool2d_backward<T: Float>(s: &Pool2dShape, dy: &[T], argmax: &[usize]
         .for_each(|((dx, dy), argmax)| {
             for (&g, &at) in dy.iter().zip(argmax) {
                 dx[at] += g;
+            }
+        });
+}
+
+/// ReLU as `network::Activation::Relu` computes it: `v` if `v > 0`, else 0 (NaN gives 0).
+#[inline(always)]
+fn relu<T: Float>(v: T) -> T {
+    if v > T::zero() {
+        v
+    } else {
+        T::zero()
+    }
+}
+
+/// `ReLU()` then `MaxPool2d(2)` in one pass: `y` = the maximum of each 2x2 window of
+/// `relu(x)`, `argmax` its position, exactly what [`max_pool2d_forward`] gives on the
+/// ReLU's output (the same values are compared in the same order), without writing that
+/// output: on LeNet-5's first layer it is 301,056 values a batch that were written, read
+/// back by the pool, and read again by the ReLU's backward.
+///
+/// # Panics
+/// If `s` is not 2x2 windows at stride 2 without padding, or a slice's length differs
+/// from what `s` says.
+///
+/// ```
+/// use backprop::tensor::kernels::{relu_max_pool2d_forward, Pool2dShape};
+/// let s = Pool2dShape::new([1, 1, 2, 4], [2, 2], [2, 2], [0, 0]).unwrap();
+/// let (mut y, mut argmax) = ([0.0f64; 2], [0; 2]);
+/// relu_max_pool2d_forward(&s, &[-1.0, 3.0, -2.0, -3.0, 2.0, 0.5, -4.0, -1.0], &mut y, &mut argmax);
+/// assert_eq!((y, argmax), ([3.0, 0.0], [1, 2])); // all-negative: 0 at the first position
+/// ```
+pub fn relu_max_pool2d_forward<T: Float>(
+    s: &Pool2dShape,
+    x: &[T],
+    y: &mut [T],
+    argmax: &mut [usize],
+) {
+    assert!(s.is_2x2(), "relu_max_pool2d: needs 2x2 windows at stride 2");
+    assert_eq!(x.len(), s.input_len(), "relu_max_pool2d: input length");
+    assert_eq!(y.len(), s.output_len(), "relu_max_pool2d: output length");
+    assert_eq!(
+        argmax.len(),
+        s.output_len(),
+        "relu_max_pool2d: argmax length"
+    );
+    let (plane, out_plane) = (s.h * s.w, s.oh * s.ow);
+    // As in max_pool2d_forward: independent planes, the same result on any thread count.
+    x.par_chunks_exact(plane)
+        .zip(y.par_chunks_exact_mut(out_plane))
+        .zip(argmax.par_chunks_exact_mut(out_plane))
+        .with_min_len(16)
+        .for_each(|((x, y), argmax)| max_plane_2x2(s, x, y, argmax, relu));
+}
+
+/// The backward of [`relu_max_pool2d_forward`] from its output `y`: writes (not adds) `dx`,
+/// the gradient at the ReLU's input. Each window's gradient goes to its argmax times the
+/// ReLU's slope there, `[y > 0]`, and every other input gets 0. Computed as the two layers
+/// would, `(0 + dy) * [y > 0]`, so even a `-0.0` or a NaN in `dy` gives the same bits.
+///
+/// # Panics
+/// As [`relu_max_pool2d_forward`], or if an index in `argmax` lies outside its plane.
+///
+/// ```
+/// use backprop::tensor::kernels::{relu_max_pool2d_backward, Pool2dShape};
+/// let s = Pool2dShape::new([1, 1, 2, 4], [2, 2], [2, 2], [0, 0]).unwrap();
+/// let mut dx = [9.0f64; 8];
+/// relu_max_pool2d_backward(&s, &[3.0, 0.0], &[5.0, 7.0], &[1, 2], &mut dx);
+/// assert_eq!(dx, [0.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]); // the ReLU stops the 7
+/// ```
+pub fn relu_max_pool2d_backward<T: Float>(
+    s: &Pool2dShape,
+    y: &[T],
+    dy: &[T],
+    argmax: &[usize],
+    dx: &mut [T],
+) {
+    assert!(
+        s.is_2x2(),
+        "relu_max_pool2d backward: needs 2x2 windows at stride 2"
+    );
+    assert_eq!(
+        dx.len(),
+        s.input_len(),
+        "relu_max_pool2d backward: input length"
+    );
+    assert_eq!(
+        y.len(),
+        s.output_len(),
+        "relu_max_pool2d backward: output length"
+    );
+    assert_eq!(
+        dy.len(),
+        s.output_len(),
+        "relu_max_pool2d backward: output length"
+    );
+    assert_eq!(
+        argmax.len(),
+        s.output_len(),
+        "relu_max_pool2d backward: argmax length"
+    );
+    let (plane, out_plane) = (s.h * s.w, s.oh * s.ow);
+    dx.par_chunks_exact_mut(plane)
+        .zip(y.par_chunks_exact(out_plane))
+        .zip(dy.par_chunks_exact(out_plane))
+        .zip(argmax.par_chunks_exact(out_plane))
+        .with_min_len(16)
+        .for_each(|(((dx, y), dy), argmax)| {
+            // Zeroed a plane at a time, while it is in cache for the scatter.
+            dx.fill(T::zero());
+            for ((&y, &g), &at) in y.iter().zip(dy).zip(argmax) {
+                let slope = if y > T::zero() { T::one() } else { T::zero() };
+                dx[at] = (T::zero() + g) * slope;
             }
         });
 }
