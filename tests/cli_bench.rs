@@ -46,6 +46,8 @@ fn every_config_prints_the_shared_json_keys() {
         }
         assert!(l["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);
     }
+    let batches: Vec<_> = lines.iter().map(|l| l["batch"].as_u64()).collect();
+    assert_eq!(batches, [Some(10), Some(64), Some(256)]);
     // wide holds 1.9 M f32 parameters: its process must have needed more memory than nielsen's.
     assert!(lines[2]["peak_rss_bytes"].as_u64() > lines[0]["peak_rss_bytes"].as_u64());
 }
@@ -57,6 +59,11 @@ fn bad_flags_are_refused() {
         (&["bench", "--seconds", "-1"], "--seconds"),
         (&["bench", "--repeats", "0"], "--repeats"),
         (&["bench", "--threads", "0"], "--threads"),
+        (&["bench", "--batch", "0"], "--batch"),
+        (
+            &["bench", "--config", "lenet5", "--batch", "10241"],
+            "--batch",
+        ),
     ] {
         let o = backprop(args);
         let err = String::from_utf8_lossy(&o.stderr);
@@ -74,4 +81,30 @@ fn one_error(err: &str) -> bool {
     let err = err.trim_end();
     err.lines().count() == 1
         || (err.starts_with("error: ") && err.ends_with("For more information, try '--help'."))
+}
+
+#[test]
+fn batch_replaces_every_config_batch_size() {
+    for config in ["small", "char-lstm"] {
+        let o = backprop(&[
+            "bench",
+            "--config",
+            config,
+            "--batch",
+            "7",
+            "--seconds",
+            "0.01",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let l: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            (l["config"].as_str(), l["batch"].as_u64()),
+            (Some(config), Some(7))
+        );
+    }
 }

@@ -74,6 +74,15 @@ fn dp_prints_both_steps_and_their_ratio() {
         assert_eq!(l["dp_max_grad_norm"], 1.0);
         assert_eq!(l["dp_secure_noise"], false);
     }
+    // The private step's expected batch size is the config's unless --batch says otherwise.
+    let batches: Vec<_> = lines.iter().map(|l| l["batch"].as_u64()).collect();
+    assert_eq!(batches, [Some(10), Some(64), Some(256)]);
+    let mut args = vec!["bench", "--config", "nielsen", "--dp", "--batch", "240"];
+    args.extend(QUICK);
+    let o = backprop(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("seeded noise, batch 240)"), "{text}");
 }
 
 #[test]

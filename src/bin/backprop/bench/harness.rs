@@ -657,6 +657,8 @@ pub struct BenchResult {
     pub config: String,
     /// Threads the step was allowed to use.
     pub threads: usize,
+    /// Samples per mini-batch (the expected batch size of a private step).
+    pub batch: usize,
     /// Median training samples per second (forward, cost, backward, SGD update).
     pub train_samples_per_sec: f64,
     /// Median inference samples per second (forward only, training batch size).
@@ -804,6 +806,7 @@ impl Measured {
         BenchResult {
             config: self.name.to_owned(),
             threads: self.threads,
+            batch: self.batch,
             train_samples_per_sec: train.median,
             infer_samples_per_sec: infer.median,
             peak_rss_bytes: peak_rss_bytes(),
@@ -882,7 +885,7 @@ impl fmt::Display for DpBenchResult {
         writeln!(f, "{o}")?;
         writeln!(
             f,
-            "{:<8} threads {}  private {:>9} samples/s  = {:.2} x ordinary {} samples/s  (sigma {}, C {}, {} noise)",
+            "{:<8} threads {}  private {:>9} samples/s  = {:.2} x ordinary {} samples/s  (sigma {}, C {}, {} noise, batch {})",
             o.config,
             o.threads,
             thousands(self.dp_train_samples_per_sec),
@@ -891,6 +894,7 @@ impl fmt::Display for DpBenchResult {
             self.dp_noise_multiplier,
             self.dp_max_grad_norm,
             if self.dp_secure_noise { "OS" } else { "seeded" },
+            o.batch,
         )?;
         write!(
             f,

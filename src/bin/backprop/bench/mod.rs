@@ -58,6 +58,10 @@ pub struct Args {
     /// the default seeded noise).
     #[arg(long)]
     dp_secure_noise: bool,
+    /// Samples per mini-batch (the expected batch size with --dp) instead of the config's:
+    /// nielsen 10, small 64, wide 256, lenet5 and convnet 64, char-lstm 50.
+    #[arg(long)]
+    batch: Option<usize>,
 }
 
 /// Seed of the synthetic data and of the initial weights.
@@ -86,6 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.repeats == 0 {
         bail!("--repeats 0: must be at least 1");
     }
+    if let Some(b) = args.batch {
+        let most = SyntheticData::EXAMPLES;
+        if !(1..=most).contains(&b) {
+            bail!("--batch {b}: must be from 1 to {most}, the examples of the synthetic data");
+        }
+    }
     let dp = dp_settings(&args, !arch.is_empty())?;
     common::set_threads(args.threads)?;
     if configs.len() > 1 {
@@ -101,6 +111,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             if args.json {
                 cmd.arg("--json");
+            }
+            if let Some(b) = args.batch {
+                cmd.args(["--batch", &b.to_string()]);
             }
             if let Some(dp) = dp {
                 cmd.args(["--dp", "--dp-noise", &dp.noise_multiplier.to_string()])
@@ -122,8 +135,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         repeats: args.repeats,
         ..Timing::default()
     };
+    let mlp = || -> anyhow::Result<BenchConfig> {
+        let mut config: BenchConfig = args.config.parse()?;
+        config.batch = args.batch.unwrap_or(config.batch);
+        Ok(config)
+    };
     if let Some(dp) = dp {
-        let result = bench_mlp_dp(&args.config.parse()?, threads, &timing, dp)?;
+        let result = bench_mlp_dp(&mlp()?, threads, &timing, dp)?;
         if args.json {
             crate::outln!("{}", result.to_json_line());
         } else {
@@ -132,8 +150,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let result = match arch.first() {
-        Some(config) => bench_arch(config, threads, &timing)?,
-        None => bench_mlp(&args.config.parse()?, threads, &timing)?,
+        Some(&config) => {
+            let batch = args.batch.unwrap_or(config.batch);
+            bench_arch(&ArchBenchConfig { batch, ..config }, threads, &timing)?
+        }
+        None => bench_mlp(&mlp()?, threads, &timing)?,
     };
     if args.json {
         crate::outln!("{}", result.to_json_line());
