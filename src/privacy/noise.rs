@@ -12,7 +12,7 @@
 //! gradient does. So seeded noise is drawn by xoshiro256++ (a statistical generator, as
 //! Opacus's default, PyTorch's generator, is), about four times faster than ChaCha; for
 //! f32 values by eight such generators side by side and a vectorised Box-Muller transform
-//! (`gauss`), about 1 ns a number on one core with AVX2 or AVX-512, rather than 4 ns for
+//! (`gauss`), about 0.7 ns a number on one core with AVX2 or AVX-512, rather than 4 ns for
 //! rand_distr's `StandardNormal`. Noise from the operating system is drawn by ChaCha20, a
 //! cryptographic generator, and `StandardNormal`.
 
