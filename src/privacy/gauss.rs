@@ -113,7 +113,7 @@ mod simd {
     /// Rounds drawn together: their long chains (ln's nine dependent multiply-adds, the
     /// square root) interleaved, so the core always has independent work. One round at a
     /// time left it waiting on them: `cargo bench --bench noise` (one thread, Zen 4) drew
-    /// the nielsen network's 23,860 numbers in 20 us a round at a time, 16-17 us eight
+    /// the nielsen network's 23,860 numbers in 20 us a round at a time, 15-19 us eight
     /// together (four: 17.4, sixteen: 16.2; more spill registers).
     const TOGETHER: usize = 8;
 
@@ -139,14 +139,8 @@ mod simd {
                 unsafe { add_round(group.as_mut_ptr().add(k * ROUND), c[k], s[k]) };
             }
         }
-        let mut chunks = groups.into_remainder().chunks_exact_mut(ROUND);
-        for chunk in &mut chunks {
-            let (c, s) = rounds::<1>(&mut a, &mut b, std);
-            // SAFETY: the chunk holds 16 f32s.
-            unsafe { add_round(chunk.as_mut_ptr(), c[0], s[0]) };
-        }
-        let rest = chunks.into_remainder();
-        if !rest.is_empty() {
+        // The last rounds one at a time, the very last perhaps in part.
+        for rest in groups.into_remainder().chunks_mut(ROUND) {
             let (c, s) = rounds::<1>(&mut a, &mut b, std);
             let mut z = [0f32; ROUND];
             // SAFETY: z holds 16 f32s.
@@ -230,15 +224,15 @@ mod simd {
             );
         }
         let ln_u = ln(u);
-        let (cos, sin) = cos_sin(angle);
         let (mut c, mut s) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
         for k in 0..R {
             let r = _mm256_mul_ps(
                 _mm256_sqrt_ps(_mm256_mul_ps(_mm256_set1_ps(-2.0), ln_u[k])),
                 std,
             );
-            c[k] = _mm256_mul_ps(r, cos[k]);
-            s[k] = _mm256_mul_ps(r, sin[k]);
+            let (cos, sin) = cos_sin(angle[k]);
+            c[k] = _mm256_mul_ps(r, cos);
+            s[k] = _mm256_mul_ps(r, sin);
         }
         (c, s)
     }
@@ -275,18 +269,9 @@ mod simd {
         p
     }
 
-    /// [`super::cos_sin`] of R vectors.
+    /// [`super::cos_sin`].
     #[inline(always)]
-    unsafe fn cos_sin<const R: usize>(a: [__m256i; R]) -> ([__m256; R], [__m256; R]) {
-        let (mut cos, mut sin) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
-        for k in 0..R {
-            (cos[k], sin[k]) = cos_sin_one(a[k]);
-        }
-        (cos, sin)
-    }
-
-    #[inline(always)]
-    unsafe fn cos_sin_one(a: __m256i) -> (__m256, __m256) {
+    unsafe fn cos_sin(a: __m256i) -> (__m256, __m256) {
         let k = _mm256_srli_epi32::<30>(_mm256_add_epi32(a, _mm256_set1_epi32(1 << 29)));
         let rest = _mm256_srai_epi32::<8>(_mm256_sub_epi32(a, _mm256_slli_epi32::<30>(k)));
         let x = _mm256_mul_ps(
