@@ -8,7 +8,8 @@ use backprop::nn::{Arch, Sequential};
 use backprop::tensor::kernels::{
     lstm_sequence_backward, lstm_sequence_forward, lstm_step_forward,
     recurrent_param_grads_per_example, rnn_sequence_backward, rnn_sequence_forward,
-    rnn_step_forward, ParamGrads, Params, RecurrentShape, SequenceWorkspace,
+    rnn_step_forward, InputGrad, ParamGrads, Params, RecurrentShape, SequenceInput,
+    SequenceWorkspace,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -158,11 +159,11 @@ fn the_per_example_kernel_equals_the_batch_kernel_on_each_sequence() {
                 b_hh: d,
             };
             if lstm {
-                lstm_sequence_forward(&s, &p, x, &mut out, ws);
-                lstm_sequence_backward(&s, &p, dout, ws, &mut dx, &mut pg);
+                lstm_sequence_forward(&s, &p, SequenceInput::Values(x), &mut out, ws);
+                lstm_sequence_backward(&s, &p, dout, ws, InputGrad::Values(&mut dx), &mut pg);
             } else {
-                rnn_sequence_forward(&s, &p, x, &mut out, ws);
-                rnn_sequence_backward(&s, &p, dout, ws, &mut dx, &mut pg);
+                rnn_sequence_forward(&s, &p, SequenceInput::Values(x), &mut out, ws);
+                rnn_sequence_backward(&s, &p, dout, ws, InputGrad::Values(&mut dx), &mut pg);
             }
             grads
         };
@@ -217,7 +218,7 @@ fn per_example_gradients_need_a_backward() {
         b_hh: &[0.0],
     };
     let mut ws = SequenceWorkspace::new();
-    rnn_sequence_forward(&s, &p, &[1.0], &mut [0.0], &mut ws);
+    rnn_sequence_forward(&s, &p, SequenceInput::Values(&[1.0]), &mut [0.0], &mut ws);
     let (mut a, mut b, mut c, mut d) = ([0.0], [0.0], [0.0], [0.0]);
     recurrent_param_grads_per_example(
         &ws,

@@ -795,9 +795,9 @@ fn sequence(
 ) -> Vec<f64> {
     let mut out = vec![f64::NAN; s.batch() * s.steps() * s.hidden()];
     if lstm {
-        lstm_sequence_forward(s, &layer.params(), x, &mut out, ws);
+        lstm_sequence_forward(s, &layer.params(), SequenceInput::Values(x), &mut out, ws);
     } else {
-        rnn_sequence_forward(s, &layer.params(), x, &mut out, ws);
+        rnn_sequence_forward(s, &layer.params(), SequenceInput::Values(x), &mut out, ws);
     }
     out
 }
@@ -825,7 +825,7 @@ fn recurrent_sequences_match_naive_loops_and_finite_differences() {
                     &layer.params(),
                     &r,
                     &mut ws,
-                    &mut dx,
+                    InputGrad::Values(&mut dx),
                     &mut grads.grads(),
                 );
             } else {
@@ -834,7 +834,7 @@ fn recurrent_sequences_match_naive_loops_and_finite_differences() {
                     &layer.params(),
                     &r,
                     &mut ws,
-                    &mut dx,
+                    InputGrad::Values(&mut dx),
                     &mut grads.grads(),
                 );
             }
@@ -986,7 +986,7 @@ fn sequence_backward_refuses_another_cells_forward() {
         &lstm.params(),
         &[1.0, 1.0],
         &mut ws,
-        &mut [0.0; 2],
+        InputGrad::Values(&mut [0.0; 2]),
         &mut grads.grads(),
     );
 }
@@ -1006,4 +1006,117 @@ fn recurrent_workspace_is_reused_across_cells_and_shapes() {
         let out = sequence(lstm, &s, &layer, &x, &mut ws);
         assert_close("out", &out, &layer.naive_sequence(lstm, &s, &x), 1e-12);
     }
+}
+
+/// Forward and backward of one recurrent layer read from tokens, and the same layer read
+/// from the looked-up rows (what an `Embedding` would give) with its dX summed into the
+/// rows' tokens (the `Embedding`'s backward): (out, dE, grads).
+fn tokens_and_values(
+    lstm: bool,
+    s: &RecurrentShape,
+    layer: &Layer,
+    (ids, table, r): (&[f64], &[f64], &[f64]),
+) -> [(Vec<f64>, Vec<f64>, Layer); 2] {
+    let f = s.input();
+    let run = |tokens: bool| {
+        let mut ws = SequenceWorkspace::new();
+        let mut out = vec![f64::NAN; s.batch() * s.steps() * s.hidden()];
+        let x: Vec<f64> = (ids.iter())
+            .flat_map(|&id| table[id as usize * f..(id as usize + 1) * f].to_vec())
+            .collect();
+        let input = if tokens {
+            SequenceInput::Tokens { ids, table }
+        } else {
+            SequenceInput::Values(&x)
+        };
+        if lstm {
+            lstm_sequence_forward(s, &layer.params(), input, &mut out, &mut ws);
+        } else {
+            rnn_sequence_forward(s, &layer.params(), input, &mut out, &mut ws);
+        }
+        let mut grads = layer.zeros_like();
+        let (mut dtable, mut dx) = (vec![0.5; table.len()], vec![f64::NAN; x.len()]);
+        let dinput = if tokens {
+            InputGrad::Table(&mut dtable)
+        } else {
+            InputGrad::Values(&mut dx)
+        };
+        if lstm {
+            lstm_sequence_backward(s, &layer.params(), r, &mut ws, dinput, &mut grads.grads());
+        } else {
+            rnn_sequence_backward(s, &layer.params(), r, &mut ws, dinput, &mut grads.grads());
+        }
+        if !tokens {
+            for (&id, d) in ids.iter().zip(dx.chunks_exact(f)) {
+                let row = &mut dtable[id as usize * f..(id as usize + 1) * f];
+                row.iter_mut().zip(d).for_each(|(t, &d)| *t += d);
+            }
+        }
+        (out, dtable, grads)
+    };
+    [run(true), run(false)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// A layer reading token ids looks up the same inputs and gives the same outputs and
+    /// gradients (the table's added to what it held) as the layer reading the rows.
+    #[test]
+    fn recurrent_tokens_agree_with_their_rows(
+        lstm in any::<bool>(),
+        (n, t, f, hid, vocab) in (1usize..5, 1usize..5, 1usize..4, 1usize..5, 1usize..6),
+        seed in 0u64..1000,
+    ) {
+        let s = RecurrentShape::new(n, t, f, hid).unwrap();
+        let layer = Layer::random(&s, if lstm { 4 } else { 1 }, seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
+        let ids: Vec<f64> = (0..n * t).map(|_| rng.gen_range(0..vocab) as f64).collect();
+        let (table, r) = (random(vocab * f, seed + 2), random(n * t * hid, seed + 3));
+        let [(out, dtable, g), (out_v, dtable_v, g_v)] =
+            tokens_and_values(lstm, &s, &layer, (&ids, &table, &r));
+        assert_close("out", &out, &out_v, 1e-13);
+        assert_close("dE", &dtable, &dtable_v, 1e-12);
+        assert_close("dW_ih", &g.w_ih, &g_v.w_ih, 1e-12);
+        assert_close("dW_hh", &g.w_hh, &g_v.w_hh, 1e-12);
+        assert_close("db_ih", &g.b_ih, &g_v.b_ih, 1e-12);
+        assert_close("db_hh", &g.b_hh, &g_v.b_hh, 1e-12);
+    }
+}
+
+#[test]
+#[should_panic(expected = "token 3 of a table of 3 rows")]
+fn sequence_refuses_a_token_outside_the_table() {
+    let s = RecurrentShape::new(1, 2, 1, 1).unwrap();
+    let layer = Layer::random(&s, 1, 71);
+    let tokens = SequenceInput::Tokens {
+        ids: &[0.0, 3.0],
+        table: &[0.1, 0.2, 0.3],
+    };
+    let mut out = [0.0; 2];
+    rnn_sequence_forward(
+        &s,
+        &layer.params(),
+        tokens,
+        &mut out,
+        &mut SequenceWorkspace::new(),
+    );
+}
+
+#[test]
+#[should_panic(expected = "a table gradient after a forward from values")]
+fn sequence_refuses_a_table_gradient_after_values() {
+    let s = RecurrentShape::new(1, 2, 1, 1).unwrap();
+    let layer = Layer::random(&s, 1, 72);
+    let mut ws = SequenceWorkspace::new();
+    let _ = sequence(false, &s, &layer, &[0.5, 0.25], &mut ws);
+    let mut grads = layer.zeros_like();
+    let dtable = InputGrad::Table(&mut [0.0; 2]);
+    rnn_sequence_backward(
+        &s,
+        &layer.params(),
+        &[1.0, 1.0],
+        &mut ws,
+        dtable,
+        &mut grads.grads(),
+    );
 }

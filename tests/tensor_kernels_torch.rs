@@ -198,11 +198,11 @@ fn recurrent_agrees(name: &str, lstm: bool) {
         b_hh: &mut gb_hh,
     };
     if lstm {
-        lstm_sequence_forward(&s, &p, &x, &mut out, &mut ws);
-        lstm_sequence_backward(&s, &p, &r, &mut ws, &mut dx, &mut grads);
+        lstm_sequence_forward(&s, &p, SequenceInput::Values(&x), &mut out, &mut ws);
+        lstm_sequence_backward(&s, &p, &r, &mut ws, InputGrad::Values(&mut dx), &mut grads);
     } else {
-        rnn_sequence_forward(&s, &p, &x, &mut out, &mut ws);
-        rnn_sequence_backward(&s, &p, &r, &mut ws, &mut dx, &mut grads);
+        rnn_sequence_forward(&s, &p, SequenceInput::Values(&x), &mut out, &mut ws);
+        rnn_sequence_backward(&s, &p, &r, &mut ws, InputGrad::Values(&mut dx), &mut grads);
     }
     close(&format!("{name} out"), &out, &floats(&c["out"]));
     close(&format!("{name} dx"), &dx, &floats(&c["dx"]));

@@ -15,8 +15,8 @@ use crate::tensor::kernels::{
     conv2d_weight_grad_per_example, lstm_sequence_backward, lstm_sequence_forward,
     max_pool2d_backward, max_pool2d_forward, recurrent_param_grads_per_example,
     relu_max_pool2d_backward, relu_max_pool2d_forward, rnn_sequence_backward, rnn_sequence_forward,
-    Conv2dShape, Conv2dWorkspace, KernelError, ParamGrads, Params, Pool2dShape, RecurrentShape,
-    SequenceWorkspace,
+    Conv2dShape, Conv2dWorkspace, InputGrad, KernelError, ParamGrads, Params, Pool2dShape,
+    RecurrentShape, SequenceInput, SequenceWorkspace,
 };
 use crate::Float;
 use rand::Rng;
@@ -108,6 +108,10 @@ pub(crate) struct At<'a> {
     /// A `MaxPool2d(2)` that also applies the ReLU before it: its `x` and `dx` are the
     /// ReLU's input and input gradient, and the model skips the ReLU layer.
     pub relu_first: bool,
+    /// An RNN or LSTM right after an `Embedding` that reads the table itself: its `x` is the
+    /// token ids, its parameters and gradients start with the table's, and the model skips
+    /// the `Embedding` (see [`SequenceInput::Tokens`]).
+    pub embedded: bool,
 }
 
 impl At<'_> {
@@ -250,17 +254,27 @@ pub(crate) fn forward<T: Float>(
             State::Recurrent { ws, hidden, .. },
         ) => {
             let lstm = matches!(at.layer, Layer::Lstm { .. });
+            let (table, params) = match params {
+                [table, own @ ..] if at.embedded => (Some(&table[..]), own),
+                own => (None, own),
+            };
             for l in 0..layers {
                 let s = at.recurrent_shape(l)?;
                 let (below, rest) = hidden.split_at_mut(l);
-                let input: &[T] = if l == 0 { x } else { &below[l - 1] };
                 let out: &mut [T] = if l + 1 == layers {
                     &mut *y
                 } else {
                     grow(&mut rest[0], at.n * s.steps() * s.hidden());
                     &mut rest[0][..at.n * s.steps() * s.hidden()]
                 };
-                let input = &input[..at.n * s.steps() * s.input()];
+                let input = match (l, table) {
+                    (0, Some(table)) => SequenceInput::Tokens {
+                        ids: &x[..at.n * s.steps()],
+                        table,
+                    },
+                    (0, None) => SequenceInput::Values(&x[..at.n * s.steps() * s.input()]),
+                    _ => SequenceInput::Values(&below[l - 1][..at.n * s.steps() * s.input()]),
+                };
                 let p = params_of(params, l);
                 if lstm {
                     lstm_sequence_forward(&s, &p, input, out, &mut ws[l]);
@@ -475,6 +489,12 @@ pub(crate) fn backward<T: Float>(
         ) => {
             let mut per_example = per_example;
             let lstm = matches!(at.layer, Layer::Lstm { .. });
+            let (mut dtable, params, grads) = match (params, grads) {
+                ([_, own @ ..], [dtable, own_grads @ ..]) if at.embedded => {
+                    (Some(&mut dtable[..]), own, own_grads)
+                }
+                (own, own_grads) => (None, own, own_grads),
+            };
             let [above, below] = scratch;
             let mut dx = dx;
             // Through time in each stacked layer, from the top one down; the input gradient
@@ -487,13 +507,15 @@ pub(crate) fn backward<T: Float>(
                 } else {
                     &above[..at.n * s.steps() * s.hidden()]
                 };
-                let dxl: &mut [T] = match if l == 0 { dx.take() } else { None } {
-                    Some(dx) => dx,
-                    None => {
-                        grow(below, in_len);
-                        &mut below[..in_len]
-                    }
+                let given = match l {
+                    0 => (dtable.take().map(InputGrad::Table))
+                        .or_else(|| dx.take().map(InputGrad::Values)),
+                    _ => None,
                 };
+                let dxl = given.unwrap_or_else(|| {
+                    grow(below, in_len);
+                    InputGrad::Values(&mut below[..in_len])
+                });
                 let [w_ih, w_hh, b_ih, b_hh] = &mut grads[4 * l..4 * l + 4] else {
                     unreachable!("four parameters per stacked layer")
                 };

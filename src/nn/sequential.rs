@@ -157,6 +157,18 @@ fn pooled_relu(layers: &[Layer], i: usize) -> bool {
         )
 }
 
+/// Whether layer `i` is an `Embedding` that the next layer, an RNN or LSTM, looks up
+/// itself (see [`SequenceInput::Tokens`](crate::tensor::kernels::SequenceInput)): the
+/// input products of all positions come from one V-row table instead of a GEMM over every
+/// position, each way. That Embedding's output is then not kept.
+fn embedded_recurrent(layers: &[Layer], i: usize) -> bool {
+    matches!(layers.get(i), Some(Layer::Embedding { .. }))
+        && matches!(
+            layers.get(i + 1),
+            Some(Layer::Rnn { .. } | Layer::Lstm { .. })
+        )
+}
+
 /// Where the backward starts: dJ/da^L, or (softmax + log-likelihood, sigmoid +
 /// cross-entropy) δ at the last layer's input, which skips that layer.
 fn fused(last: &Layer, cost: Cost) -> bool {
@@ -414,8 +426,8 @@ impl<T: Float> Sequential<T> {
         resize(&mut ws.a[0], x.len());
         ws.a[0].copy_from_slice(x);
         for (i, layer) in arch.layers().iter().enumerate() {
-            if pooled_relu(arch.layers(), i) {
-                // The pool below applies it; its output is not kept.
+            if pooled_relu(arch.layers(), i) || embedded_recurrent(arch.layers(), i) {
+                // The layer above applies it; its output is not kept.
                 resize(&mut ws.a[i + 1], 0);
                 continue;
             }
@@ -423,17 +435,25 @@ impl<T: Float> Sequential<T> {
             let (below, above) = ws.a.split_at_mut(i + 1);
             resize(&mut above[0], out_len);
             let relu_first = i > 0 && pooled_relu(arch.layers(), i - 1);
+            let embedded = i > 0 && embedded_recurrent(arch.layers(), i - 1);
             let at = At {
                 layer,
                 input: &shapes[i],
                 output: &shapes[i + 1],
                 n,
                 relu_first,
+                embedded,
+            };
+            // An embedded layer's parameters begin with the table (the ranges are adjacent).
+            let own = if embedded {
+                owned[i - 1].start..owned[i].end
+            } else {
+                owned[i].clone()
             };
             layers::forward(
                 &at,
-                &values[owned[i].clone()],
-                &below[if relu_first { i - 1 } else { i }],
+                &values[own],
+                &below[if relu_first || embedded { i - 1 } else { i }],
                 &mut above[0],
                 &mut ws.states[i],
                 train,
@@ -502,19 +522,35 @@ impl<T: Float> Sequential<T> {
         while i > 0 {
             i -= 1;
             let layer = &arch.layers()[i];
-            // A pool that applied the ReLU before it goes back through both.
+            // A pool that applied the ReLU before it goes back through both; so does a
+            // recurrent layer through the Embedding it read, but for per-example gradients,
+            // which need the Embedding's own backward.
             let relu_first = i > 0 && pooled_relu(arch.layers(), i - 1);
-            let input = if relu_first { i - 1 } else { i };
+            let embedded =
+                i > 0 && embedded_recurrent(arch.layers(), i - 1) && per_example.is_none();
+            let input = if relu_first || embedded { i - 1 } else { i };
             let at = At {
                 layer,
                 input: &shapes[i],
                 output: &shapes[i + 1],
                 n,
                 relu_first,
+                embedded,
             };
-            let want_dx = !matches!(layer, Layer::Embedding { .. }) && (input > 0 || input_grad);
+            let own = if embedded {
+                owned[i - 1].start..owned[i].end
+            } else {
+                owned[i].clone()
+            };
+            let want_dx =
+                !matches!(layer, Layer::Embedding { .. }) && !embedded && (input > 0 || input_grad);
             let [dy, dx] = &mut ws.delta;
-            let in_len = if want_dx { ws.a[input].len() } else { 0 };
+            // (From the shape: a skipped layer's output is empty.)
+            let in_len = if want_dx {
+                n * shapes[input].iter().product::<usize>()
+            } else {
+                0
+            };
             grow(dx, in_len);
             let (dy, dx) = (&dy[..out_len], &mut dx[..in_len]);
             // A Linear layer applied once per example: its W_i = δ_i a_iᵀ is never built.
@@ -528,7 +564,7 @@ impl<T: Float> Sequential<T> {
                 p.keep_linear_delta(i, dy, &ws.a[i], owned[i].len() == 2, n);
             }
             let sinks = Sinks {
-                grads: &mut grads[owned[i].clone()],
+                grads: &mut grads[own.clone()],
                 per_example: match per_example.as_deref_mut() {
                     Some(p) if !ghost => Some(&mut p.grads[owned[i].clone()]),
                     _ => None,
@@ -536,7 +572,7 @@ impl<T: Float> Sequential<T> {
             };
             layers::backward(
                 &at,
-                &values[owned[i].clone()],
+                &values[own],
                 &ws.a[input],
                 &ws.a[i + 1],
                 dy,

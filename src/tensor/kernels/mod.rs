@@ -30,8 +30,8 @@ pub use pool::{
 pub use recurrent::{
     lstm_sequence_backward, lstm_sequence_forward, lstm_step_backward, lstm_step_forward,
     recurrent_param_grads_per_example, rnn_sequence_backward, rnn_sequence_forward,
-    rnn_step_backward, rnn_step_forward, LstmSaved, ParamGrads, Params, RecurrentShape, RnnSaved,
-    SequenceWorkspace, StepGrads,
+    rnn_step_backward, rnn_step_forward, InputGrad, LstmSaved, ParamGrads, Params, RecurrentShape,
+    RnnSaved, SequenceInput, SequenceWorkspace, StepGrads,
 };
 
 /// Whether this CPU runs the AVX2 + FMA kernels (cached by std after the first call).

@@ -163,6 +163,46 @@ pub struct RnnSaved<'a, T> {
     pub h: &'a [T],
 }
 
+/// What a whole-sequence layer reads: the values x (N, T, F), or the token ids (N, T) of
+/// an `Embedding` whose table E (V x F) the layer looks up itself. Then x = E[ids] is never
+/// multiplied: the input products `x W_ih^T + b` of all N T positions are rows of the V x
+/// G H table `E W_ih^T + b` (one small GEMM), and the backward's `dX = dPre W_ih` and
+/// `dW_ih = dPre^T X` become products of dPre summed per token (V rows rather than N T).
+///
+/// ```
+/// use backprop::tensor::kernels::{rnn_sequence_forward, Params, RecurrentShape, SequenceInput, SequenceWorkspace};
+/// // Tokens 1 then 0 of the table [[0.5], [1.0]] through h_t = tanh(x_t + h_(t-1)).
+/// let s = RecurrentShape::new(1, 2, 1, 1).unwrap();
+/// let p = Params { w_ih: &[1.0f64], w_hh: &[1.0], b_ih: &[0.0], b_hh: &[0.0] };
+/// let mut out = [0.0; 2];
+/// let tokens = SequenceInput::Tokens { ids: &[1.0, 0.0], table: &[0.5, 1.0] };
+/// rnn_sequence_forward(&s, &p, tokens, &mut out, &mut SequenceWorkspace::new());
+/// assert_eq!(out, [1.0f64.tanh(), (0.5 + 1.0f64.tanh()).tanh()]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub enum SequenceInput<'a, T> {
+    /// x, (N, T, F) row-major.
+    Values(&'a [T]),
+    /// Token ids looked up in a table.
+    Tokens {
+        /// N T whole numbers below V, (N, T) row-major.
+        ids: &'a [T],
+        /// E, V x F row-major.
+        table: &'a [T],
+    },
+}
+
+/// Where a whole-sequence backward puts the gradient of what the layer read: dX (N, T, F),
+/// written, for [`SequenceInput::Values`]; dJ/dE (V x F), added to, for
+/// [`SequenceInput::Tokens`] (the `Embedding`'s own backward then has nothing left to do).
+#[derive(Debug)]
+pub enum InputGrad<'a, T> {
+    /// dX, (N, T, F), overwritten.
+    Values(&'a mut [T]),
+    /// dJ/dE, V x F, added to.
+    Table(&'a mut [T]),
+}
+
 fn check_params<T>(s: &RecurrentShape, g: usize, p: &Params<'_, T>) {
     let gh = g * s.hidden;
     assert_eq!(p.w_ih.len(), gh * s.input, "recurrent: w_ih length");
@@ -869,6 +909,12 @@ pub struct SequenceWorkspace<T> {
     dxs: Vec<T>,
     /// `W_hh` packed for the per-step products of the last pass (see [`pack_w_hh`]).
     packed: Vec<f32>,
+    /// For [`SequenceInput::Tokens`] (else empty): each row's token, by [`Halves`] as `xs`;
+    /// the table E the forward read; and V x G H per token: `b_ih + b_hh + E W_ih^T` after
+    /// the forward, the sums of dPre after the backward.
+    ids: Vec<u32>,
+    table: Vec<T>,
+    per_token: Vec<T>,
 }
 
 /// Sets `v`'s length to `len`, keeping its allocation and (up to `len`) its values: every
@@ -884,10 +930,10 @@ impl<T: Float> SequenceWorkspace<T> {
         Self::default()
     }
 
-    /// Sizes the buffers (zeroing h_0 and c_0) and copies `x` (N, T, F) time-major.
-    fn start(&mut self, s: &RecurrentShape, g: usize, x: &[T]) {
+    /// Sizes the buffers (zeroing h_0 and c_0) and copies x (N, T, F) time-major, from the
+    /// values given or the table rows of the tokens (keeping the ids and the table).
+    fn start(&mut self, s: &RecurrentShape, g: usize, input: SequenceInput<'_, T>) {
         let (n, t, f, h) = (s.batch, s.steps, s.input, s.hidden);
-        assert_eq!(x.len(), n * t * f, "sequence: input length");
         self.last = Some((*s, g));
         self.backward_done = false;
         let lstm = g == 4;
@@ -904,11 +950,61 @@ impl<T: Float> SequenceWorkspace<T> {
                 self.cs[zero].fill(T::zero());
             }
         }
-        for (b, seq) in x.chunks_exact(t * f).enumerate() {
-            for (step, x_t) in seq.chunks_exact(f).enumerate() {
-                self.xs[halves.row(t, step, b) * f..][..f].copy_from_slice(x_t);
+        match input {
+            SequenceInput::Values(x) => {
+                assert_eq!(x.len(), n * t * f, "sequence: input length");
+                self.ids.clear();
+                self.table.clear();
+                for (b, seq) in x.chunks_exact(t * f).enumerate() {
+                    for (step, x_t) in seq.chunks_exact(f).enumerate() {
+                        self.xs[halves.row(t, step, b) * f..][..f].copy_from_slice(x_t);
+                    }
+                }
+            }
+            SequenceInput::Tokens { ids, table } => {
+                assert_eq!(ids.len(), n * t, "sequence: token count");
+                assert!(
+                    !table.is_empty() && table.len() % f == 0,
+                    "sequence: a table of rows of {f} values"
+                );
+                let vocab = table.len() / f;
+                fit(&mut self.table, table.len());
+                self.table.copy_from_slice(table);
+                self.ids.resize(n * t, 0);
+                for (b, seq) in ids.chunks_exact(t).enumerate() {
+                    for (step, &id) in seq.iter().enumerate() {
+                        let id = id.to_f64();
+                        assert!(
+                            id >= 0.0 && id.fract() == 0.0 && id < vocab as f64,
+                            "sequence: token {id} of a table of {vocab} rows"
+                        );
+                        let (row, id) = (halves.row(t, step, b), id as usize);
+                        self.ids[row] = id as u32;
+                        self.xs[row * f..][..f].copy_from_slice(&table[id * f..][..f]);
+                    }
+                }
             }
         }
+    }
+
+    /// For tokens, the per-token input products `b_ih + b_hh + E W_ih^T` (V x G H) that
+    /// [`input_projection`] looks up.
+    fn tabulate_inputs(&mut self, p: &Params<'_, T>) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let gh = p.b_ih.len();
+        let f = p.w_ih.len() / gh;
+        let vocab = self.table.len() / f;
+        fit(&mut self.per_token, vocab * gh);
+        bias_rows(p, &mut self.per_token);
+        matmul(
+            &mut self.per_token,
+            view(&self.table, vocab, f),
+            view(p.w_ih, gh, f).t(),
+            T::one(),
+            true,
+        );
     }
 
     /// Copies h_1..h_T into `out` (N, T, H).
@@ -923,7 +1019,7 @@ impl<T: Float> SequenceWorkspace<T> {
         }
     }
 
-    fn start_backward(&mut self, s: &RecurrentShape, g: usize, dout: &[T], dx: &[T]) {
+    fn start_backward(&mut self, s: &RecurrentShape, g: usize, dout: &[T], dx: &InputGrad<'_, T>) {
         assert_eq!(
             self.last,
             Some((*s, g)),
@@ -935,18 +1031,38 @@ impl<T: Float> SequenceWorkspace<T> {
             n * t * h,
             "sequence backward: output gradient length"
         );
-        assert_eq!(
-            dx.len(),
-            n * t * f,
-            "sequence backward: input gradient length"
-        );
+        match dx {
+            InputGrad::Values(dx) => assert_eq!(
+                dx.len(),
+                n * t * f,
+                "sequence backward: input gradient length"
+            ),
+            InputGrad::Table(dtable) => {
+                assert!(
+                    !self.ids.is_empty(),
+                    "sequence backward: a table gradient after a forward from values"
+                );
+                assert_eq!(
+                    dtable.len(),
+                    self.table.len(),
+                    "sequence backward: table gradient length"
+                );
+            }
+        }
         let lstm = g == 4;
         fit(&mut self.dh, n * h);
         fit(&mut self.dc, if lstm { n * h } else { 0 });
         fit(&mut self.dh_prev, n * h);
         fit(&mut self.dc_prev, if lstm { n * h } else { 0 });
         fit(&mut self.dpre, t * n * g * h);
-        fit(&mut self.dxs, t * n * f);
+        fit(
+            &mut self.dxs,
+            if let InputGrad::Values(_) = dx {
+                t * n * f
+            } else {
+                0
+            },
+        );
         // Nothing flows back into the last step from after it.
         self.dh_prev.fill(T::zero());
         self.dc_prev.fill(T::zero());
@@ -1014,16 +1130,36 @@ fn view<T: Float>(d: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
     MatRef::row_major(d, rows, cols).expect("length checked")
 }
 
-/// The input half of the pre-activations of `rows` rows at once, before the recurrence (it
-/// does not depend on h): `pre = b_ih + b_hh + X W_ih^T`, X the rows x F inputs.
-fn input_projection<T: Float>(rows: usize, p: &Params<'_, T>, xs: &[T], pre: &mut [T]) {
-    let gh = p.b_ih.len();
-    let f = p.w_ih.len() / gh;
-    for row in pre[..rows * gh].chunks_exact_mut(gh) {
+/// Each G H-wide row of `rows` set to `b_ih + b_hh`.
+fn bias_rows<T: Float>(p: &Params<'_, T>, rows: &mut [T]) {
+    for row in rows.chunks_exact_mut(p.b_ih.len()) {
         for ((v, &a), &b) in row.iter_mut().zip(p.b_ih).zip(p.b_hh) {
             *v = a + b;
         }
     }
+}
+
+/// The input half of the pre-activations of `rows` rows at once, before the recurrence (it
+/// does not depend on h): `pre = b_ih + b_hh + X W_ih^T`, X the rows x F inputs; or, for
+/// tokens (`ids` not empty, one per row), row `ids[r]` of `per_token`, which holds that
+/// product for each row of the table.
+fn input_projection<T: Float>(
+    rows: usize,
+    p: &Params<'_, T>,
+    (xs, ids): (&[T], &[u32]),
+    per_token: &[T],
+    pre: &mut [T],
+) {
+    let gh = p.b_ih.len();
+    let f = p.w_ih.len() / gh;
+    let pre = &mut pre[..rows * gh];
+    if !ids.is_empty() {
+        for (row, &id) in pre.chunks_exact_mut(gh).zip(&ids[..rows]) {
+            row.copy_from_slice(&per_token[id as usize * gh..][..gh]);
+        }
+        return;
+    }
+    bias_rows(p, pre);
     matmul(
         pre,
         view(&xs[..rows * f], rows, f),
@@ -1236,37 +1372,57 @@ fn check_grads<T>(s: &RecurrentShape, g: usize, grads: &ParamGrads<'_, T>) {
 /// the order of the steps, each one GEMM over all T N rows (two for `dW_hh`, one per half).
 /// `dX = dPre W_ih` (scattered into `dx`, (N, T, F)), `dW_ih += dPre^T X`, `dW_hh +=
 /// dPre_{2..T}^T H_{1..T-1}` (h_0 = 0 adds nothing), `db_ih = db_hh += the column sums of
-/// dPre`.
+/// dPre`. For tokens, X's rows are rows of E: with S (V x G H) the sums of dPre's rows per
+/// token, `dE += S W_ih`, `dW_ih += S^T E`, and the bias gradients are S's column sums.
 fn sequence_param_grads<T: Float>(
     s: &RecurrentShape,
     g: usize,
     p: &Params<'_, T>,
     ws: &mut SequenceWorkspace<T>,
-    dx: &mut [T],
+    dx: InputGrad<'_, T>,
     grads: &mut ParamGrads<'_, T>,
 ) {
     let (n, t, f, h, gh) = (s.batch, s.steps, s.input, s.hidden, g * s.hidden);
     let (rows, halves) = (t * n, Halves::of(n));
     let dpre = view(&ws.dpre, rows, gh);
-    matmul(&mut ws.dxs, dpre, view(p.w_ih, gh, f), T::one(), false);
-    for (b, seq) in dx.chunks_exact_mut(t * f).enumerate() {
-        for (step, d) in seq.chunks_exact_mut(f).enumerate() {
-            d.copy_from_slice(&ws.dxs[halves.row(t, step, b) * f..][..f]);
+    let bias_sums = match dx {
+        InputGrad::Values(dx) => {
+            matmul(&mut ws.dxs, dpre, view(p.w_ih, gh, f), T::one(), false);
+            for (b, seq) in dx.chunks_exact_mut(t * f).enumerate() {
+                for (step, d) in seq.chunks_exact_mut(f).enumerate() {
+                    d.copy_from_slice(&ws.dxs[halves.row(t, step, b) * f..][..f]);
+                }
+            }
+            matmul(grads.w_ih, dpre.t(), view(&ws.xs, rows, f), T::one(), true);
+            &ws.dpre
+        }
+        InputGrad::Table(dtable) => {
+            let vocab = ws.table.len() / f;
+            fit(&mut ws.per_token, vocab * gh);
+            ws.per_token.fill(T::zero());
+            for (row, &id) in ws.dpre.chunks_exact(gh).zip(&ws.ids) {
+                let sum = &mut ws.per_token[id as usize * gh..][..gh];
+                sum.iter_mut().zip(row).for_each(|(s, &d)| *s += d);
+            }
+            let sums = view(&ws.per_token, vocab, gh);
+            matmul(dtable, sums, view(p.w_ih, gh, f), T::one(), true);
+            let table = view(&ws.table, vocab, f);
+            matmul(grads.w_ih, sums.t(), table, T::one(), true);
+            &ws.per_token
+        }
+    };
+    for row in bias_sums.chunks_exact(gh) {
+        for ((a, b), &d) in grads.b_ih.iter_mut().zip(grads.b_hh.iter_mut()).zip(row) {
+            *a += d;
+            *b += d;
         }
     }
-    matmul(grads.w_ih, dpre.t(), view(&ws.xs, rows, f), T::one(), true);
     for (first, m) in halves.parts() {
         if t > 1 && m > 0 {
             let later = &ws.dpre[halves.row(t, 1, first) * gh..][..(t - 1) * m * gh];
             let h_prev = &ws.hs[halves.row(t + 1, 1, first) * h..][..(t - 1) * m * h];
             let (later, h_prev) = (view(later, (t - 1) * m, gh), view(h_prev, (t - 1) * m, h));
             matmul(grads.w_hh, later.t(), h_prev, T::one(), true);
-        }
-    }
-    for row in ws.dpre.chunks_exact(gh) {
-        for ((a, b), &d) in grads.b_ih.iter_mut().zip(grads.b_hh.iter_mut()).zip(row) {
-            *a += d;
-            *b += d;
         }
     }
     ws.backward_done = true;
@@ -1319,27 +1475,31 @@ fn lstm_forward_half<T: Float>(s: &RecurrentShape, w_hh: (&[T], &[f32]), half: L
 /// If a slice's length differs from what `s` says.
 ///
 /// ```
-/// use backprop::tensor::kernels::{lstm_sequence_forward, Params, RecurrentShape, SequenceWorkspace};
+/// use backprop::tensor::kernels::{
+///     lstm_sequence_forward, Params, RecurrentShape, SequenceInput, SequenceWorkspace,
+/// };
 /// // Zero weights, biases making every pre-activation 0: i = f = o = 1/2, g = 0, so the
 /// // cell stays 0 and so does every h_t.
 /// let s = RecurrentShape::new(2, 3, 1, 1).unwrap();
 /// let z = [0.0f64; 4];
 /// let p = Params { w_ih: &z, w_hh: &z, b_ih: &z, b_hh: &z };
 /// let mut out = [1.0; 6];
-/// lstm_sequence_forward(&s, &p, &[1.0; 6], &mut out, &mut SequenceWorkspace::new());
+/// lstm_sequence_forward(&s, &p, SequenceInput::Values(&[1.0; 6]), &mut out, &mut SequenceWorkspace::new());
 /// assert_eq!(out, [0.0; 6]);
 /// ```
 pub fn lstm_sequence_forward<T: Float>(
     s: &RecurrentShape,
     p: &Params<'_, T>,
-    x: &[T],
+    x: SequenceInput<'_, T>,
     out: &mut [T],
     ws: &mut SequenceWorkspace<T>,
 ) {
     check_params(s, 4, p);
     ws.start(s, 4, x);
+    ws.tabulate_inputs(p);
     let (n, t, h) = (s.batch, s.steps, s.hidden);
-    input_projection(t * n, p, &ws.xs, &mut ws.gates);
+    let inputs = (&ws.xs[..], &ws.ids[..]);
+    input_projection(t * n, p, inputs, &ws.per_token, &mut ws.gates);
     let halves = Halves::of(n);
     let [(_, m0), (_, m1)] = halves.parts();
     let (g0, g1) = ws.gates.split_at_mut(t * m0 * 4 * h);
@@ -1431,12 +1591,12 @@ pub fn lstm_sequence_backward<T: Float>(
     p: &Params<'_, T>,
     dout: &[T],
     ws: &mut SequenceWorkspace<T>,
-    dx: &mut [T],
+    dx: InputGrad<'_, T>,
     grads: &mut ParamGrads<'_, T>,
 ) {
     check_params(s, 4, p);
     check_grads(s, 4, grads);
-    ws.start_backward(s, 4, dout, dx);
+    ws.start_backward(s, 4, dout, &dx);
     let (t, h) = (s.steps, s.hidden);
     let [(_, m0), (first1, m1)] = Halves::of(s.batch).parts();
     let (g0, g1) = ws.gates.split_at(t * m0 * 4 * h);
@@ -1484,16 +1644,15 @@ pub fn lstm_sequence_backward<T: Float>(
 /// states `hs` (T + 1 blocks of m x H from a zero block).
 fn rnn_forward_half<T: Float>(
     s: &RecurrentShape,
-    p: &Params<'_, T>,
-    packed: &[f32],
-    (m, xs): (usize, &[T]),
+    (p, packed, per_token): (&Params<'_, T>, &[f32], &[T]),
+    (m, xs, ids): (usize, &[T], &[u32]),
     hs: &mut [T],
 ) {
     if m == 0 {
         return;
     }
     let mh = m * s.hidden;
-    input_projection(s.steps * m, p, xs, &mut hs[mh..]);
+    input_projection(s.steps * m, p, (xs, ids), per_token, &mut hs[mh..]);
     for t in 0..s.steps {
         let (h_prev, h_next) = hs[t * mh..(t + 2) * mh].split_at_mut(mh);
         if t > 0 {
@@ -1512,32 +1671,37 @@ fn rnn_forward_half<T: Float>(
 /// If a slice's length differs from what `s` says.
 ///
 /// ```
-/// use backprop::tensor::kernels::{rnn_sequence_forward, Params, RecurrentShape, SequenceWorkspace};
+/// use backprop::tensor::kernels::{
+///     rnn_sequence_forward, Params, RecurrentShape, SequenceInput, SequenceWorkspace,
+/// };
 /// // One unit, h_t = tanh(x_t + h_(t-1)): h_1 = tanh(1), h_2 = tanh(1 + tanh(1)).
 /// let s = RecurrentShape::new(1, 2, 1, 1).unwrap();
 /// let p = Params { w_ih: &[1.0f64], w_hh: &[1.0], b_ih: &[0.0], b_hh: &[0.0] };
 /// let mut out = [0.0; 2];
-/// rnn_sequence_forward(&s, &p, &[1.0, 1.0], &mut out, &mut SequenceWorkspace::new());
+/// rnn_sequence_forward(&s, &p, SequenceInput::Values(&[1.0, 1.0]), &mut out, &mut SequenceWorkspace::new());
 /// assert_eq!(out, [1.0f64.tanh(), (1.0 + 1.0f64.tanh()).tanh()]);
 /// ```
 pub fn rnn_sequence_forward<T: Float>(
     s: &RecurrentShape,
     p: &Params<'_, T>,
-    x: &[T],
+    x: SequenceInput<'_, T>,
     out: &mut [T],
     ws: &mut SequenceWorkspace<T>,
 ) {
     check_params(s, 1, p);
     ws.start(s, 1, x);
+    ws.tabulate_inputs(p);
     let (t, f, h) = (s.steps, s.input, s.hidden);
     let [(_, m0), (_, m1)] = Halves::of(s.batch).parts();
     let (x0, x1) = ws.xs.split_at(t * m0 * f);
+    // No ids (values): both halves get none.
+    let (i0, i1) = ws.ids.split_at(if ws.ids.is_empty() { 0 } else { t * m0 });
     let (h0, h1) = ws.hs.split_at_mut((t + 1) * m0 * h);
     pack_w_hh(p.w_hh, 1, h, true, &mut ws.packed);
-    let w = &ws.packed[..];
+    let w = (p, &ws.packed[..], &ws.per_token[..]);
     rayon::join(
-        || rnn_forward_half(s, p, w, (m0, x0), h0),
-        || rnn_forward_half(s, p, w, (m1, x1), h1),
+        || rnn_forward_half(s, w, (m0, x0, i0), h0),
+        || rnn_forward_half(s, w, (m1, x1, i1), h1),
     );
     ws.outputs(s, out);
 }
@@ -1594,12 +1758,12 @@ pub fn rnn_sequence_backward<T: Float>(
     p: &Params<'_, T>,
     dout: &[T],
     ws: &mut SequenceWorkspace<T>,
-    dx: &mut [T],
+    dx: InputGrad<'_, T>,
     grads: &mut ParamGrads<'_, T>,
 ) {
     check_params(s, 1, p);
     check_grads(s, 1, grads);
-    ws.start_backward(s, 1, dout, dx);
+    ws.start_backward(s, 1, dout, &dx);
     let (t, h) = (s.steps, s.hidden);
     let [(_, m0), (first1, m1)] = Halves::of(s.batch).parts();
     let (h0, h1) = ws.hs.split_at((t + 1) * m0 * h);
@@ -1656,8 +1820,8 @@ fn sequence_rows<T: Float>(
 ///
 /// ```
 /// use backprop::tensor::kernels::{
-///     recurrent_param_grads_per_example, rnn_sequence_backward, rnn_sequence_forward,
-///     ParamGrads, Params, RecurrentShape, SequenceWorkspace,
+///     recurrent_param_grads_per_example, rnn_sequence_backward, rnn_sequence_forward, InputGrad,
+///     ParamGrads, Params, RecurrentShape, SequenceInput, SequenceWorkspace,
 /// };
 /// // Two sequences of one step through h = tanh(2 x): the weight gradient of each is
 /// // dh (1 - h^2) x, and the batch's is their sum.
@@ -1666,10 +1830,10 @@ fn sequence_rows<T: Float>(
 /// let (x, dh) = ([0.5, -1.0], [1.0, 3.0]);
 /// let mut ws = SequenceWorkspace::new();
 /// let mut h = [0.0; 2];
-/// rnn_sequence_forward(&s, &p, &x, &mut h, &mut ws);
+/// rnn_sequence_forward(&s, &p, SequenceInput::Values(&x), &mut h, &mut ws);
 /// let (mut w_ih, mut w_hh, mut b_ih, mut b_hh) = ([0.0], [0.0], [0.0], [0.0]);
 /// let mut g = ParamGrads { w_ih: &mut w_ih, w_hh: &mut w_hh, b_ih: &mut b_ih, b_hh: &mut b_hh };
-/// rnn_sequence_backward(&s, &p, &dh, &mut ws, &mut [0.0; 2], &mut g);
+/// rnn_sequence_backward(&s, &p, &dh, &mut ws, InputGrad::Values(&mut [0.0; 2]), &mut g);
 /// let (mut e_ih, mut e_hh, mut e_bi, mut e_bh) = ([0.0; 2], [0.0; 2], [0.0; 2], [0.0; 2]);
 /// let pe = ParamGrads { w_ih: &mut e_ih, w_hh: &mut e_hh, b_ih: &mut e_bi, b_hh: &mut e_bh };
 /// recurrent_param_grads_per_example(&ws, pe);
@@ -1891,7 +2055,7 @@ mod tests {
             pool.install(|| {
                 let mut ws = SequenceWorkspace::new();
                 let mut out = vec![0.0f32; 5 * 4 * 16];
-                lstm_sequence_forward(&s, &p, &x, &mut out, &mut ws);
+                lstm_sequence_forward(&s, &p, SequenceInput::Values(&x), &mut out, &mut ws);
                 let mut dx = vec![0.0; x.len()];
                 let mut gw = [
                     vec![0.0; 64 * 3],
@@ -1906,7 +2070,8 @@ mod tests {
                     b_ih,
                     b_hh,
                 };
-                lstm_sequence_backward(&s, &p, &dout, &mut ws, &mut dx, &mut g);
+                let dxg = InputGrad::Values(&mut dx[..]);
+                lstm_sequence_backward(&s, &p, &dout, &mut ws, dxg, &mut g);
                 (out, dx, gw)
             })
         };
