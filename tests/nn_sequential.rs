@@ -702,3 +702,52 @@ fn elementwise_layers_and_pools_split_over_threads_give_every_example_its_own_re
     // A quarter of the inputs are their window's maximum; of those, ReLU passes about half.
     assert!(nonzero > n * per / 16, "{nonzero} nonzero input gradients");
 }
+
+/// A batch large enough that the cost runs its examples on the pool's threads gives each
+/// example the cost, and the batch the gradient, that small batches (run in one pass) give.
+#[test]
+fn large_batches_cost_as_their_parts() {
+    let arch: Arch = "Embedding(40, 4), LSTM(4, 8), Linear(8, 40), Softmax(dim=-1)"
+        .parse()
+        .unwrap();
+    let (n, t) = (20, 50); // 20 x 50 x 40 outputs: over the split threshold
+    let mut net = Sequential::<f64>::new(&arch, &[t], 9).unwrap();
+    let mut r = rng(10);
+    let x: Vec<f64> = (0..n * t).map(|_| r.gen_range(0..40) as f64).collect();
+    let y: Vec<f64> = (0..n * t).map(|_| r.gen_range(0..40) as f64).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let j = pool.install(|| net.loss_and_grad(&x, &y, n, Cost::LogLikelihood).unwrap());
+    let losses = net.workspace().losses().to_vec();
+    let whole: Vec<Vec<f64>> = net.grads().map(|(_, _, g)| g.to_vec()).collect();
+    let mut sum: Vec<Vec<f64>> = whole.iter().map(|g| vec![0.0; g.len()]).collect();
+    for part in 0..n / 2 {
+        let rows = part * 2 * t..(part + 1) * 2 * t;
+        let jp = net
+            .loss_and_grad(&x[rows.clone()], &y[rows], 2, Cost::LogLikelihood)
+            .unwrap();
+        let lp = net.workspace().losses();
+        for (e, &l) in lp.iter().enumerate() {
+            let want = losses[part * 2 + e];
+            assert!(
+                (l - want).abs() < 1e-12,
+                "example {}: {l} vs {want}",
+                part * 2 + e
+            );
+        }
+        assert!((jp - (lp[0] + lp[1]) / 2.0).abs() < 1e-12);
+        for (s, (_, _, g)) in sum.iter_mut().zip(net.grads()) {
+            s.iter_mut()
+                .zip(g)
+                .for_each(|(s, &g)| *s += g * 2.0 / n as f64);
+        }
+    }
+    assert!((j - losses.iter().sum::<f64>() / n as f64).abs() < 1e-12);
+    for (w, s) in whole.iter().zip(&sum) {
+        for (a, b) in w.iter().zip(s) {
+            assert!((a - b).abs() < 1e-12, "gradient {a} vs {b}");
+        }
+    }
+}

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 /// Values per task of an elementwise layer split over the rayon pool. A value depends on
 /// its own inputs only, so any split gives the same bits; below two chunks (a dense
 /// layer's activations, most recurrent steps) the handing over would cost more than it saves.
-const ELEMENTWISE_CHUNK: usize = 1 << 14;
+pub(crate) const ELEMENTWISE_CHUNK: usize = 1 << 14;
 
 /// `f` over matching chunks of `x` and `y`, on the pool's threads when there are several chunks.
 fn elementwise<T: Float>(x: &[T], y: &mut [T], f: impl Fn(&[T], &mut [T]) + Sync) {
@@ -36,6 +36,22 @@ fn elementwise<T: Float>(x: &[T], y: &mut [T], f: impl Fn(&[T], &mut [T]) + Sync
     x.par_chunks(ELEMENTWISE_CHUNK)
         .zip(y.par_chunks_mut(ELEMENTWISE_CHUNK))
         .for_each(|(x, y)| f(x, y));
+}
+
+/// As [`elementwise`] for a map of rows of `k` values (a softmax): chunks of whole rows.
+fn by_rows<T: Float>(x: &[T], y: &mut [T], k: usize, f: impl Fn(&[T], &mut [T]) + Sync) {
+    let rows = |x: &[T], y: &mut [T]| {
+        for (x, y) in x.chunks_exact(k).zip(y.chunks_exact_mut(k)) {
+            f(x, y);
+        }
+    };
+    if x.len() < 2 * ELEMENTWISE_CHUNK {
+        return rows(x, y);
+    }
+    let chunk = (ELEMENTWISE_CHUNK / k).max(1) * k;
+    x.par_chunks(chunk)
+        .zip(y.par_chunks_mut(chunk))
+        .for_each(|(x, y)| rows(x, y));
 }
 
 /// As [`elementwise`] with two inputs, for a backward `f(y, dy, dx)`.
@@ -238,9 +254,7 @@ pub(crate) fn forward<T: Float>(
         }
         (Layer::Softmax, _) => {
             let k = at.output[at.output.len() - 1];
-            for (x, y) in x.chunks_exact(k).zip(y.chunks_exact_mut(k)) {
-                Activation::Softmax.f(x, y);
-            }
+            by_rows(x, y, k, |x, y| Activation::Softmax.f(x, y));
         }
         (Layer::Embedding { dim, .. }, _) => {
             // Row `id` of the table for each token.

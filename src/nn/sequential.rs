@@ -10,6 +10,7 @@ use crate::Float;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 use std::ops::Range;
 
 /// A batch, its targets or a gradient that does not fit the model.
@@ -639,18 +640,18 @@ impl<T: Float> Sequential<T> {
         let (a, z) = (&ws.a[top], &ws.a[top - 1]);
         let delta = &mut ws.delta[0];
         grow(delta, a.len());
-        ws.losses.clear();
         // Each position's cost is averaged over the example's positions (PyTorch's mean
         // over N·T for sequences); δ carries the same 1/P.
         let per_position = scale / T::from_f64(positions as f64);
-        for e in 0..n {
+        // Example e's C_e, and its δ into `delta` (its P K values).
+        let example = |e: usize, delta: &mut [T]| -> f64 {
             let mut c = 0.0;
-            for p in 0..positions {
-                let r = (e * positions + p) * k..(e * positions + p + 1) * k;
+            for (p, d) in delta.chunks_exact_mut(k).enumerate() {
+                let r = r_of(e, p, positions, k);
                 // z, the last layer's input, is read only when that layer is fused (and
                 // then has the output's shape).
                 let z = if fuse { &z[r.clone()] } else { &[][..] };
-                let (a, d) = (&a[r.clone()], &mut delta[r]);
+                let a = &a[r.clone()];
                 let class = || targets[e * positions + p].to_f64() as usize;
                 match (cost, fuse) {
                     (Cost::LogLikelihood, true) => {
@@ -671,7 +672,7 @@ impl<T: Float> Sequential<T> {
                     }
                     (Cost::CrossEntropy, true) => {
                         // C = Σ softplus(z) - y z, δ = a - y (Equation 4 with sigmoid).
-                        let y = &targets[r_of(e, p, positions, k)];
+                        let y = &targets[r];
                         c += Cost::CrossEntropy
                             .cost_from_z(Activation::Sigmoid, z, a, y)
                             .to_f64();
@@ -682,14 +683,29 @@ impl<T: Float> Sequential<T> {
                     }
                     (_, _) => {
                         // ½ Σ (a - y)² or -Σ y ln a + (1 - y) ln(1 - a), with dC/da beside.
-                        let y = &targets[r_of(e, p, positions, k)];
+                        let y = &targets[r];
                         c += cost.cost(a, y).to_f64();
                         cost.dcost_da(a, y, d);
                     }
                 }
                 d.iter_mut().for_each(|d| *d *= per_position);
             }
-            ws.losses.push(c / positions as f64);
+            c / positions as f64
+        };
+        ws.losses.resize(n, 0.0);
+        let (delta, losses) = (&mut delta[..a.len()], &mut ws.losses);
+        // Examples are independent: any split gives the same bits. Split only when large
+        // (a sequence model's N T positions), where the handing over costs little.
+        if a.len() >= 2 * layers::ELEMENTWISE_CHUNK {
+            (delta
+                .par_chunks_mut(positions * k)
+                .zip(losses.par_iter_mut()))
+            .enumerate()
+            .for_each(|(e, (d, c))| *c = example(e, d));
+        } else {
+            (delta.chunks_mut(positions * k).zip(losses.iter_mut()))
+                .enumerate()
+                .for_each(|(e, (d, c))| *c = example(e, d));
         }
         Ok(start)
     }

@@ -1130,6 +1130,14 @@ fn view<T: Float>(d: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
     MatRef::row_major(d, rows, cols).expect("length checked")
 }
 
+/// Row r of `pre` set to row `ids[r]` of `per_token` (rows as wide as `pre`'s).
+fn look_up<T: Float>(pre: &mut [T], ids: &[u32], per_token: &[T]) {
+    let width = pre.len() / ids.len();
+    for (row, &id) in pre.chunks_exact_mut(width).zip(ids) {
+        row.copy_from_slice(&per_token[id as usize * width..][..width]);
+    }
+}
+
 /// Each G H-wide row of `rows` set to `b_ih + b_hh`.
 fn bias_rows<T: Float>(p: &Params<'_, T>, rows: &mut [T]) {
     for row in rows.chunks_exact_mut(p.b_ih.len()) {
@@ -1154,10 +1162,7 @@ fn input_projection<T: Float>(
     let f = p.w_ih.len() / gh;
     let pre = &mut pre[..rows * gh];
     if !ids.is_empty() {
-        for (row, &id) in pre.chunks_exact_mut(gh).zip(&ids[..rows]) {
-            row.copy_from_slice(&per_token[id as usize * gh..][..gh]);
-        }
-        return;
+        return look_up(pre, &ids[..rows], per_token);
     }
     bias_rows(p, pre);
     matmul(
@@ -1433,6 +1438,11 @@ fn sequence_param_grads<T: Float>(
 /// `tanh_c`: T blocks).
 struct LstmHalf<'a, T> {
     m: usize,
+    /// For tokens, the half's ids (by step), whose input products the half looks up in
+    /// `per_token` step by step (so each block is still in cache for its step's product);
+    /// empty when `gates` already holds them.
+    ids: &'a [u32],
+    per_token: &'a [T],
     gates: &'a mut [T],
     hs: &'a mut [T],
     cs: &'a mut [T],
@@ -1442,6 +1452,8 @@ struct LstmHalf<'a, T> {
 fn lstm_forward_half<T: Float>(s: &RecurrentShape, w_hh: (&[T], &[f32]), half: LstmHalf<'_, T>) {
     let LstmHalf {
         m,
+        ids,
+        per_token,
         gates,
         hs,
         cs,
@@ -1457,6 +1469,9 @@ fn lstm_forward_half<T: Float>(s: &RecurrentShape, w_hh: (&[T], &[f32]), half: L
         let (h_prev, h_next) = hs[t * mh..(t + 2) * mh].split_at_mut(mh);
         let (c_prev, c_next) = cs[t * mh..(t + 2) * mh].split_at_mut(mh);
         let gates = &mut gates[t * mg..(t + 1) * mg];
+        if !ids.is_empty() {
+            look_up(gates, &ids[t * m..(t + 1) * m], per_token);
+        }
         if t > 0 {
             step_product(gates, h_prev, m, w_hh, true);
         }
@@ -1468,8 +1483,9 @@ fn lstm_forward_half<T: Float>(s: &RecurrentShape, w_hh: (&[T], &[f32]), half: L
 /// An LSTM layer over whole sequences, `nn.LSTM(batch_first=True)` with zero initial
 /// states: `x` is (N, T, F), `out` receives every h_t as (N, T, H); `ws` keeps the states
 /// for [`lstm_sequence_backward`]. The same cells as [`lstm_step_forward`], organised for
-/// speed: the input products of all T steps are one GEMM before the recurrence, so each
-/// step adds only `h_(t-1) W_hh^T` (N x 4H) and applies the gates in one fused pass.
+/// speed: the input products of all T steps are one GEMM before the recurrence (for tokens,
+/// rows of a table looked up step by step), so each step adds only `h_(t-1) W_hh^T` (N x
+/// 4H) and applies the gates in one fused pass.
 ///
 /// # Panics
 /// If a slice's length differs from what `s` says.
@@ -1498,22 +1514,27 @@ pub fn lstm_sequence_forward<T: Float>(
     ws.start(s, 4, x);
     ws.tabulate_inputs(p);
     let (n, t, h) = (s.batch, s.steps, s.hidden);
-    let inputs = (&ws.xs[..], &ws.ids[..]);
-    input_projection(t * n, p, inputs, &ws.per_token, &mut ws.gates);
+    if ws.ids.is_empty() {
+        input_projection(t * n, p, (&ws.xs, &[]), &[], &mut ws.gates);
+    }
     let halves = Halves::of(n);
     let [(_, m0), (_, m1)] = halves.parts();
+    let (i0, i1) = ws.ids.split_at(if ws.ids.is_empty() { 0 } else { t * m0 });
     let (g0, g1) = ws.gates.split_at_mut(t * m0 * 4 * h);
     let (h0, h1) = ws.hs.split_at_mut((t + 1) * m0 * h);
     let (c0, c1) = ws.cs.split_at_mut((t + 1) * m0 * h);
     let (tc0, tc1) = ws.tanh_c.split_at_mut(t * m0 * h);
-    let half = |m, gates, hs, cs, tanh_c| LstmHalf {
+    let per_token = &ws.per_token[..];
+    let half = |m, ids, gates, hs, cs, tanh_c| LstmHalf {
         m,
+        ids,
+        per_token,
         gates,
         hs,
         cs,
         tanh_c,
     };
-    let (a, b) = (half(m0, g0, h0, c0, tc0), half(m1, g1, h1, c1, tc1));
+    let (a, b) = (half(m0, i0, g0, h0, c0, tc0), half(m1, i1, g1, h1, c1, tc1));
     pack_w_hh(p.w_hh, 4, h, true, &mut ws.packed);
     let w = (p.w_hh, &ws.packed[..]);
     rayon::join(|| lstm_forward_half(s, w, a), || lstm_forward_half(s, w, b));
