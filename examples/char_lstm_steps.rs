@@ -3,8 +3,10 @@
 //! 50 ids, SGD 0.1): a driver for `perf stat` and `valgrind --tool=callgrind`.
 //!
 //! ```sh
-//! cargo run --release --example char_lstm_steps -- [steps] [threads] [repeats]
+//! cargo run --release --example char_lstm_steps -- [steps] [threads] [repeats] [infer]
 //! ```
+//!
+//! With a fourth argument (any), times the inference pass (`Sequential::forward`) instead.
 //!
 //! Prints the sequences per second of each repeat and their median, by the wall clock and
 //! by the CPU time of the process's threads (Linux: `/proc/self/task/*/schedstat`), which
@@ -21,9 +23,11 @@ const BATCH: usize = 50;
 const STEPS: usize = 50;
 
 fn main() {
+    let infer = std::env::args().nth(4).is_some();
     let args: Vec<usize> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("arguments: steps threads repeats"))
+        .take(3)
+        .map(|a| a.parse().expect("arguments: steps threads repeats [infer]"))
         .collect();
     let steps = args.first().copied().unwrap_or(20);
     let threads = args.get(1).copied().unwrap_or(1);
@@ -32,10 +36,10 @@ fn main() {
         .num_threads(threads)
         .build()
         .expect("a thread pool");
-    pool.install(|| run(steps, threads, repeats));
+    pool.install(|| run(steps, threads, repeats, infer));
 }
 
-fn run(steps: usize, threads: usize, repeats: usize) {
+fn run(steps: usize, threads: usize, repeats: usize, infer: bool) {
     let arch: Arch = preset("char-lstm", VOCAB).unwrap().parse().unwrap();
     let mut net = Sequential::<f32>::new(&arch, &[STEPS], 42).unwrap();
     let mut opt = Optimizer::new(OptimizerConfig::new(OptimizerKind::Sgd), &net).unwrap();
@@ -52,6 +56,9 @@ fn run(steps: usize, threads: usize, repeats: usize) {
         .collect();
     let mut step = |k: usize| -> f32 {
         let (x, y) = &batches[k % batches.len()];
+        if infer {
+            return net.forward(x, BATCH, false).unwrap()[0];
+        }
         let j = net.loss_and_grad(x, y, BATCH, Cost::LogLikelihood).unwrap();
         opt.step(&mut net, &(), 0.1).unwrap();
         j
