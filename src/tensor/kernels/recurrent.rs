@@ -164,8 +164,8 @@ pub struct RnnSaved<'a, T> {
 }
 
 /// What a whole-sequence layer reads: the values x (N, T, F), or the token ids (N, T) of
-/// an `Embedding` whose table E (V x F) the layer looks up itself. Then x = E[ids] is never
-/// multiplied: the input products `x W_ih^T + b` of all N T positions are rows of the V x
+/// an `Embedding` whose table E (V x F) the layer looks up itself. Then x (E's row of each
+/// id) is never multiplied: the input products `x W_ih^T + b` of all N T positions are rows of the V x
 /// G H table `E W_ih^T + b` (one small GEMM), and the backward's `dX = dPre W_ih` and
 /// `dW_ih = dPre^T X` become products of dPre summed per token (V rows rather than N T).
 ///
@@ -195,6 +195,29 @@ pub enum SequenceInput<'a, T> {
 /// Where a whole-sequence backward puts the gradient of what the layer read: dX (N, T, F),
 /// written, for [`SequenceInput::Values`]; dJ/dE (V x F), added to, for
 /// [`SequenceInput::Tokens`] (the `Embedding`'s own backward then has nothing left to do).
+///
+/// ```
+/// use backprop::tensor::kernels::{
+///     rnn_sequence_backward, rnn_sequence_forward, InputGrad, ParamGrads, Params,
+///     RecurrentShape, SequenceInput, SequenceWorkspace,
+/// };
+/// // One step h = tanh(2 e) of token 1 of the table [[0.0], [0.5]], dJ/dh = 1: row 1 of the
+/// // table gets 2 (1 - h^2) (added to the 1 it held), row 0 nothing; dW_ih = (1 - h^2) e.
+/// let s = RecurrentShape::new(1, 1, 1, 1).unwrap();
+/// let p = Params { w_ih: &[2.0f64], w_hh: &[0.0], b_ih: &[0.0], b_hh: &[0.0] };
+/// let mut ws = SequenceWorkspace::new();
+/// let mut h = [0.0];
+/// let tokens = SequenceInput::Tokens { ids: &[1.0], table: &[0.0, 0.5] };
+/// rnn_sequence_forward(&s, &p, tokens, &mut h, &mut ws);
+/// let (mut w_ih, mut w_hh, mut b_ih, mut b_hh) = ([0.0], [0.0], [0.0], [0.0]);
+/// let mut g = ParamGrads { w_ih: &mut w_ih, w_hh: &mut w_hh, b_ih: &mut b_ih, b_hh: &mut b_hh };
+/// let mut de = [0.0, 1.0];
+/// rnn_sequence_backward(&s, &p, &[1.0], &mut ws, InputGrad::Table(&mut de), &mut g);
+/// let d = 1.0 - h[0] * h[0];
+/// assert_eq!(de[0], 0.0);
+/// assert!((de[1] - (1.0 + 2.0 * d)).abs() < 1e-15);
+/// assert!((w_ih[0] - 0.5 * d).abs() < 1e-15);
+/// ```
 #[derive(Debug)]
 pub enum InputGrad<'a, T> {
     /// dX, (N, T, F), overwritten.
