@@ -200,6 +200,31 @@ proptest! {
         }
     }
 
+    /// Unfolding rows of 8 to 40 values (LeNet-5's and examples/mnist's widths, whose copies
+    /// and padding go by moves of 8 values) gives each tap's shifted, zero-padded input row.
+    #[test]
+    fn im2col_wide_rows_are_shifted_input_rows(
+        (h, w, kh, kw, ph, pw) in (1usize..4, 6usize..41, 1usize..4, 1usize..6, 0usize..3, 0usize..3),
+        seed in 0u64..1000,
+    ) {
+        let Ok(s) = Conv2dShape::new([1, 1, h, w], [1, 1, kh, kw], [1, 1], [ph, pw]) else {
+            return Ok(());
+        };
+        let x = random(h * w, seed);
+        let (oh, ow) = (h + 2 * ph + 1 - kh, w + 2 * pw + 1 - kw);
+        let mut cols = vec![f64::NAN; kh * kw * oh * ow];
+        im2col(&s, &x, &mut cols, oh * ow);
+        for (r, row) in cols.chunks_exact(oh * ow).enumerate() {
+            let (i, j) = (r / kw, r % kw);
+            for (p, &v) in row.iter().enumerate() {
+                let (y, xx) = ((p / ow + i) as isize - ph as isize, (p % ow + j) as isize - pw as isize);
+                let inside = (0..h as isize).contains(&y) && (0..w as isize).contains(&xx);
+                let want = if inside { x[y as usize * w + xx as usize] } else { 0.0 };
+                prop_assert_eq!(v, want, "tap ({}, {}) output {}", i, j, p);
+            }
+        }
+    }
+
     /// fold is the adjoint of unfold: <unfold(x), c> = <x, fold(c)>.
     #[test]
     fn col2im_is_the_adjoint_of_im2col(c in conv_strategy(), seed in 0u64..1000) {

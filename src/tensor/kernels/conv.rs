@@ -231,11 +231,7 @@ pub fn im2col<T: Float>(s: &Conv2dShape, x: &[T], cols: &mut [T], ld: usize) {
                     if lo == hi {
                         continue;
                     } else if s.sw == 1 {
-                        // An element loop, not copy_from_slice: rows are short (OW), and a
-                        // memmove call per row cost more than the copy itself.
-                        for (d, &v) in out[lo..hi].iter_mut().zip(&src[lo + j - s.pw..]) {
-                            *d = v;
-                        }
+                        copy_short(&mut out[lo..hi], &src[lo + j - s.pw..]);
                     } else {
                         for (v, o) in out[lo..hi].iter_mut().zip(lo..) {
                             *v = src[o * s.sw + j - s.pw];
@@ -272,22 +268,61 @@ fn im2col_unit_stride<T: Float>(s: &Conv2dShape, x: &[T], cols: &mut [T], ld: us
                 let first = (ylo + i - s.ph) * s.w + lo + j - s.pw;
                 let fields = row[ylo * ow..yhi * ow].chunks_exact_mut(ow);
                 for (k, out) in fields.enumerate() {
-                    let src = &x_c[first + k * s.w..][..hi - lo];
-                    // Element loops, not fill or copy_from_slice: rows are short (OW), and
-                    // a memset or memmove call per row cost more than the copy itself.
-                    for d in &mut out[..lo] {
-                        *d = T::zero();
-                    }
-                    for (d, &v) in out[lo..hi].iter_mut().zip(src) {
-                        *d = v;
-                    }
-                    for d in &mut out[hi..] {
-                        *d = T::zero();
-                    }
+                    field_row(out, (lo, hi), &x_c[first + k * s.w..]);
                 }
             }
         }
     }
+}
+
+/// One output row of a field: zero padding in `out[..lo]` and `out[hi..]`, the first `hi -
+/// lo` values of `src` between. Rows of 8 or more values are zeroed by at most two moves of 8
+/// zeros, at the row's ends, before the copy overwrites what is not padding: no loop, which
+/// LLVM would turn into a `memset` call per row (as it does a copy loop into `memcpy`).
+#[inline(always)]
+fn field_row<T: Float>(out: &mut [T], (lo, hi): (usize, usize), src: &[T]) {
+    let ow = out.len();
+    if ow < 8 {
+        out[..lo].fill(T::zero());
+        out[hi..].fill(T::zero());
+    } else {
+        let zeros = |out: &mut [T], at: usize| {
+            let z: &mut [T; 8] = (&mut out[at..at + 8]).try_into().expect("8 values");
+            *z = [T::zero(); 8];
+        };
+        if lo > 0 {
+            zeros(out, 0);
+        }
+        if hi < ow {
+            zeros(out, ow - 8);
+        }
+    }
+    copy_short(&mut out[lo..hi], src);
+}
+
+/// `dst` = the first `dst.len()` values of `src`. From 8 to 32 values (a field row of
+/// LeNet-5's and examples/mnist's layers), up to four moves of 8 values, the last one
+/// overlapping, with no loop: LLVM turns an element loop into a `memcpy` call, whose call
+/// and size dispatch cost more than such a copy (10% of a LeNet-5 step).
+#[inline(always)]
+fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    let src = &src[..n];
+    if !(8..=32).contains(&n) {
+        return dst.copy_from_slice(src);
+    }
+    let eight = |dst: &mut [T], at: usize| {
+        let d: &mut [T; 8] = (&mut dst[at..at + 8]).try_into().expect("8 values");
+        *d = src[at..at + 8].try_into().expect("8 values");
+    };
+    eight(dst, 0);
+    if n > 16 {
+        eight(dst, 8);
+    }
+    if n > 24 {
+        eight(dst, 16);
+    }
+    eight(dst, n - 8);
 }
 
 /// [`col2im`] at stride 1, with the ranges of [`im2col_unit_stride`].
