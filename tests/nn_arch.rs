@@ -231,6 +231,13 @@ fn shapes_that_do_not_fit_name_the_layer_and_both_sizes() {
     let e = parse("LSTM(4, 8)").shapes(&[5, 3]).unwrap_err().to_string();
     assert!(e.contains("T x 4") && e.contains("5x3"), "{e}");
     assert!(parse("Embedding(10, 4)").shapes(&[5, 3]).is_err());
+    // Token ids are the model's input: an Embedding after another layer is refused, even
+    // one that passes the ids through unchanged.
+    let e = parse("Flatten(), Embedding(10, 4)")
+        .shapes(&[5])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("layer 1") && e.contains("comes first"), "{e}");
 }
 
 #[test]

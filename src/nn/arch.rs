@@ -247,14 +247,22 @@ impl Arch {
         let mut shapes = vec![input.to_vec()];
         for (index, layer) in self.layers.iter().enumerate() {
             let given = shapes.last().expect("starts with the input");
-            let next = layer
-                .output_shape(given)
-                .map_err(|expected| ArchError::Shape {
-                    index,
-                    layer: layer.to_string(),
-                    expected,
-                    given: describe(given),
-                })?;
+            // Token ids are the model's input, checked there: an Embedding reads nothing else.
+            let embedding_inside = index > 0 && matches!(layer, Layer::Embedding { .. });
+            let next = (if embedding_inside {
+                Err(
+                    "token ids, which only the model's input holds: an Embedding comes first"
+                        .to_string(),
+                )
+            } else {
+                layer.output_shape(given)
+            })
+            .map_err(|expected| ArchError::Shape {
+                index,
+                layer: layer.to_string(),
+                expected,
+                given: describe(given),
+            })?;
             shapes.push(next);
         }
         Ok(shapes)
