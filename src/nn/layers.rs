@@ -190,8 +190,9 @@ fn params_of<T>(p: &[Vec<T>], l: usize) -> Params<'_, T> {
 
 /// The forward of one layer: `y` (already of the right length) from `x`.
 ///
-/// `params` are the layer's own, in [`super::Arch::params`] order. For `Embedding`, `x`
-/// holds token ids already checked to be whole numbers in range.
+/// `params` are the layer's own, in [`super::Arch::params`] order, after the table of the
+/// `Embedding` below for an embedded RNN or LSTM ([`At::embedded`]). For `Embedding`, and an
+/// embedded layer, `x` holds token ids already checked to be whole numbers in range.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<T: Float>(
     at: &At<'_>,
@@ -329,7 +330,9 @@ pub(crate) struct Sinks<'a, T> {
 }
 
 /// The backward of one layer: from `dy` = dJ/dy, writes dJ/dx into `dx` (when given) and
-/// adds dJ/dθ into `sinks`. `x` and `y` are what [`forward`] last took and gave.
+/// adds dJ/dθ into `sinks`. `x` and `y` are what [`forward`] last took and gave; `params`
+/// and `sinks.grads` are laid out as `params` there (an embedded layer's start with the
+/// table's, into which it adds the table's gradient).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward<T: Float>(
     at: &At<'_>,

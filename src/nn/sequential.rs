@@ -85,7 +85,8 @@ pub struct Workspace<T> {
 
 impl<T: Float> Workspace<T> {
     /// The output a^l of layer l - 1 in the last forward (l = 0: the input), n examples;
-    /// empty for a ReLU followed by `MaxPool2d(2)`, which the pool applies in one pass.
+    /// empty for a ReLU followed by `MaxPool2d(2)`, which the pool applies in one pass, and
+    /// for an `Embedding` followed by an RNN or LSTM, which looks up its table itself.
     pub fn a(&self, l: usize) -> &[T] {
         &self.a[l]
     }

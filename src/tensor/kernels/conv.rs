@@ -276,13 +276,14 @@ fn im2col_unit_stride<T: Float>(s: &Conv2dShape, x: &[T], cols: &mut [T], ld: us
 }
 
 /// One output row of a field: zero padding in `out[..lo]` and `out[hi..]`, the first `hi -
-/// lo` values of `src` between. Rows of 8 or more values are zeroed by at most two moves of 8
-/// zeros, at the row's ends, before the copy overwrites what is not padding: no loop, which
-/// LLVM would turn into a `memset` call per row (as it does a copy loop into `memcpy`).
+/// lo` values of `src` between. In rows of 8 or more values, padding of up to 8 columns a
+/// side is zeroed by a move of 8 zeros at the row's end, before the copy overwrites what is
+/// not padding: no loop, which LLVM would turn into a `memset` call per row (as it does a
+/// copy loop into `memcpy`).
 #[inline(always)]
 fn field_row<T: Float>(out: &mut [T], (lo, hi): (usize, usize), src: &[T]) {
     let ow = out.len();
-    if ow < 8 {
+    if ow < 8 || lo > 8 || ow - hi > 8 {
         out[..lo].fill(T::zero());
         out[hi..].fill(T::zero());
     } else {

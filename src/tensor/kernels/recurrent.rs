@@ -910,7 +910,7 @@ pub struct SequenceWorkspace<T> {
     /// Whether a backward followed that forward (`dpre` is then filled).
     backward_done: bool,
     /// x, by [`Halves`]: each half's T blocks (time-major), so all steps' input products
-    /// are one GEMM. So are the other buffers of blocks below.
+    /// are one GEMM (for values). So are the other buffers of blocks below.
     xs: Vec<T>,
     /// h_0 = 0, h_1, ..., h_T: T + 1 blocks of N x H. For the RNN, blocks 1..T first hold
     /// the pre-activations.
@@ -991,6 +991,10 @@ impl<T: Float> SequenceWorkspace<T> {
                     "sequence: a table of rows of {f} values"
                 );
                 let vocab = table.len() / f;
+                assert!(
+                    vocab <= u32::MAX as usize,
+                    "sequence: a table of {vocab} rows"
+                );
                 fit(&mut self.table, table.len());
                 self.table.copy_from_slice(table);
                 self.ids.resize(n * t, 0);
@@ -1504,14 +1508,15 @@ fn lstm_forward_half<T: Float>(s: &RecurrentShape, w_hh: (&[T], &[f32]), half: L
 }
 
 /// An LSTM layer over whole sequences, `nn.LSTM(batch_first=True)` with zero initial
-/// states: `x` is (N, T, F), `out` receives every h_t as (N, T, H); `ws` keeps the states
-/// for [`lstm_sequence_backward`]. The same cells as [`lstm_step_forward`], organised for
+/// states: `x` is (N, T, F) values or (N, T) tokens ([`SequenceInput`]), `out` receives
+/// every h_t as (N, T, H); `ws` keeps the states for [`lstm_sequence_backward`]. The same cells as [`lstm_step_forward`], organised for
 /// speed: the input products of all T steps are one GEMM before the recurrence (for tokens,
 /// rows of a table looked up step by step), so each step adds only `h_(t-1) W_hh^T` (N x
 /// 4H) and applies the gates in one fused pass.
 ///
 /// # Panics
-/// If a slice's length differs from what `s` says.
+/// If a slice's length differs from what `s` says, a token is not a whole number below the
+/// table's rows, or the table is not whole rows of F values.
 ///
 /// ```
 /// use backprop::tensor::kernels::{
@@ -1623,13 +1628,14 @@ fn lstm_backward_half<T: Float>(
 }
 
 /// The backward of [`lstm_sequence_forward`] through time, from the gradient `dout` of every
-/// h_t (N, T, H): writes the input gradient `dx` (N, T, F) and adds the parameter gradients
-/// into `grads`. The recurrence, from t = T down to 1, does per step only what depends on
+/// h_t (N, T, H): writes the input gradient `dx` (N, T, F), or adds the table's for tokens
+/// ([`InputGrad`]), and adds the parameter gradients into `grads`. The recurrence, from t = T down to 1, does per step only what depends on
 /// the step after it (the cells' backward, as [`lstm_step_backward`]'s, and `dh_(t-1) =
 /// dpre_t W_hh`); the input and parameter gradients are then one GEMM each over all steps.
 ///
 /// # Panics
-/// If a slice's length differs from what `s` says, or `ws` last ran another forward.
+/// If a slice's length differs from what `s` says, `ws` last ran another forward, or a
+/// table's gradient is asked after a forward from values.
 pub fn lstm_sequence_backward<T: Float>(
     s: &RecurrentShape,
     p: &Params<'_, T>,
@@ -1707,12 +1713,14 @@ fn rnn_forward_half<T: Float>(
 }
 
 /// A tanh-RNN layer over whole sequences, `nn.RNN(batch_first=True)` with a zero initial
-/// state: `x` is (N, T, F), `out` receives every h_t as (N, T, H); `ws` keeps the states
-/// for [`rnn_sequence_backward`]. As [`rnn_step_forward`], with the input products of all
-/// steps done as one GEMM before the recurrence.
+/// state: `x` is (N, T, F) values or (N, T) tokens ([`SequenceInput`]), `out` receives every
+/// h_t as (N, T, H); `ws` keeps the states for [`rnn_sequence_backward`]. As
+/// [`rnn_step_forward`], with the input products of all steps done before the recurrence
+/// (one GEMM, or for tokens rows of a table).
 ///
 /// # Panics
-/// If a slice's length differs from what `s` says.
+/// If a slice's length differs from what `s` says, a token is not a whole number below the
+/// table's rows, or the table is not whole rows of F values.
 ///
 /// ```
 /// use backprop::tensor::kernels::{
@@ -1738,7 +1746,6 @@ pub fn rnn_sequence_forward<T: Float>(
     let (t, f, h) = (s.steps, s.input, s.hidden);
     let [(_, m0), (_, m1)] = Halves::of(s.batch).parts();
     let (x0, x1) = ws.xs.split_at(t * m0 * f);
-    // No ids (values): both halves get none.
     let (i0, i1) = ws.ids.split_at(if ws.ids.is_empty() { 0 } else { t * m0 });
     let (h0, h1) = ws.hs.split_at_mut((t + 1) * m0 * h);
     pack_w_hh(p.w_hh, 1, h, true, &mut ws.packed);
@@ -1791,12 +1798,14 @@ fn rnn_backward_half<T: Float>(
     }
 }
 
-/// The backward of [`rnn_sequence_forward`] through time: writes `dx` (N, T, F) and adds
-/// the parameter gradients into `grads`; per step `dpre_t = dh_t . (1 - h_t^2)` and
+/// The backward of [`rnn_sequence_forward`] through time: writes `dx` (N, T, F), or adds the
+/// table's gradient for tokens ([`InputGrad`]), and adds the parameter gradients into
+/// `grads`; per step `dpre_t = dh_t . (1 - h_t^2)` and
 /// `dh_(t-1) = dpre_t W_hh`, then one GEMM each for the input and parameter gradients.
 ///
 /// # Panics
-/// If a slice's length differs from what `s` says, or `ws` last ran another forward.
+/// If a slice's length differs from what `s` says, `ws` last ran another forward, or a
+/// table's gradient is asked after a forward from values.
 pub fn rnn_sequence_backward<T: Float>(
     s: &RecurrentShape,
     p: &Params<'_, T>,
