@@ -171,6 +171,17 @@ fn embedded_recurrent(layers: &[Layer], i: usize) -> bool {
         )
 }
 
+/// The parameters layer `i` reads: its own, or for a recurrent layer that looks up the
+/// Embedding below it (`embedded`), the Embedding's table and then its own (the ranges are
+/// adjacent).
+fn params_of_layer(owned: &[Range<usize>], i: usize, embedded: bool) -> Range<usize> {
+    if embedded {
+        owned[i - 1].start..owned[i].end
+    } else {
+        owned[i].clone()
+    }
+}
+
 /// Where the backward starts: dJ/da^L, or (softmax + log-likelihood, sigmoid +
 /// cross-entropy) δ at the last layer's input, which skips that layer.
 fn fused(last: &Layer, cost: Cost) -> bool {
@@ -446,12 +457,7 @@ impl<T: Float> Sequential<T> {
                 relu_first,
                 embedded,
             };
-            // An embedded layer's parameters begin with the table (the ranges are adjacent).
-            let own = if embedded {
-                owned[i - 1].start..owned[i].end
-            } else {
-                owned[i].clone()
-            };
+            let own = params_of_layer(owned, i, embedded);
             layers::forward(
                 &at,
                 &values[own],
@@ -539,11 +545,7 @@ impl<T: Float> Sequential<T> {
                 relu_first,
                 embedded,
             };
-            let own = if embedded {
-                owned[i - 1].start..owned[i].end
-            } else {
-                owned[i].clone()
-            };
+            let own = params_of_layer(owned, i, embedded);
             let want_dx =
                 !matches!(layer, Layer::Embedding { .. }) && !embedded && (input > 0 || input_grad);
             let [dy, dx] = &mut ws.delta;

@@ -165,9 +165,10 @@ pub struct RnnSaved<'a, T> {
 
 /// What a whole-sequence layer reads: the values x (N, T, F), or the token ids (N, T) of
 /// an `Embedding` whose table E (V x F) the layer looks up itself. Then x (E's row of each
-/// id) is never multiplied: the input products `x W_ih^T + b` of all N T positions are rows of the V x
-/// G H table `E W_ih^T + b` (one small GEMM), and the backward's `dX = dPre W_ih` and
-/// `dW_ih = dPre^T X` become products of dPre summed per token (V rows rather than N T).
+/// id) is never multiplied: the input products `x W_ih^T + b` of all N T positions are
+/// rows of the V x G H table `E W_ih^T + b` (one small GEMM), and the backward's `dX = dPre
+/// W_ih` and `dW_ih = dPre^T X` become products of dPre summed per token (V rows rather
+/// than N T).
 ///
 /// ```
 /// use backprop::tensor::kernels::{rnn_sequence_forward, Params, RecurrentShape, SequenceInput, SequenceWorkspace};
@@ -1082,14 +1083,8 @@ impl<T: Float> SequenceWorkspace<T> {
         fit(&mut self.dh_prev, n * h);
         fit(&mut self.dc_prev, if lstm { n * h } else { 0 });
         fit(&mut self.dpre, t * n * g * h);
-        fit(
-            &mut self.dxs,
-            if let InputGrad::Values(_) = dx {
-                t * n * f
-            } else {
-                0
-            },
-        );
+        let values = matches!(dx, InputGrad::Values(_));
+        fit(&mut self.dxs, if values { t * n * f } else { 0 });
         // Nothing flows back into the last step from after it.
         self.dh_prev.fill(T::zero());
         self.dc_prev.fill(T::zero());
@@ -1175,22 +1170,12 @@ fn bias_rows<T: Float>(p: &Params<'_, T>, rows: &mut [T]) {
 }
 
 /// The input half of the pre-activations of `rows` rows at once, before the recurrence (it
-/// does not depend on h): `pre = b_ih + b_hh + X W_ih^T`, X the rows x F inputs; or, for
-/// tokens (`ids` not empty, one per row), row `ids[r]` of `per_token`, which holds that
-/// product for each row of the table.
-fn input_projection<T: Float>(
-    rows: usize,
-    p: &Params<'_, T>,
-    (xs, ids): (&[T], &[u32]),
-    per_token: &[T],
-    pre: &mut [T],
-) {
+/// does not depend on h): `pre = b_ih + b_hh + X W_ih^T`, X the rows x F inputs. (For
+/// tokens, [`look_up`] in the table of that product per token instead.)
+fn input_projection<T: Float>(rows: usize, p: &Params<'_, T>, xs: &[T], pre: &mut [T]) {
     let gh = p.b_ih.len();
     let f = p.w_ih.len() / gh;
     let pre = &mut pre[..rows * gh];
-    if !ids.is_empty() {
-        return look_up(pre, &ids[..rows], per_token);
-    }
     bias_rows(p, pre);
     matmul(
         pre,
@@ -1509,10 +1494,11 @@ fn lstm_forward_half<T: Float>(s: &RecurrentShape, w_hh: (&[T], &[f32]), half: L
 
 /// An LSTM layer over whole sequences, `nn.LSTM(batch_first=True)` with zero initial
 /// states: `x` is (N, T, F) values or (N, T) tokens ([`SequenceInput`]), `out` receives
-/// every h_t as (N, T, H); `ws` keeps the states for [`lstm_sequence_backward`]. The same cells as [`lstm_step_forward`], organised for
-/// speed: the input products of all T steps are one GEMM before the recurrence (for tokens,
-/// rows of a table looked up step by step), so each step adds only `h_(t-1) W_hh^T` (N x
-/// 4H) and applies the gates in one fused pass.
+/// every h_t as (N, T, H); `ws` keeps the states for [`lstm_sequence_backward`]. The same
+/// cells as [`lstm_step_forward`], organised for speed: the input products of all T steps
+/// are one GEMM before the recurrence (for tokens, rows of a table looked up step by step),
+/// so each step adds only `h_(t-1) W_hh^T` (N x 4H) and applies the gates in one fused
+/// pass.
 ///
 /// # Panics
 /// If a slice's length differs from what `s` says, a token is not a whole number below the
@@ -1543,7 +1529,7 @@ pub fn lstm_sequence_forward<T: Float>(
     ws.tabulate_inputs(p);
     let (n, t, h) = (s.batch, s.steps, s.hidden);
     if ws.ids.is_empty() {
-        input_projection(t * n, p, (&ws.xs, &[]), &[], &mut ws.gates);
+        input_projection(t * n, p, &ws.xs, &mut ws.gates);
     }
     let halves = Halves::of(n);
     let [(_, m0), (_, m1)] = halves.parts();
@@ -1629,8 +1615,8 @@ fn lstm_backward_half<T: Float>(
 
 /// The backward of [`lstm_sequence_forward`] through time, from the gradient `dout` of every
 /// h_t (N, T, H): writes the input gradient `dx` (N, T, F), or adds the table's for tokens
-/// ([`InputGrad`]), and adds the parameter gradients into `grads`. The recurrence, from t = T down to 1, does per step only what depends on
-/// the step after it (the cells' backward, as [`lstm_step_backward`]'s, and `dh_(t-1) =
+/// ([`InputGrad`]), and adds the parameter gradients into `grads`. The recurrence, from t =
+/// T down to 1, does per step only what depends on the step after it (the cells' backward, as [`lstm_step_backward`]'s, and `dh_(t-1) =
 /// dpre_t W_hh`); the input and parameter gradients are then one GEMM each over all steps.
 ///
 /// # Panics
@@ -1702,7 +1688,11 @@ fn rnn_forward_half<T: Float>(
         return;
     }
     let mh = m * s.hidden;
-    input_projection(s.steps * m, p, (xs, ids), per_token, &mut hs[mh..]);
+    if ids.is_empty() {
+        input_projection(s.steps * m, p, xs, &mut hs[mh..]);
+    } else {
+        look_up(&mut hs[mh..][..s.steps * mh], ids, per_token);
+    }
     for t in 0..s.steps {
         let (h_prev, h_next) = hs[t * mh..(t + 2) * mh].split_at_mut(mh);
         if t > 0 {
@@ -1800,8 +1790,7 @@ fn rnn_backward_half<T: Float>(
 
 /// The backward of [`rnn_sequence_forward`] through time: writes `dx` (N, T, F), or adds the
 /// table's gradient for tokens ([`InputGrad`]), and adds the parameter gradients into
-/// `grads`; per step `dpre_t = dh_t . (1 - h_t^2)` and
-/// `dh_(t-1) = dpre_t W_hh`, then one GEMM each for the input and parameter gradients.
+/// `grads`; per step `dpre_t = dh_t . (1 - h_t^2)` and `dh_(t-1) = dpre_t W_hh`, then one GEMM each for the input and parameter gradients.
 ///
 /// # Panics
 /// If a slice's length differs from what `s` says, `ws` last ran another forward, or a
